@@ -1,0 +1,28 @@
+"""Shared fixtures.
+
+* ``small_network``: 3 channels (store, online, marketplace), 3 locations (two stores,
+  one warehouse) and 4 SKUs; hand-checkable.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from allocator import Network, NetworkData
+
+
+def make_small_network() -> NetworkData:
+    net = Network()
+    for channel in ("store", "online", "marketplace"):
+        net.add_channel(channel)
+    net.add_location("S1", kind="store", lat=31.23, lon=121.47)
+    net.add_location("S2", kind="store", lat=31.30, lon=121.50)
+    net.add_location("DC", kind="warehouse", lat=31.10, lon=121.80)
+    for i, price in enumerate((10.0, 20.0, 5.0, 99.0)):
+        net.add_sku(f"SKU-{i}", price=price)
+    return net.build()
+
+
+@pytest.fixture
+def small_network() -> NetworkData:
+    return make_small_network()
