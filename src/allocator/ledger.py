@@ -622,3 +622,97 @@ class Ledger:
             f"Ledger({self.num_positions} positions, {self.num_reservations} reservations, "
             f"{self.network.num_channels} channels)"
         )
+
+    # ------------------------------------------------------------------ durability hooks
+    @classmethod
+    def open(cls, path: Any, network_data: NetworkData | None = None, **options: Any) -> Any:
+        """Open (or create) a durable ledger journaled in SQLite at ``path``.
+
+        A thin front for :func:`allocator.journal.open_ledger`, which documents the
+        options (``readonly``, ``synchronous``, ``snapshot_every``, ``horizon``, ...).
+        Returns a :class:`allocator.journal.DurableLedger`.
+        """
+        from allocator.journal import open_ledger
+
+        return open_ledger(path, network_data, **options)
+
+    def _export_state(self) -> dict[str, np.ndarray]:
+        """Copies of the canonical state: positions, reservations, id index, counters.
+
+        Hash-table layouts and the expiry heap are left out: they are derived from
+        these arrays (:meth:`_import_state` rebuilds them). Ids come sorted.
+        """
+        npos, nres = self.num_positions, self.num_reservations
+        used = self._itab[:, 0] != 0
+        ids = self._itab[used, 0]
+        order = np.argsort(ids, kind="stable")
+        r = self._res
+        out = {"state": self._state[:npos].copy()}
+        for name in ("id", "pos", "chan", "state", "qty", "open", "exp"):
+            out[f"res_{name}"] = r[name][:nres].copy()
+        out["id"] = ids[order]
+        out["id_value"] = self._itab[used, 1][order]
+        out["counters"] = np.array([self._meta[K.M_EXPIRED], self._next_auto_id], dtype=np.int64)
+        return out
+
+    def _import_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Replace the whole state by ``arrays`` (as made by :meth:`_export_state`).
+
+        The id entries may come in any order; both hash tables and the expiry heap
+        are rebuilt.
+        """
+        state = np.asarray(arrays["state"], dtype=np.int64)
+        width = K.F_CHAN + 3 * self._nchan
+        if state.ndim != 2 or state.shape[1] != width:
+            raise ValueError(f"state must have shape (n, {width}), got {state.shape}")
+        npos, nres = state.shape[0], int(arrays["res_id"].shape[0])
+        ids = np.asarray(arrays["id"], dtype=np.int64)
+        nids = ids.shape[0]
+        self._state = np.zeros((max(16, npos + npos // 2), width), dtype=np.int64)
+        self._state[:npos] = state
+        self._ptab = np.full(_pow2_at_least(int(max(npos, 1024) / _LOAD) + 1), -1,
+                             dtype=np.int64)
+        entries = (state[:, K.F_KEY] << self._pbits) | np.arange(npos, dtype=np.int64)
+        K.rehash_positions(entries, self._ptab, self._pshift, self._pbits)
+        self._res = self._new_reservations(max(16, nres + nres // 2))
+        for name in ("id", "pos", "chan", "state", "qty", "open", "exp"):
+            self._res[name][:nres] = arrays[f"res_{name}"]
+        self._itab = np.zeros((_pow2_at_least(int(max(nids, 1024) / _LOAD) + 1), 2),
+                              dtype=np.int64)
+        pairs = np.empty((nids, 2), dtype=np.int64)
+        pairs[:, 0] = ids
+        pairs[:, 1] = arrays["id_value"]
+        K.rehash_ids(pairs, self._itab, self._ishift)
+        r = self._res
+        timed = np.flatnonzero((r["state"][:nres] == K.RS_OPEN) & (r["exp"][:nres] != NO_EXPIRY))
+        timed = timed[np.argsort(r["exp"][timed], kind="stable")]  # sorted = a valid heap
+        r["heap_t"][: timed.shape[0]] = r["exp"][timed]
+        r["heap_s"][: timed.shape[0]] = timed
+        self._meta = np.zeros(K.META_SIZE, dtype=np.int64)
+        self._meta[K.M_NPOS], self._meta[K.M_NRES], self._meta[K.M_NIDS] = npos, nres, nids
+        self._meta[K.M_HEAP] = timed.shape[0]
+        self._meta[K.M_EXPIRED] = int(arrays["counters"][0])
+        self._next_auto_id = int(arrays["counters"][1])
+
+    def state_digest(self) -> str:
+        """BLAKE2b-256 hex digest of the canonical state (equal states, equal digests).
+
+        Covers positions, reservations, the idempotency index (sorted by id) and the
+        counters; not the layout of the hash tables or the heap, which depend on the
+        order of growth but not on what the ledger answers.
+        """
+        return self._digest_state(self._export_state())
+
+    def _digest_state(self, arrays: dict[str, np.ndarray]) -> str:
+        """:meth:`state_digest` of exported ``arrays`` (ids sorted, as exported)."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=32)
+        h.update(np.array([self._nchan, self._nloc], dtype=np.int64).tobytes())
+        for name in ("state", "res_id", "res_pos", "res_chan", "res_state", "res_qty",
+                     "res_open", "res_exp", "id", "id_value", "counters"):
+            arr = arrays[name]
+            h.update(name.encode())
+            h.update(np.array(arr.shape, dtype=np.int64).tobytes())
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
