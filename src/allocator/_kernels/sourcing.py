@@ -1,0 +1,818 @@
+"""Sourcing kernels: the per-SKU position index, the location grid and greedy sourcing.
+
+Data layout (built by :mod:`allocator.sourcing.index`):
+
+* per-SKU position lists in CSR form: the positions of SKU ``s`` are
+  ``s_loc[s_ptr[s]:s_ptr[s + 1]]`` (their locations, ascending), and
+  ``avail[q, c]`` is the working availability of list entry ``q`` for channel ``c``;
+* a uniform latitude/longitude grid over the network's bounding box:
+  locations of cell ``(r, k)`` are ``g_loc[g_ptr[r * ncols + k]:g_ptr[r * ncols + k + 1]]``.
+
+The greedy rules are documented in ``docs/sourcing.md``; the pure-Python twin is
+``allocator.sourcing._reference``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from allocator._kernels import jit
+
+EARTH_RADIUS_KM = 6371.0088
+DEG = math.pi / 180.0
+
+# services
+S_SHIP = 0
+S_PICKUP = 1
+S_SAME_DAY = 2
+
+# unfilled reasons
+R_NONE = 0
+R_NO_STOCK = 1
+R_CAPACITY = 2
+R_RADIUS = 3
+R_SPLIT_LIMIT = 4
+R_LOCATION_UNAVAILABLE = 5
+
+# grid parameter slots
+G_LAT0 = 0
+G_LON0 = 1
+G_CELL = 2
+G_NROWS = 3
+G_NCOLS = 4
+
+
+@jit
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in km between two points given in degrees."""
+    p1 = lat1 * DEG
+    p2 = lat2 * DEG
+    sp = math.sin((p2 - p1) * 0.5)
+    sl = math.sin((lon2 - lon1) * DEG * 0.5)
+    a = sp * sp + math.cos(p1) * math.cos(p2) * sl * sl
+    if a > 1.0:
+        a = 1.0
+    return 2.0 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
+
+
+# ---------------------------------------------------------------------------
+# indexes
+@jit
+def build_sku_index(
+    pos_sku: np.ndarray,
+    pos_loc: np.ndarray,
+    num_skus: int,
+    num_locations: int,
+    s_ptr: np.ndarray,
+    s_row: np.ndarray,
+    s_loc: np.ndarray,
+) -> None:
+    """Counting sort of positions by (sku, location) into CSR form.
+
+    ``s_ptr`` has ``num_skus + 1`` entries; ``s_row`` holds ledger position rows and
+    ``s_loc`` their locations, ascending within each SKU. O(positions + skus + locations).
+    """
+    n = pos_sku.shape[0]
+    # pass 1: stable counting sort by location
+    lcount = np.zeros(num_locations + 1, dtype=np.int64)
+    for i in range(n):
+        lcount[pos_loc[i] + 1] += 1
+    for loc in range(num_locations):
+        lcount[loc + 1] += lcount[loc]
+    by_loc = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        loc = pos_loc[i]
+        by_loc[lcount[loc]] = i
+        lcount[loc] += 1
+    # pass 2: stable counting sort by sku
+    for s in range(num_skus + 1):
+        s_ptr[s] = 0
+    for i in range(n):
+        s_ptr[pos_sku[i] + 1] += 1
+    for s in range(num_skus):
+        s_ptr[s + 1] += s_ptr[s]
+    fill = s_ptr[:-1].copy()
+    for t in range(n):
+        i = by_loc[t]
+        s = pos_sku[i]
+        s_row[fill[s]] = i
+        s_loc[fill[s]] = pos_loc[i]
+        fill[s] += 1
+
+
+@jit
+def subset_index(
+    skus: np.ndarray,
+    s_ptr: np.ndarray,
+    s_row: np.ndarray,
+    s_loc: np.ndarray,
+    out_ptr: np.ndarray,
+    out_row: np.ndarray,
+    out_loc: np.ndarray,
+) -> None:
+    """The CSR lists of ``skus`` only (local SKU ``i`` is ``skus[i]``)."""
+    k = 0
+    out_ptr[0] = 0
+    for i in range(skus.shape[0]):
+        s = skus[i]
+        for q in range(s_ptr[s], s_ptr[s + 1]):
+            out_row[k] = s_row[q]
+            out_loc[k] = s_loc[q]
+            k += 1
+        out_ptr[i + 1] = k
+
+
+@jit
+def build_grid(
+    lat: np.ndarray, lon: np.ndarray, params: np.ndarray, g_ptr: np.ndarray, g_loc: np.ndarray
+) -> None:
+    """Bucket locations into the grid described by ``params`` (CSR by cell)."""
+    n = lat.shape[0]
+    ncols = int(params[G_NCOLS])
+    ncells = g_ptr.shape[0] - 1
+    cell_of = np.empty(n, dtype=np.int64)
+    for i in range(ncells + 1):
+        g_ptr[i] = 0
+    for i in range(n):
+        c = grid_row(lat[i], params) * ncols + grid_col(lon[i], params)
+        cell_of[i] = c
+        g_ptr[c + 1] += 1
+    for c in range(ncells):
+        g_ptr[c + 1] += g_ptr[c]
+    fill = g_ptr[:-1].copy()
+    for i in range(n):
+        c = cell_of[i]
+        g_loc[fill[c]] = i
+        fill[c] += 1
+
+
+@jit
+def grid_row(lat: float, params: np.ndarray) -> int:
+    r = math.floor((lat - params[G_LAT0]) / params[G_CELL])
+    nr = int(params[G_NROWS])
+    return 0 if r < 0 else (nr - 1 if r >= nr else r)
+
+
+@jit
+def grid_col(lon: float, params: np.ndarray) -> int:
+    k = math.floor((lon - params[G_LON0]) / params[G_CELL])
+    nc = int(params[G_NCOLS])
+    return 0 if k < 0 else (nc - 1 if k >= nc else k)
+
+
+@jit
+def grid_box(lat: float, lon: float, radius_km: float, params: np.ndarray) -> tuple:
+    """Cell rows ``[r0, r1]`` and columns ``[k0, k1]`` holding every location within
+    ``radius_km`` of the point (conservative; all columns near a pole or the antimeridian)."""
+    ang = radius_km / EARTH_RADIUS_KM
+    dlat = ang / DEG + 1e-9
+    r0 = grid_row(lat - dlat, params)
+    r1 = grid_row(lat + dlat, params)
+    k0 = 0
+    k1 = int(params[G_NCOLS]) - 1
+    coslat = math.cos(lat * DEG)
+    if ang < math.pi / 2 and math.sin(ang) < coslat:
+        dlon = math.asin(math.sin(ang) / coslat) / DEG + 1e-9
+        if lon - dlon >= -180.0 and lon + dlon <= 180.0:
+            k0 = grid_col(lon - dlon, params)
+            k1 = grid_col(lon + dlon, params)
+    return r0, r1, k0, k1
+
+
+@jit
+def find_location(s_loc: np.ndarray, lo: int, hi: int, loc: int) -> int:
+    """Index ``q`` in ``[lo, hi)`` with ``s_loc[q] == loc``, or -1 (binary search)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        v = s_loc[mid]
+        if v < loc:
+            lo = mid + 1
+        elif v > loc:
+            hi = mid
+        else:
+            return mid
+    return -1
+
+
+# ---------------------------------------------------------------------------
+# candidate generation
+@jit
+def gather_from_skus(
+    b: int,
+    nl: int,
+    c: int,
+    exclude: int,
+    tag: int,
+    l_sku: np.ndarray,
+    s_ptr: np.ndarray,
+    s_loc: np.ndarray,
+    ok: np.ndarray,
+    stamp: np.ndarray,
+    cslot: np.ndarray,
+    cand_loc: np.ndarray,
+    cand_pos: np.ndarray,
+) -> int:
+    """Candidates of one order from the per-SKU lists of its lines.
+
+    ``ok[l]`` says whether location ``l`` may serve the order; ``exclude`` is one more
+    location to leave out (the pick-up store) or -1. ``cand_pos[k, j]`` is the list
+    entry of line ``j`` at candidate ``k`` (-1 if the location does not hold the SKU).
+    Returns the number of candidates.
+    """
+    nc = 0
+    for j in range(nl):
+        s = l_sku[b + j]
+        for q in range(s_ptr[s], s_ptr[s + 1]):
+            loc = s_loc[q]
+            if not ok[loc] or loc == exclude:
+                continue
+            if stamp[loc] != tag:
+                stamp[loc] = tag
+                cslot[loc] = nc
+                cand_loc[nc] = loc
+                for jj in range(nl):
+                    cand_pos[nc, jj] = -1
+                nc += 1
+            cand_pos[cslot[loc], j] = q
+    return nc
+
+
+@jit
+def gather_same_day(
+    b: int,
+    nl: int,
+    lat: float,
+    lon: float,
+    l_sku: np.ndarray,
+    s_ptr: np.ndarray,
+    s_loc: np.ndarray,
+    ok: np.ndarray,
+    loc_lat: np.ndarray,
+    loc_lon: np.ndarray,
+    loc_sd: np.ndarray,
+    sd_max: float,
+    params: np.ndarray,
+    g_ptr: np.ndarray,
+    g_loc: np.ndarray,
+    cand_loc: np.ndarray,
+    cand_pos: np.ndarray,
+    cand_km: np.ndarray,
+) -> int:
+    """Same-day candidates: locations within their own radius of the destination,
+    found through the grid, holding at least one of the order's SKUs."""
+    nc = 0
+    if sd_max <= 0.0:
+        return 0
+    r0, r1, k0, k1 = grid_box(lat, lon, sd_max, params)
+    ncols = int(params[G_NCOLS])
+    for r in range(r0, r1 + 1):
+        for k in range(k0, k1 + 1):
+            cell = r * ncols + k
+            for t in range(g_ptr[cell], g_ptr[cell + 1]):
+                loc = g_loc[t]
+                if not ok[loc] or loc_sd[loc] <= 0.0:
+                    continue
+                d = haversine_km(loc_lat[loc], loc_lon[loc], lat, lon)
+                if d > loc_sd[loc]:
+                    continue
+                found = False
+                for j in range(nl):
+                    s = l_sku[b + j]
+                    q = find_location(s_loc, s_ptr[s], s_ptr[s + 1], loc)
+                    cand_pos[nc, j] = q
+                    if q >= 0:
+                        found = True
+                if found:
+                    cand_loc[nc] = loc
+                    cand_km[nc] = d
+                    nc += 1
+    return nc
+
+
+# ---------------------------------------------------------------------------
+# greedy
+@jit
+def cover(
+    nc: int,
+    nl: int,
+    b: int,
+    c: int,
+    o: int,
+    used: int,
+    max_locs: int,
+    transfer: bool,
+    cand_loc: np.ndarray,
+    cand_pos: np.ndarray,
+    cand_spu: np.ndarray,
+    avail: np.ndarray,
+    cap_rem: np.ndarray,
+    loc_mult: np.ndarray,
+    c_pkg: float,
+    c_unit: float,
+    rem: np.ndarray,
+    total: int,
+    r_order: np.ndarray,
+    r_line: np.ndarray,
+    r_loc: np.ndarray,
+    r_qty: np.ndarray,
+    r_transfer: np.ndarray,
+    io: np.ndarray,
+    alt: np.ndarray,
+) -> tuple:
+    """Cover the remaining lines from candidates, one location at a time.
+
+    Each step takes the cheapest candidate that can supply everything remaining, or
+    else the one that supplies the most units (ties: lower cost, then lower location
+    index), and takes all it can. Stops when filled, when no candidate supplies
+    anything, or after ``max_locs`` locations. ``alt`` receives the second-cheapest
+    whole-order candidate of the first step. Returns ``(used, remaining units)``.
+    """
+    first = True
+    while total > 0 and used < max_locs:
+        fb = -1
+        fb_cost = np.inf
+        fb_loc = -1
+        f2_cost = np.inf
+        f2_loc = -1
+        nb = -1
+        nb_s = 0
+        nb_cost = np.inf
+        nb_loc = -1
+        for k in range(nc):
+            loc = cand_loc[k]
+            s = 0
+            for j in range(nl):
+                rj = rem[j]
+                if rj > 0:
+                    q = cand_pos[k, j]
+                    if q >= 0:
+                        a = avail[q, c]
+                        s += a if a < rj else rj
+            cr = cap_rem[loc]
+            if cr >= 0 and s > cr:
+                s = cr
+            if s <= 0:
+                continue
+            cost = loc_mult[loc] * (c_pkg + c_unit * s) + cand_spu[k] * s
+            if s == total:
+                if cost < fb_cost or (cost == fb_cost and loc < fb_loc):
+                    f2_cost = fb_cost
+                    f2_loc = fb_loc
+                    fb, fb_cost, fb_loc = k, cost, loc
+                elif cost < f2_cost or (cost == f2_cost and loc < f2_loc):
+                    f2_cost = cost
+                    f2_loc = loc
+            elif s > nb_s or (s == nb_s and (cost < nb_cost or (cost == nb_cost and loc < nb_loc))):
+                nb, nb_s, nb_cost, nb_loc = k, s, cost, loc
+        if first:
+            alt[0] = f2_loc
+            alt[1] = f2_cost
+            first = False
+        best = fb if fb >= 0 else nb
+        if best < 0:
+            break
+        loc = cand_loc[best]
+        budget = cap_rem[loc]
+        took = 0
+        for j in range(nl):
+            rj = rem[j]
+            q = cand_pos[best, j]
+            if rj <= 0 or q < 0:
+                continue
+            t = avail[q, c]
+            if t > rj:
+                t = rj
+            if budget >= 0 and t > budget - took:
+                t = budget - took
+            if t <= 0:
+                continue
+            avail[q, c] -= t
+            rem[j] -= t
+            took += t
+            n = io[0]
+            r_order[n] = o
+            r_line[n] = b + j
+            r_loc[n] = loc
+            r_qty[n] = t
+            r_transfer[n] = transfer
+            io[0] = n + 1
+        if budget >= 0:
+            cap_rem[loc] = budget - took
+        total -= took
+        used += 1
+    return used, total
+
+
+@jit
+def greedy(
+    seq: np.ndarray,
+    start: int,
+    o_ptr: np.ndarray,
+    l_sku: np.ndarray,
+    l_qty: np.ndarray,
+    o_chan: np.ndarray,
+    o_service: np.ndarray,
+    o_lat: np.ndarray,
+    o_lon: np.ndarray,
+    o_pickup: np.ndarray,
+    o_zone: np.ndarray,
+    s_ptr: np.ndarray,
+    s_loc: np.ndarray,
+    avail: np.ndarray,
+    loc_lat: np.ndarray,
+    loc_lon: np.ndarray,
+    ok_ship: np.ndarray,
+    loc_pickup: np.ndarray,
+    loc_sd: np.ndarray,
+    loc_mult: np.ndarray,
+    loc_zone: np.ndarray,
+    cap_rem: np.ndarray,
+    params: np.ndarray,
+    g_ptr: np.ndarray,
+    g_loc: np.ndarray,
+    sd_max: float,
+    c_pkg: float,
+    c_unit: float,
+    c_km: float,
+    zone_cost: np.ndarray,
+    max_locs: int,
+    stamp: np.ndarray,
+    cslot: np.ndarray,
+    cand_loc: np.ndarray,
+    cand_pos: np.ndarray,
+    cand_km: np.ndarray,
+    cand_spu: np.ndarray,
+    rem: np.ndarray,
+    pq: np.ndarray,
+    r_order: np.ndarray,
+    r_line: np.ndarray,
+    r_loc: np.ndarray,
+    r_qty: np.ndarray,
+    r_transfer: np.ndarray,
+    io: np.ndarray,
+    line_unfilled: np.ndarray,
+    line_reason: np.ndarray,
+    o_alt_loc: np.ndarray,
+    o_alt_cost: np.ndarray,
+) -> int:
+    """Greedy sourcing of ``seq[start:]`` in that order; returns where it stopped.
+
+    ``ok_ship`` is ``(num_locations, 2 * num_channels)`` bool: column ``2c`` says the
+    location is open (not excluded) and serves channel ``c``, column ``2c + 1`` that it
+    also ships online orders. Working arrays ``avail`` and ``cap_rem`` are consumed in
+    place. ``io[0]`` counts the rows written, ``io[1]`` is the candidate stamp counter.
+    Stops early (returning the next position in ``seq``) when the row buffers might not
+    hold the next order; the caller grows them and resumes.
+    """
+    nloc = loc_lat.shape[0]
+    alt = np.empty(2, dtype=np.float64)
+    use_zone = zone_cost.shape[0] > 0
+    for t in range(start, seq.shape[0]):
+        o = seq[t]
+        b = o_ptr[o]
+        nl = o_ptr[o + 1] - b
+        bound = nl * (max_locs if max_locs < nloc else nloc)
+        if io[0] + bound > r_order.shape[0]:
+            return t
+        c = o_chan[o]
+        svc = o_service[o]
+        lat = o_lat[o]
+        lon = o_lon[o]
+        total = 0
+        for j in range(nl):
+            rem[j] = l_qty[b + j]
+            total += l_qty[b + j]
+        o_alt_loc[o] = -1
+        o_alt_cost[o] = np.nan
+        used = 0
+        nc = 0
+        p = -1
+        unavailable = False
+        if svc == S_PICKUP:
+            p = o_pickup[o]
+            if not ok_ship[p, 2 * c] or not loc_pickup[p]:
+                unavailable = True
+            else:
+                budget = cap_rem[p]
+                took = 0
+                for j in range(nl):
+                    s = l_sku[b + j]
+                    q = find_location(s_loc, s_ptr[s], s_ptr[s + 1], p)
+                    pq[j] = q
+                    if q < 0:
+                        continue
+                    tk = avail[q, c]
+                    if tk > rem[j]:
+                        tk = rem[j]
+                    if budget >= 0 and tk > budget - took:
+                        tk = budget - took
+                    if tk <= 0:
+                        continue
+                    avail[q, c] -= tk
+                    rem[j] -= tk
+                    took += tk
+                    n = io[0]
+                    r_order[n] = o
+                    r_line[n] = b + j
+                    r_loc[n] = p
+                    r_qty[n] = tk
+                    r_transfer[n] = False
+                    io[0] = n + 1
+                if budget >= 0:
+                    cap_rem[p] = budget - took
+                total -= took
+                if took > 0:
+                    used = 1
+                if total > 0:
+                    io[1] += 1
+                    nc = gather_from_skus(
+                        b,
+                        nl,
+                        c,
+                        p,
+                        io[1],
+                        l_sku,
+                        s_ptr,
+                        s_loc,
+                        ok_ship[:, 2 * c + 1],
+                        stamp,
+                        cslot,
+                        cand_loc,
+                        cand_pos,
+                    )
+                    for k in range(nc):
+                        cand_km[k] = haversine_km(
+                            loc_lat[cand_loc[k]], loc_lon[cand_loc[k]], lat, lon
+                        )
+        elif svc == S_SAME_DAY:
+            nc = gather_same_day(
+                b,
+                nl,
+                lat,
+                lon,
+                l_sku,
+                s_ptr,
+                s_loc,
+                ok_ship[:, 2 * c],
+                loc_lat,
+                loc_lon,
+                loc_sd,
+                sd_max,
+                params,
+                g_ptr,
+                g_loc,
+                cand_loc,
+                cand_pos,
+                cand_km,
+            )
+        else:
+            io[1] += 1
+            nc = gather_from_skus(
+                b,
+                nl,
+                c,
+                -1,
+                io[1],
+                l_sku,
+                s_ptr,
+                s_loc,
+                ok_ship[:, 2 * c + 1],
+                stamp,
+                cslot,
+                cand_loc,
+                cand_pos,
+            )
+            for k in range(nc):
+                cand_km[k] = haversine_km(loc_lat[cand_loc[k]], loc_lon[cand_loc[k]], lat, lon)
+        zo = o_zone[o]
+        for k in range(nc):
+            zl = loc_zone[cand_loc[k]]
+            if use_zone and zo >= 0 and zl >= 0:
+                cand_spu[k] = zone_cost[zl, zo]
+            else:
+                cand_spu[k] = c_km * cand_km[k]
+        alt[0] = -1.0
+        alt[1] = np.nan
+        if not unavailable and total > 0:
+            used, total = cover(
+                nc,
+                nl,
+                b,
+                c,
+                o,
+                used,
+                max_locs,
+                svc == S_PICKUP,
+                cand_loc,
+                cand_pos,
+                cand_spu,
+                avail,
+                cap_rem,
+                loc_mult,
+                c_pkg,
+                c_unit,
+                rem,
+                total,
+                r_order,
+                r_line,
+                r_loc,
+                r_qty,
+                r_transfer,
+                io,
+                alt,
+            )
+            if svc != S_PICKUP:
+                o_alt_loc[o] = int(alt[0])
+                o_alt_cost[o] = alt[1]
+        limited = total > 0 and used >= max_locs
+        for j in range(nl):
+            line_unfilled[b + j] = rem[j]
+            if rem[j] <= 0:
+                line_reason[b + j] = R_NONE
+                continue
+            if unavailable:
+                line_reason[b + j] = R_LOCATION_UNAVAILABLE
+                continue
+            has_open = False
+            has_blocked = False
+            for k in range(nc):
+                q = cand_pos[k, j]
+                if q >= 0 and avail[q, c] > 0:
+                    if cap_rem[cand_loc[k]] != 0:
+                        has_open = True
+                    else:
+                        has_blocked = True
+            if p >= 0 and pq[j] >= 0 and avail[pq[j], c] > 0:
+                if cap_rem[p] != 0:
+                    has_open = True
+                else:
+                    has_blocked = True
+            if has_open and limited:
+                line_reason[b + j] = R_SPLIT_LIMIT
+            elif has_blocked:
+                line_reason[b + j] = R_CAPACITY
+            else:
+                reason = R_NO_STOCK
+                if svc == S_SAME_DAY:
+                    s = l_sku[b + j]
+                    for q in range(s_ptr[s], s_ptr[s + 1]):
+                        if ok_ship[s_loc[q], 2 * c] and avail[q, c] > 0:
+                            reason = R_RADIUS
+                            break
+                line_reason[b + j] = reason
+    return seq.shape[0]
+
+
+@jit
+def candidates(
+    o_ptr: np.ndarray,
+    l_sku: np.ndarray,
+    o_chan: np.ndarray,
+    o_service: np.ndarray,
+    o_lat: np.ndarray,
+    o_lon: np.ndarray,
+    o_pickup: np.ndarray,
+    o_zone: np.ndarray,
+    s_ptr: np.ndarray,
+    s_loc: np.ndarray,
+    loc_lat: np.ndarray,
+    loc_lon: np.ndarray,
+    ok: np.ndarray,
+    loc_pickup: np.ndarray,
+    loc_sd: np.ndarray,
+    loc_zone: np.ndarray,
+    params: np.ndarray,
+    g_ptr: np.ndarray,
+    g_loc: np.ndarray,
+    sd_max: float,
+    c_km: float,
+    zone_cost: np.ndarray,
+    stamp: np.ndarray,
+    cslot: np.ndarray,
+    cand_loc: np.ndarray,
+    cand_pos: np.ndarray,
+    cand_km: np.ndarray,
+    counts: np.ndarray,
+    ptr: np.ndarray,
+    location: np.ndarray,
+    km: np.ndarray,
+    spu: np.ndarray,
+    transfer: np.ndarray,
+    line_ptr: np.ndarray,
+    entry: np.ndarray,
+    fill: bool,
+) -> None:
+    """Candidate table of every order (two passes: ``fill=False`` only counts into
+    ``counts`` = [candidates, line entries])."""
+    use_zone = zone_cost.shape[0] > 0
+    nk = 0
+    ne = 0
+    for o in range(o_ptr.shape[0] - 1):
+        b = o_ptr[o]
+        nl = o_ptr[o + 1] - b
+        c = o_chan[o]
+        svc = o_service[o]
+        lat = o_lat[o]
+        lon = o_lon[o]
+        zo = o_zone[o]
+        first = 0
+        if svc == S_PICKUP:
+            p = o_pickup[o]
+            if not ok[p, 2 * c] or not loc_pickup[p]:
+                if fill:
+                    ptr[o + 1] = nk
+                continue
+            if fill:
+                location[nk] = p
+                km[nk] = 0.0
+                spu[nk] = 0.0
+                transfer[nk] = False
+                line_ptr[nk] = ne
+                for j in range(nl):
+                    s = l_sku[b + j]
+                    entry[ne + j] = find_location(s_loc, s_ptr[s], s_ptr[s + 1], p)
+                line_ptr[nk + 1] = ne + nl
+            nk += 1
+            ne += nl
+            first = 1
+            nc = gather_from_skus(
+                b,
+                nl,
+                c,
+                p,
+                o,
+                l_sku,
+                s_ptr,
+                s_loc,
+                ok[:, 2 * c + 1],
+                stamp,
+                cslot,
+                cand_loc,
+                cand_pos,
+            )
+            for k in range(nc):
+                cand_km[k] = haversine_km(loc_lat[cand_loc[k]], loc_lon[cand_loc[k]], lat, lon)
+        elif svc == S_SAME_DAY:
+            nc = gather_same_day(
+                b,
+                nl,
+                lat,
+                lon,
+                l_sku,
+                s_ptr,
+                s_loc,
+                ok[:, 2 * c],
+                loc_lat,
+                loc_lon,
+                loc_sd,
+                sd_max,
+                params,
+                g_ptr,
+                g_loc,
+                cand_loc,
+                cand_pos,
+                cand_km,
+            )
+        else:
+            nc = gather_from_skus(
+                b,
+                nl,
+                c,
+                -1,
+                o,
+                l_sku,
+                s_ptr,
+                s_loc,
+                ok[:, 2 * c + 1],
+                stamp,
+                cslot,
+                cand_loc,
+                cand_pos,
+            )
+            for k in range(nc):
+                cand_km[k] = haversine_km(loc_lat[cand_loc[k]], loc_lon[cand_loc[k]], lat, lon)
+        if fill:
+            for k in range(nc):
+                loc = cand_loc[k]
+                location[nk] = loc
+                km[nk] = cand_km[k]
+                zl = loc_zone[loc]
+                if use_zone and zo >= 0 and zl >= 0:
+                    spu[nk] = zone_cost[zl, zo]
+                else:
+                    spu[nk] = c_km * cand_km[k]
+                transfer[nk] = first == 1
+                line_ptr[nk] = ne
+                for j in range(nl):
+                    entry[ne + j] = cand_pos[k, j]
+                line_ptr[nk + 1] = ne + nl
+                nk += 1
+                ne += nl
+            ptr[o + 1] = nk
+        else:
+            nk += nc
+            ne += nc * nl
+    counts[0] = nk
+    counts[1] = ne

@@ -1,0 +1,42 @@
+"""Order sourcing: choose the store(s) or warehouse(s) that fulfil each order line.
+
+Build an :class:`Orders` batch, call :func:`source` (or a :class:`Sourcer` for many
+calls) to get a :class:`SourcingPlan`, and reserve it with
+``ledger.reserve_plan(plan)``. :func:`nearby` answers "in stock near you" queries.
+See ``docs/sourcing.md``.
+"""
+
+from allocator.sourcing.costs import CostBreakdown, CostModel, haversine_km, plan_costs
+from allocator.sourcing.greedy import solve_greedy
+from allocator.sourcing.nearby import NearbyResult, nearby
+from allocator.sourcing.orders import Orders, Service
+from allocator.sourcing.plan import PlanStatus, SourcingPlan, UnfilledReason, build_plan
+from allocator.sourcing.problem import Candidates, SourcingProblem
+from allocator.sourcing.reserve import PlanReservations, reserve_plan
+from allocator.sourcing.sourcer import Sourcer, methods, register_method, source
+
+register_method("greedy", solve_greedy)
+
+__all__ = [
+    "Candidates",
+    "CostBreakdown",
+    "CostModel",
+    "NearbyResult",
+    "Orders",
+    "PlanReservations",
+    "PlanStatus",
+    "Service",
+    "Sourcer",
+    "SourcingPlan",
+    "SourcingProblem",
+    "UnfilledReason",
+    "build_plan",
+    "haversine_km",
+    "methods",
+    "nearby",
+    "plan_costs",
+    "register_method",
+    "reserve_plan",
+    "solve_greedy",
+    "source",
+]

@@ -1,0 +1,281 @@
+"""The sourcing cost model and the one function that prices a plan.
+
+Every sourcing method minimises the same objective, :func:`plan_costs`; see
+``docs/sourcing.md`` for the formula.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from allocator._kernels.sourcing import EARTH_RADIUS_KM
+from allocator._validate import as_float64, as_int64, readonly
+from allocator.exceptions import ValidationError
+from allocator.network import NetworkData
+from allocator.sourcing.orders import Orders, Service
+
+__all__ = ["CostBreakdown", "CostModel", "haversine_km", "plan_costs"]
+
+
+def haversine_km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
+    """Great-circle distance in km (vectorised; degrees in).
+
+    Notes
+    -----
+    ``d = 2 R asin(sqrt(sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2)))`` with the mean Earth
+    radius ``R = 6371.0088`` km.
+    """
+    p1 = np.radians(lat1)
+    p2 = np.radians(lat2)
+    sp = np.sin((p2 - p1) * 0.5)
+    sl = np.sin(np.radians(np.asarray(lon2) - np.asarray(lon1)) * 0.5)
+    a = np.minimum(sp * sp + np.cos(p1) * np.cos(p2) * sl * sl, 1.0)
+    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a))
+
+
+@dataclass(frozen=True, eq=False)
+class CostModel:
+    """Landed cost of fulfilling orders from locations.
+
+    Parameters
+    ----------
+    per_package
+        Cost of each package (each location used by an order), before the location's
+        ``cost_multiplier``. Default 8.759.
+    per_unit
+        Handling cost per unit, before the multiplier. Default 0.423.
+    per_unit_km
+        Transport cost per unit and great-circle km. Default 0.000336.
+    split_penalty
+        Extra cost per location beyond the first in one order. Default 0.
+    unfilled_penalty
+        Cost per unit not filled for SKUs without a price (and for all SKUs when
+        ``unfilled_at_price`` is False). Default 50.
+    unfilled_at_price
+        Price unfilled units at the SKU's ``sku_price`` when it is known.
+    location_zone, zone_cost
+        Optional zone model: ``location_zone[l]`` (-1 = none) and a square matrix
+        ``zone_cost[origin zone, destination zone]`` per unit that replaces the
+        per-unit-km term when both the location and the order have a zone.
+
+    Notes
+    -----
+    The defaults are the per-package, per-unit and per-unit-km figures used in
+    published ship-from-store fulfilment studies. For a package of ``u`` units from
+    location ``l`` with multiplier ``m_l`` at ``d`` km::
+
+        cost = m_l (per_package + per_unit u) + per_unit_km u d
+    """
+
+    per_package: float = 8.759
+    per_unit: float = 0.423
+    per_unit_km: float = 0.000336
+    split_penalty: float = 0.0
+    unfilled_penalty: float = 50.0
+    unfilled_at_price: bool = True
+    location_zone: np.ndarray | None = None
+    zone_cost: np.ndarray | None = None
+    _checked: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("per_package", "per_unit", "per_unit_km", "split_penalty", "unfilled_penalty"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise ValidationError(
+                    f"expected a number, got {value!r}", field=name, code="wrong_dtype"
+                )
+            v = float(value)
+            if not np.isfinite(v) or v < 0:
+                raise ValidationError(
+                    f"expected a finite non-negative number, got {v}",
+                    field=name,
+                    code="not_finite" if not np.isfinite(v) else "out_of_range",
+                )
+            object.__setattr__(self, name, v)
+        if (self.location_zone is None) != (self.zone_cost is None):
+            raise ValidationError(
+                "give both location_zone and zone_cost, or neither",
+                field="zone_cost" if self.zone_cost is None else "location_zone",
+                code="missing_field",
+            )
+        if self.zone_cost is not None:
+            zc = np.asarray(self.zone_cost)
+            if zc.ndim != 2 or zc.shape[0] != zc.shape[1] or zc.dtype.kind not in "iuf":
+                raise ValidationError(
+                    f"expected a square numeric matrix, got {zc.shape}", field="zone_cost"
+                )
+            flat = as_float64(zc.ravel(), "zone_cost", lo=0.0)
+            zones = as_int64(
+                self.location_zone,
+                "location_zone",
+                lo=-1,
+                hi=zc.shape[0] - 1,
+                code="zone_not_found",
+            )
+            object.__setattr__(self, "zone_cost", readonly(flat.reshape(zc.shape)))
+            object.__setattr__(self, "location_zone", readonly(zones))
+
+    @property
+    def num_zones(self) -> int:
+        return 0 if self.zone_cost is None else int(self.zone_cost.shape[0])
+
+    def check(self, network: NetworkData, orders: Orders | None = None) -> None:
+        """Raise when the zone model does not fit ``network`` (and ``orders``)."""
+        if self.location_zone is not None and self.location_zone.shape[0] != network.num_locations:
+            raise ValidationError(
+                f"expected {network.num_locations} rows, got {self.location_zone.shape[0]}",
+                field="location_zone",
+                code="length_mismatch",
+            )
+        if orders is not None:
+            bad = orders.zone >= self.num_zones
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise ValidationError(
+                    f"zone {orders.zone[row]} outside [-1, {self.num_zones})",
+                    field="zone",
+                    row=int(orders.indptr[row]),
+                    code="zone_not_found",
+                )
+
+    def arrays(self, network: NetworkData) -> tuple[np.ndarray, np.ndarray]:
+        """``(location_zone, zone_cost)`` as kernel inputs (empty when unused)."""
+        if self.zone_cost is None or self.location_zone is None:
+            return (
+                np.full(network.num_locations, -1, dtype=np.int64),
+                np.zeros((0, 0), dtype=np.float64),
+            )
+        return np.asarray(self.location_zone), np.asarray(self.zone_cost)
+
+    def unit_penalty(self, network: NetworkData) -> np.ndarray:
+        """Cost per unfilled unit of each SKU."""
+        if not self.unfilled_at_price:
+            return np.full(network.num_skus, self.unfilled_penalty)
+        price = network.sku_price
+        return np.where(np.isnan(price), self.unfilled_penalty, price)
+
+
+@dataclass(frozen=True, eq=False)
+class CostBreakdown:
+    """Per-row and per-order cost parts of a plan (see :func:`plan_costs`)."""
+
+    row_km: np.ndarray
+    row_unit_cost: np.ndarray
+    row_shipping_cost: np.ndarray
+    packages: np.ndarray
+    units: np.ndarray
+    km: np.ndarray
+    package_cost: np.ndarray
+    unit_cost: np.ndarray
+    shipping_cost: np.ndarray
+    split_cost: np.ndarray
+    unfilled_units: np.ndarray
+    unfilled_cost: np.ndarray
+    cost: np.ndarray
+
+    @property
+    def objective(self) -> float:
+        return float(self.cost.sum())
+
+
+def plan_costs(
+    network: NetworkData,
+    orders: Orders,
+    costs: CostModel,
+    *,
+    order: np.ndarray,
+    location: np.ndarray,
+    qty: np.ndarray,
+    line_unfilled: np.ndarray,
+) -> CostBreakdown:
+    """Price a plan: the objective every sourcing method minimises.
+
+    Parameters
+    ----------
+    order, location, qty
+        Allocation rows: order index, location and units.
+    line_unfilled
+        Units not filled per order line (length ``orders.num_lines``).
+
+    Notes
+    -----
+    For order ``o`` with packages ``P_o`` (the distinct locations it uses), rows
+    ``(l, q)`` and unfilled units ``u_j`` of line ``j``::
+
+        cost_o = Σ_{l∈P_o} m_l per_package
+               + Σ_rows (m_l per_unit q + q ship(l, o))
+               + split_penalty max(0, |P_o| − 1)
+               + Σ_j u_j penalty(sku_j)
+
+    ``ship(l, o) = zone_cost[zone_l, zone_o]`` when both zones are set, else
+    ``per_unit_km · d(l, o)`` with ``d`` the great-circle km to the destination (the
+    pick-up store for pick-up orders, so a pick at the pick-up store ships nothing).
+    ``penalty(s)`` is the SKU price when known (``unfilled_at_price``), else
+    ``unfilled_penalty``.
+    """
+    n = orders.num_orders
+    order = np.asarray(order, dtype=np.int64)
+    location = np.asarray(location, dtype=np.int64)
+    qty = np.asarray(qty, dtype=np.int64)
+    dlat, dlon = orders.destination(network)
+    zones, zone_cost = costs.arrays(network)
+    mult = network.cost_multiplier[location]
+    km = haversine_km(network.lat[location], network.lon[location], dlat[order], dlon[order])
+    at_store = (orders.service[order] == Service.PICKUP) & (
+        orders.pickup_location[order] == location
+    )
+    km = np.where(at_store, 0.0, km)
+    dzone = np.where(
+        orders.service == Service.PICKUP, zones[np.maximum(orders.pickup_location, 0)], orders.zone
+    )
+    spu = costs.per_unit_km * km
+    if zone_cost.shape[0]:
+        zl, zo = zones[location], dzone[order]
+        use = (zl >= 0) & (zo >= 0)
+        spu = np.where(use, zone_cost[np.maximum(zl, 0), np.maximum(zo, 0)], spu)
+    spu = np.where(at_store, 0.0, spu)
+    row_unit = mult * costs.per_unit * qty
+    row_ship = spu * qty
+    # packages: distinct (order, location) pairs
+    if order.size:
+        key = order * network.num_locations + location
+        ukey, first = np.unique(key, return_index=True)
+        p_order = ukey // network.num_locations
+        p_loc = ukey % network.num_locations
+        p_km = km[first]
+    else:
+        p_order = p_loc = np.zeros(0, dtype=np.int64)
+        p_km = np.zeros(0)
+    packages = np.bincount(p_order, minlength=n).astype(np.int64)
+    package_cost = np.bincount(
+        p_order, weights=network.cost_multiplier[p_loc] * costs.per_package, minlength=n
+    )
+    units = np.bincount(order, weights=qty, minlength=n).astype(np.int64)
+    unit_cost = np.bincount(order, weights=row_unit, minlength=n)
+    shipping_cost = np.bincount(order, weights=row_ship, minlength=n)
+    order_km = np.bincount(p_order, weights=p_km, minlength=n)
+    split_cost = costs.split_penalty * np.maximum(packages - 1, 0)
+    line_order = orders.line_order
+    penalty = costs.unit_penalty(network)[orders.sku] * line_unfilled
+    unfilled_units = np.bincount(line_order, weights=line_unfilled, minlength=n).astype(np.int64)
+    unfilled_cost = np.bincount(line_order, weights=penalty, minlength=n)
+    cost = package_cost + unit_cost + shipping_cost + split_cost + unfilled_cost
+    parts = dict(
+        row_km=km,
+        row_unit_cost=row_unit,
+        row_shipping_cost=row_ship,
+        packages=packages,
+        units=units,
+        km=order_km,
+        package_cost=package_cost,
+        unit_cost=unit_cost,
+        shipping_cost=shipping_cost,
+        split_cost=split_cost.astype(np.float64),
+        unfilled_units=unfilled_units,
+        unfilled_cost=unfilled_cost,
+        cost=cost,
+    )
+    return CostBreakdown(**{k: readonly(np.asarray(v)) for k, v in parts.items()})

@@ -1,0 +1,385 @@
+"""What every sourcing method starts from: indexes, candidates and a prepared problem.
+
+* :class:`PositionIndex`: the ledger's positions as per-SKU lists (CSR, locations
+  ascending), built in O(positions) by a counting sort.
+* :class:`LocationIndex`: per-network eligibility masks, a uniform lat/lon grid
+  (same-day radius queries in the greedy kernel) and k-d trees (``nearby``). Cached
+  per :class:`~allocator.NetworkData`, which is immutable.
+* :class:`SourcingProblem`: one call's inputs as kernel-ready arrays, with
+  :meth:`SourcingProblem.candidates` for methods that want every candidate up front.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from allocator._kernels import sourcing as K
+from allocator._validate import as_int64, readonly
+from allocator.exceptions import ValidationError
+from allocator.network import NetworkData
+from allocator.sourcing.costs import CostModel
+from allocator.sourcing.orders import Orders, Service
+
+__all__ = ["Candidates", "LocationIndex", "PositionIndex", "SourcingProblem"]
+
+# Above this share of the ledger's positions one available_all() beats point lookups.
+_DENSE_SHARE = 0.125
+
+
+@dataclass(frozen=True, eq=False)
+class PositionIndex:
+    """Ledger positions grouped by SKU: ``loc[ptr[s]:ptr[s + 1]]`` ascending, with the
+    matching ledger position rows in ``row``."""
+
+    num_positions: int
+    ptr: np.ndarray
+    row: np.ndarray
+    loc: np.ndarray
+
+    @classmethod
+    def from_ledger(cls, ledger: Any) -> PositionIndex:
+        network = ledger.network
+        n = ledger.num_positions
+        ptr = np.zeros(network.num_skus + 1, dtype=np.int64)
+        row = np.empty(n, dtype=np.int64)
+        loc = np.empty(n, dtype=np.int64)
+        K.build_sku_index(
+            np.ascontiguousarray(ledger.position_sku),
+            np.ascontiguousarray(ledger.position_location),
+            network.num_skus,
+            network.num_locations,
+            ptr,
+            row,
+            loc,
+        )
+        return cls(n, readonly(ptr), readonly(row), readonly(loc))
+
+    def subset(self, skus: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ptr, row, loc)`` restricted to ``skus`` (local SKU ``i`` is ``skus[i]``)."""
+        deg = self.ptr[skus + 1] - self.ptr[skus]
+        ptr = np.empty(skus.shape[0] + 1, dtype=np.int64)
+        total = int(deg.sum())
+        row = np.empty(total, dtype=np.int64)
+        loc = np.empty(total, dtype=np.int64)
+        K.subset_index(skus, self.ptr, self.row, self.loc, ptr, row, loc)
+        return ptr, row, loc
+
+
+class LocationIndex:
+    """Static per-network structures for candidate search (see module docstring)."""
+
+    def __init__(self, network: NetworkData) -> None:
+        self.network = network
+        nl, nc = network.num_locations, network.num_channels
+        open_ = ~network.excluded
+        ok = np.zeros((nl, 2 * nc), dtype=np.bool_)
+        ok[:, 0::2] = network.serves & open_[:, None]
+        ok[:, 1::2] = ok[:, 0::2] & network.ships[:, None]
+        self.ok = ok
+        self.sd_max = float(network.same_day_radius_km[open_].max()) if open_.any() else 0.0
+        lat, lon = network.lat, network.lon
+        self.params = np.zeros(5, dtype=np.float64)
+        if nl:
+            span_lat = float(lat.max() - lat.min())
+            span_lon = float(lon.max() - lon.min())
+            cell = max(math.sqrt(max(span_lat, 1e-6) * max(span_lon, 1e-6) / nl), 1e-3)
+            nrows = min(int(span_lat / cell) + 1, 4 * nl + 1)
+            ncols = min(int(span_lon / cell) + 1, 4 * nl + 1)
+            cell = max(cell, span_lat / nrows * 1.000001, span_lon / ncols * 1.000001)
+            self.params[:] = (lat.min(), lon.min(), cell, nrows, ncols)
+        else:
+            self.params[:] = (0.0, 0.0, 1.0, 1, 1)
+        ncells = int(self.params[K.G_NROWS] * self.params[K.G_NCOLS])
+        self.g_ptr = np.zeros(ncells + 1, dtype=np.int64)
+        self.g_loc = np.zeros(nl, dtype=np.int64)
+        K.build_grid(
+            np.ascontiguousarray(lat),
+            np.ascontiguousarray(lon),
+            self.params,
+            self.g_ptr,
+            self.g_loc,
+        )
+        rlat, rlon = np.radians(lat), np.radians(lon)
+        self.xyz = np.column_stack(
+            (np.cos(rlat) * np.cos(rlon), np.cos(rlat) * np.sin(rlon), np.sin(rlat))
+        )
+        self._trees: dict[tuple[int, int], tuple[Any, np.ndarray]] = {}
+
+    def eligible(self, channel: int, service: int | None) -> np.ndarray:
+        """Locations that may serve ``channel`` with ``service`` (None: any service)."""
+        net = self.network
+        mask = self.ok[:, 2 * channel].copy()
+        if service == Service.SHIP:
+            mask &= net.ships
+        elif service == Service.PICKUP:
+            mask &= net.pickup
+        elif service == Service.SAME_DAY:
+            mask &= net.same_day_radius_km > 0
+        return mask
+
+    def tree(self, channel: int, service: int | None) -> tuple[Any, np.ndarray]:
+        """A k-d tree over the unit vectors of the eligible locations, and their ids."""
+        key = (channel, -1 if service is None else int(service))
+        if key not in self._trees:
+            from scipy.spatial import cKDTree
+
+            ids = np.flatnonzero(self.eligible(channel, service))
+            self._trees[key] = (cKDTree(self.xyz[ids]) if ids.size else None, ids)
+        return self._trees[key]
+
+
+_LOCATION_INDEXES: weakref.WeakKeyDictionary[NetworkData, LocationIndex] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def location_index(network: NetworkData) -> LocationIndex:
+    """The cached :class:`LocationIndex` of ``network``."""
+    index = _LOCATION_INDEXES.get(network)
+    if index is None:
+        index = LocationIndex(network)
+        _LOCATION_INDEXES[network] = index
+    return index
+
+
+def check_ledger(network: NetworkData, ledger: Any) -> None:
+    """Raise unless ``ledger`` is a ledger (anything with the Ledger read API) of
+    ``network``."""
+    needed = ("network", "num_positions", "position_sku", "position_location", "available",
+              "available_all", "apply")
+    missing = [name for name in needed if not hasattr(ledger, name)]
+    if missing:
+        raise TypeError(f"expected a Ledger, got {type(ledger).__name__}")
+    other = ledger.network
+    if other is not network and (
+        other.channel_names != network.channel_names
+        or other.location_names != network.location_names
+        or other.sku_names != network.sku_names
+    ):
+        raise ValidationError(
+            "the ledger belongs to a different network", field="ledger", code="network_mismatch"
+        )
+
+
+def availability(
+    ledger: Any,
+    skus: np.ndarray,
+    ptr: np.ndarray,
+    row: np.ndarray,
+    loc: np.ndarray,
+    channels: np.ndarray,
+) -> np.ndarray:
+    """``(len(row), num_channels)`` ATP of the listed positions for ``channels`` (other
+    channels 0), read from the ledger."""
+    nchan = ledger.network.num_channels
+    m = row.shape[0]
+    if m > _DENSE_SHARE * max(ledger.num_positions, 1):
+        return np.array(ledger.available_all()[row], dtype=np.int64)
+    out = np.zeros((m, nchan), dtype=np.int64)
+    if m:
+        sku = np.repeat(skus, np.diff(ptr))
+        for c in channels.tolist():
+            out[:, c] = ledger.available(sku, loc, c)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Candidates:
+    """Every candidate location of every order, as CSR.
+
+    Candidates of order ``o`` are ``location[ptr[o]:ptr[o + 1]]`` with distance ``km``
+    to the order's destination, shipping cost per unit ``ship_per_unit`` and
+    ``transfer`` (True for sources of a pick-up order other than its pick-up store).
+    ``entry[line_ptr[k] + j]`` is the availability row (into
+    :attr:`SourcingProblem.avail`) of line ``j`` at candidate ``k``, -1 when the
+    location does not hold the SKU.
+    """
+
+    ptr: np.ndarray
+    location: np.ndarray
+    km: np.ndarray
+    ship_per_unit: np.ndarray
+    transfer: np.ndarray
+    line_ptr: np.ndarray
+    entry: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class SourcingProblem:
+    """One sourcing call's inputs, prepared once and shared by every method.
+
+    Attributes
+    ----------
+    network, orders, costs
+        The validated inputs.
+    max_locations
+        Most locations per order (``max_splits + 1``; ``num_locations`` when unlimited).
+    sequence
+        Orders in processing order: priority descending, then arrival.
+    line_sku
+        Local SKU of each order line (into the ``sku_*`` lists).
+    skus
+        Global SKU of each local SKU.
+    sku_ptr, sku_loc, sku_row
+        Per-local-SKU position lists (locations ascending; ledger position rows).
+    avail
+        ``(len(sku_loc), num_channels)`` ATP at preparation time (methods copy it).
+    capacity
+        Remaining pick capacity per location (-1 = unlimited).
+    dest_lat, dest_lon, dest_zone
+        Destination per order (the pick-up store for pick-up orders).
+    locations
+        The network's :class:`LocationIndex`.
+    """
+
+    network: NetworkData
+    orders: Orders
+    costs: CostModel
+    max_locations: int
+    sequence: np.ndarray
+    line_sku: np.ndarray
+    skus: np.ndarray
+    sku_ptr: np.ndarray
+    sku_loc: np.ndarray
+    sku_row: np.ndarray
+    avail: np.ndarray
+    capacity: np.ndarray
+    dest_lat: np.ndarray
+    dest_lon: np.ndarray
+    dest_zone: np.ndarray
+    locations: LocationIndex
+
+    @classmethod
+    def build(
+        cls,
+        network: NetworkData,
+        ledger: Any,
+        orders: Orders,
+        costs: CostModel,
+        positions: PositionIndex,
+        locations: LocationIndex,
+        *,
+        max_splits: int | None = None,
+        pick_capacity: Any = None,
+    ) -> SourcingProblem:
+        """Validate the call's arguments and gather its data (the ledger is only read)."""
+        nl = network.num_locations
+        if max_splits is None:
+            max_locs = max(nl, 1)
+        else:
+            if (
+                isinstance(max_splits, bool)
+                or not isinstance(max_splits, int | np.integer)
+                or max_splits < 0
+            ):
+                raise ValidationError(
+                    f"expected None or an int >= 0, got {max_splits!r}",
+                    field="max_splits",
+                    code="out_of_range",
+                )
+            max_locs = max(1, min(int(max_splits) + 1, nl))
+        if pick_capacity is None:
+            capacity = np.array(network.pick_capacity, dtype=np.int64)
+        else:
+            capacity = as_int64(
+                pick_capacity, "pick_capacity", size=nl, lo=-1, code="negative_capacity"
+            )
+        seq = np.lexsort((np.arange(orders.num_orders), -orders.priority)).astype(np.int64)
+        skus, line_sku = np.unique(orders.sku, return_inverse=True)
+        skus = skus.astype(np.int64)
+        ptr, row, loc = positions.subset(skus)
+        avail = availability(ledger, skus, ptr, row, loc, np.unique(orders.channel))
+        dlat, dlon = orders.destination(network)
+        zones, _ = costs.arrays(network)
+        pick = orders.service == Service.PICKUP
+        dzone = np.where(pick, zones[np.maximum(orders.pickup_location, 0)], orders.zone)
+        return cls(
+            network=network,
+            orders=orders,
+            costs=costs,
+            max_locations=max_locs,
+            sequence=seq,
+            line_sku=line_sku.astype(np.int64).ravel(),
+            skus=skus,
+            sku_ptr=ptr,
+            sku_loc=loc,
+            sku_row=row,
+            avail=readonly(avail),
+            capacity=readonly(capacity),
+            dest_lat=np.ascontiguousarray(dlat),
+            dest_lon=np.ascontiguousarray(dlon),
+            dest_zone=dzone.astype(np.int64),
+            locations=locations,
+        )
+
+    def candidates(self) -> Candidates:
+        """Every order's candidate locations (the same rules the greedy kernel uses,
+        without looking at availability or capacity)."""
+        o = self.orders
+        net = self.network
+        loc_zone, zone_cost = self.costs.arrays(net)
+        ix = self.locations
+        nloc = net.num_locations
+        max_lines = int(np.diff(o.indptr).max()) if o.num_orders else 1
+        scratch = (
+            np.full(nloc, -1, dtype=np.int64),
+            np.zeros(nloc, dtype=np.int64),
+            np.zeros(nloc, dtype=np.int64),
+            np.zeros((nloc, max(max_lines, 1)), dtype=np.int64),
+            np.zeros(nloc, dtype=np.float64),
+        )
+        args = (
+            o.indptr,
+            self.line_sku,
+            o.channel,
+            o.service,
+            self.dest_lat,
+            self.dest_lon,
+            o.pickup_location,
+            self.dest_zone,
+            self.sku_ptr,
+            self.sku_loc,
+            net.lat,
+            net.lon,
+            ix.ok,
+            net.pickup,
+            net.same_day_radius_km,
+            loc_zone,
+            ix.params,
+            ix.g_ptr,
+            ix.g_loc,
+            ix.sd_max,
+            self.costs.per_unit_km,
+            zone_cost,
+            *scratch,
+        )
+        counts = np.zeros(2, dtype=np.int64)
+        K.candidates(
+            *args,
+            counts,
+            np.zeros(1, dtype=np.int64),
+            np.zeros(1, dtype=np.int64),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0, dtype=np.bool_),
+            np.zeros(1, dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
+            False,
+        )
+        n_cand, n_entry = int(counts[0]), int(counts[1])
+        ptr = np.zeros(o.num_orders + 1, dtype=np.int64)
+        location = np.empty(n_cand, dtype=np.int64)
+        km = np.empty(n_cand)
+        spu = np.empty(n_cand)
+        transfer = np.empty(n_cand, dtype=np.bool_)
+        line_ptr = np.zeros(n_cand + 1, dtype=np.int64)
+        entry = np.empty(n_entry, dtype=np.int64)
+        K.candidates(*args, counts, ptr, location, km, spu, transfer, line_ptr, entry, True)
+        return Candidates(
+            *(readonly(a) for a in (ptr, location, km, spu, transfer, line_ptr, entry))
+        )
