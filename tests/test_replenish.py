@@ -392,3 +392,24 @@ def test_bad_input(kwargs: dict, field: str, row: int | None) -> None:
         replenish(net, led, demand, **args)
     assert info.value.field == field
     assert info.value.row == row
+
+
+def test_bench_quick_reports_keys() -> None:
+    import argparse
+
+    from allocator.bench import replenish as bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    out = bench.run(parser.parse_args(["--quick"]))
+    for key in (
+        "order_up_to_positions_per_s",
+        "ss_positions_per_s",
+        "reference_ss_positions_per_s",
+        "scipy_order_up_to_positions_per_s",
+        "transfer_lines",
+        "jit_compile_s",
+    ):
+        assert out[key] > 0
+    assert out["order_up_to_agreement"] == 1.0
+    assert out["reference_ss_agreement"] == 1.0
