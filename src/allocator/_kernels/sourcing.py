@@ -623,7 +623,7 @@ def greedy(
                 io,
                 alt,
             )
-            if svc != S_PICKUP:
+            if svc != S_PICKUP and alt[0] >= 0:
                 o_alt_loc[o] = int(alt[0])
                 o_alt_cost[o] = alt[1]
         limited = total > 0 and used >= max_locs

@@ -150,8 +150,15 @@ def location_index(network: NetworkData) -> LocationIndex:
 def check_ledger(network: NetworkData, ledger: Any) -> None:
     """Raise unless ``ledger`` is a ledger (anything with the Ledger read API) of
     ``network``."""
-    needed = ("network", "num_positions", "position_sku", "position_location", "available",
-              "available_all", "apply")
+    needed = (
+        "network",
+        "num_positions",
+        "position_sku",
+        "position_location",
+        "available",
+        "available_all",
+        "apply",
+    )
     missing = [name for name in needed if not hasattr(ledger, name)]
     if missing:
         raise TypeError(f"expected a Ledger, got {type(ledger).__name__}")
@@ -379,6 +386,7 @@ class SourcingProblem:
         transfer = np.empty(n_cand, dtype=np.bool_)
         line_ptr = np.zeros(n_cand + 1, dtype=np.int64)
         entry = np.empty(n_entry, dtype=np.int64)
+        scratch[0].fill(-1)  # fresh candidate stamps for the second pass
         K.candidates(*args, counts, ptr, location, km, spu, transfer, line_ptr, entry, True)
         return Candidates(
             *(readonly(a) for a in (ptr, location, km, spu, transfer, line_ptr, entry))
