@@ -716,3 +716,15 @@ class Ledger:
             h.update(np.array(arr.shape, dtype=np.int64).tobytes())
             h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()
+
+    # ------------------------------------------------------------------ sourcing
+    def reserve_plan(self, plan: Any, *, expires_at: int | None = None,
+                     first_id: int | None = None) -> Any:
+        """Reserve a :class:`~allocator.sourcing.SourcingPlan`: one linked group per order.
+
+        Orders whose stock moved since planning are rejected as a whole and returned
+        for re-sourcing; see :func:`allocator.sourcing.reserve_plan`.
+        """
+        from allocator.sourcing.reserve import reserve_plan
+
+        return reserve_plan(self, plan, expires_at=expires_at, first_id=first_id)
