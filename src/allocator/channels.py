@@ -1,0 +1,810 @@
+"""Channel-split reservation: fences, caps and safety stock from demand forecasts.
+
+:func:`allocate_channels` decides, for every position of a :class:`~allocator.Ledger`,
+how many of its sellable units each channel (shop floor, own online mall,
+marketplace, ...) gets ring-fenced, so that the expected margin of what the channels
+sell over the forecast horizon is as large as possible. The answer is a frozen
+:class:`ChannelAllocation`; :meth:`ChannelAllocation.to_events` turns it into one
+linked batch of ``set_safety`` / ``set_cap`` / ``set_fence`` events for the ledger.
+
+Demand per (position, channel) comes as a :class:`ChannelForecast` (normal: mean and
+variance; Poisson: mean) over the horizon. See ``docs/channels.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from allocator._kernels import channels as K
+from allocator._kernels.ledger import STOCK_MAX
+from allocator._validate import QTY_MAX, first_true, readonly
+from allocator.events import NO_CAP, Events
+from allocator.exceptions import DTypeError, UnknownNameError, ValidationError
+from allocator.ledger import Ledger
+from allocator.network import NetworkData
+
+__all__ = ["ChannelAllocation", "ChannelForecast", "allocate_channels"]
+
+logger = logging.getLogger("allocator")
+
+Distribution = Literal["normal", "poisson"]
+_DISTRIBUTIONS = {"normal": K.DIST_NORMAL, "poisson": K.DIST_POISSON}
+
+
+def _matrix(value: Any, field: str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """``value`` as a finite, non-negative ``(P, C)`` float64 array (a fresh copy)."""
+    arr = np.asarray(value)
+    if arr.dtype == object or arr.dtype.kind not in "iuf" or arr.dtype.kind == "b":
+        raise DTypeError(f"expected numbers, got dtype {arr.dtype}", field=field)
+    if arr.ndim != 2:
+        raise ValidationError(
+            f"expected a 2-D (positions, channels) array, got shape {arr.shape}",
+            field=field,
+            code="length_mismatch",
+        )
+    if shape is not None and arr.shape != shape:
+        raise ValidationError(
+            f"expected shape {shape}, got {arr.shape}", field=field, code="length_mismatch"
+        )
+    out = np.array(arr, dtype=np.float64)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        row = int(np.argmax(bad.any(axis=1)))
+        raise ValidationError(
+            f"non-finite value in row {row}", field=field, row=row, code="not_finite"
+        )
+    bad = out < 0
+    if bad.any():
+        row = int(np.argmax(bad.any(axis=1)))
+        raise ValidationError(
+            f"negative value {out[row][bad[row]][0]}", field=field, row=row, code="out_of_range"
+        )
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelForecast:
+    """Demand per (position, channel) over the allocation horizon.
+
+    Build with :meth:`normal`, :meth:`poisson` or :meth:`from_frame`. Row ``p`` is
+    ledger position ``p`` (the order of ``ledger.position_sku``); column ``c`` is
+    channel ``c`` of the network.
+
+    Attributes
+    ----------
+    distribution
+        ``"normal"`` or ``"poisson"``.
+    mean
+        ``(num_positions, num_channels)`` expected demand (units), read-only.
+    var
+        Variance of demand, same shape (equal to ``mean`` for Poisson), read-only.
+    """
+
+    distribution: Distribution
+    mean: np.ndarray
+    var: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.distribution not in _DISTRIBUTIONS:
+            raise ValidationError(
+                f"expected 'normal' or 'poisson', got {self.distribution!r}",
+                field="distribution",
+                code="invalid_choice",
+            )
+        mean = _matrix(self.mean, "forecast.mean")
+        var = _matrix(self.var, "forecast.var", mean.shape)
+        if self.distribution == "poisson" and not np.array_equal(mean, var):
+            row = int(np.argmax((mean != var).any(axis=1)))
+            raise ValidationError(
+                "a Poisson forecast has variance equal to its mean",
+                field="forecast.var",
+                row=row,
+                code="invalid_choice",
+            )
+        object.__setattr__(self, "mean", readonly(mean))
+        object.__setattr__(self, "var", readonly(var))
+
+    @classmethod
+    def normal(cls, mean: Any, var: Any) -> ChannelForecast:
+        """Normal demand with the given mean and variance per (position, channel).
+
+        Demand is counted in whole units: the forecast ``D ~ N(mean, var)`` is rounded
+        to the nearest unit, so ``P(D' > q) = 1 - Φ((q + 0.5 - mean) / sqrt(var))``.
+        """
+        return cls("normal", mean, var)
+
+    @classmethod
+    def poisson(cls, mean: Any) -> ChannelForecast:
+        """Poisson demand with the given mean per (position, channel)."""
+        arr = np.asarray(mean)
+        return cls("poisson", arr, arr)
+
+    @classmethod
+    def from_frame(
+        cls, frame: Any, ledger: Ledger, *, distribution: Distribution = "normal"
+    ) -> ChannelForecast:
+        """Build from a long DataFrame, one row per (sku, location, channel).
+
+        Columns ``sku, location, channel, mean`` and, for normal demand, ``var``
+        (names or indices). Positions or channels without a row get zero demand. A
+        row naming a position the ledger does not hold, an unknown name, or a
+        repeated (position, channel) raises :class:`~allocator.ValidationError`
+        naming the row.
+        """
+        needed = ["sku", "location", "channel", "mean"]
+        if distribution == "normal":
+            needed.append("var")
+        for col in needed:
+            if col not in frame.columns:
+                raise ValidationError("missing column", field=col, code="missing_field")
+        net = ledger.network
+        sku = np.atleast_1d(net.sku_index(frame["sku"].to_numpy(), "sku"))
+        loc = np.atleast_1d(net.location_index(frame["location"].to_numpy(), "location"))
+        chan = np.atleast_1d(net.channel_index(frame["channel"].to_numpy(), "channel"))
+        pos = np.atleast_1d(ledger.position_index(sku, loc))
+        bad = pos < 0
+        if bad.any():
+            row = first_true(bad)
+            raise ValidationError(
+                f"the ledger holds no position ({net.sku_names[sku[row]]}, "
+                f"{net.location_names[loc[row]]})",
+                field="location",
+                row=row,
+                code="position_not_found",
+            )
+        shape = (ledger.num_positions, net.num_channels)
+        cell = pos * net.num_channels + chan
+        order = np.argsort(cell, kind="stable")
+        dup = np.flatnonzero(np.diff(cell[order]) == 0)
+        if dup.size:
+            row = int(order[dup + 1].min())
+            raise ValidationError(
+                "(position, channel) given twice", field="channel", row=row, code="duplicate_row"
+            )
+        values = {}
+        for col in needed[3:]:
+            column = _matrix(np.asarray(frame[col].to_numpy()).reshape(-1, 1), col)
+            out = np.zeros(shape)
+            out.reshape(-1)[cell] = column[:, 0]
+            values[col] = out
+        if distribution == "normal":
+            return cls.normal(values["mean"], values["var"])
+        if distribution == "poisson":
+            return cls.poisson(values["mean"])
+        raise ValidationError(
+            f"expected 'normal' or 'poisson', got {distribution!r}",
+            field="distribution",
+            code="invalid_choice",
+        )
+
+    @property
+    def num_positions(self) -> int:
+        return int(self.mean.shape[0])
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.mean.shape[1])
+
+
+def _channel_row(
+    value: Mapping[Any, Any], field: str, network: NetworkData, default: Any
+) -> list[Any]:
+    row = [default] * network.num_channels
+    for key, item in value.items():
+        if isinstance(key, str):
+            if key not in network.channel_names:
+                raise UnknownNameError(
+                    f"unknown channel {key!r}", field=field, code="channel_not_found"
+                )
+            c = network.channel_names.index(key)
+        else:
+            c = int(network.channel_index(key, field))
+        row[c] = item
+    return row
+
+
+def _value_table(
+    value: Any, field: str, network: NetworkData, ledger: Ledger, missing: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """A float ``(R, C)`` table and the row of each position (per channel or sku x channel)."""
+    nc, npos = network.num_channels, ledger.num_positions
+    if isinstance(value, Mapping):
+        row = _channel_row(value, field, network, missing)
+        if any(item is None for item in row):
+            c = row.index(None)
+            raise ValidationError(
+                f"no value for channel {network.channel_names[c]!r}",
+                field=field,
+                code="missing_field",
+            )
+        value = row
+    arr = np.asarray(value)
+    if arr.dtype == object or arr.dtype.kind not in "iuf" or arr.dtype.kind == "b":
+        raise DTypeError(f"expected numbers, got dtype {arr.dtype}", field=field)
+    if arr.ndim == 0:
+        arr = np.full((1, nc), float(arr))
+    elif arr.ndim == 1:
+        if arr.shape[0] != nc:
+            raise ValidationError(
+                f"expected {nc} values (one per channel), got {arr.shape[0]}",
+                field=field,
+                code="length_mismatch",
+            )
+        arr = arr.reshape(1, nc)
+    elif arr.ndim != 2 or arr.shape != (network.num_skus, nc):
+        raise ValidationError(
+            f"expected a scalar, {nc} values or shape {(network.num_skus, nc)}, "
+            f"got shape {arr.shape}",
+            field=field,
+            code="length_mismatch",
+        )
+    table = _matrix(arr, field)
+    if table.shape[0] == 1:
+        rows = np.broadcast_to(np.zeros(1, dtype=np.int64), (npos,))
+    else:
+        rows = np.ascontiguousarray(ledger.position_sku, dtype=np.int64)
+    return table, rows
+
+
+def _int_limits(
+    value: Any, field: str, network: NetworkData, npos: int, default: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse floors or caps into (int values (P,C) view, share values or None, given mask).
+
+    Integers are units; floats (caps only) are shares of on_hand. ``-1`` / ``None``
+    means "none" (no cap); in a mapping, channels left out take ``default`` and are
+    marked not given.
+    """
+    nc = network.num_channels
+    given = np.ones(nc, dtype=np.bool_)
+    if isinstance(value, Mapping):
+        row = _channel_row(value, field, network, _MISSING)
+        given = np.array([item is not _MISSING for item in row], dtype=np.bool_)
+        units = np.full(nc, default, dtype=np.int64)
+        share = np.full(nc, np.nan)
+        for c, item in enumerate(row):
+            if item is _MISSING or item is None:
+                continue
+            if isinstance(item, bool | np.bool_) or not isinstance(
+                item, int | float | np.integer | np.floating
+            ):
+                raise DTypeError(
+                    f"expected an int (units) or float (share) for channel "
+                    f"{network.channel_names[c]!r}, got {type(item).__name__}",
+                    field=field,
+                    code="wrong_dtype",
+                )
+            if isinstance(item, float | np.floating):
+                share[c] = float(item)
+            else:
+                units[c] = int(item)
+        return _finish_limits(units.reshape(1, nc), share.reshape(1, nc), field, npos, given)
+    arr = np.asarray(value)
+    if arr.dtype == object or arr.dtype.kind not in "iuf" or arr.dtype.kind == "b":
+        raise DTypeError(f"expected numbers, got dtype {arr.dtype}", field=field)
+    if arr.ndim == 0:
+        arr = np.full((1, nc), arr.item(), dtype=arr.dtype)
+    elif arr.ndim == 1:
+        if arr.shape[0] != nc:
+            raise ValidationError(
+                f"expected {nc} values (one per channel), got {arr.shape[0]}",
+                field=field,
+                code="length_mismatch",
+            )
+        arr = arr.reshape(1, nc)
+    elif arr.shape != (npos, nc):
+        raise ValidationError(
+            f"expected {nc} values or shape {(npos, nc)}, got shape {arr.shape}",
+            field=field,
+            code="length_mismatch",
+        )
+    if arr.dtype.kind == "f":
+        return _finish_limits(
+            np.full(arr.shape, default, dtype=np.int64), arr.astype(np.float64), field, npos, given
+        )
+    return _finish_limits(arr.astype(np.int64), None, field, npos, given)
+
+
+_MISSING = object()
+
+
+def _finish_limits(
+    units: np.ndarray, share: np.ndarray | None, field: str, npos: int, given: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    none_ok = field == "caps"
+    lo = -1 if none_ok else 0
+    bad = (units < lo) | (units > QTY_MAX)
+    if bad.any():
+        row = int(np.argmax(bad.any(axis=1)))
+        raise ValidationError(
+            f"value {units[row][bad[row]][0]} not in [{lo}, {QTY_MAX}]",
+            field=field,
+            row=row if units.shape[0] > 1 else None,
+            code="out_of_range",
+        )
+    if share is not None:
+        if not none_ok and np.isfinite(share).any():
+            raise DTypeError(
+                "floors are whole units (integers)", field=field, code="quantity_must_be_integer"
+            )
+        has = ~np.isnan(share)
+        bad = has & ~((share >= 0) & (share <= 1))
+        if bad.any():
+            row = int(np.argmax(bad.any(axis=1)))
+            raise ValidationError(
+                "a share must lie in [0, 1]",
+                field=field,
+                row=row if share.shape[0] > 1 else None,
+                code="out_of_range",
+            )
+    return units, (share if share is not None else np.full((1, 1), np.nan)), given
+
+
+def _caps_matrix(
+    units: np.ndarray, share: np.ndarray, on_hand: np.ndarray, current: np.ndarray
+) -> np.ndarray:
+    """Absolute caps (P, C): units, ``floor(share * on_hand)``, or the ledger's cap (-1)."""
+    npos, nc = current.shape
+    caps = np.where(units < 0, current, np.minimum(units, STOCK_MAX))
+    caps = np.broadcast_to(caps, (npos, nc))
+    has = ~np.isnan(share)
+    if has.any():
+        frac = np.floor(np.where(has, share, 0.0) * on_hand[:, None].astype(np.float64))
+        caps = np.where(has, frac.astype(np.int64), caps)
+    return np.ascontiguousarray(caps, dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelAllocation:
+    """The split of each position's sellable stock over the channels.
+
+    All per-(position, channel) arrays have shape ``(num_positions, num_channels)``;
+    rows follow the ledger's positions. Arrays are read-only.
+
+    Attributes
+    ----------
+    network
+        The network (for names).
+    distribution
+        The forecast distribution used.
+    position_sku, position_location
+        SKU and location of each position.
+    safety_stock
+        Units withheld from every channel (computed from the service target, or the
+        ledger's current value when none was given).
+    sellable
+        ``max(0, on_hand - reserved - safety_stock)``: the units that were split.
+    allocated
+        New units fenced per channel, out of ``sellable``.
+    fence
+        The fence to set: ``reserved_by_channel + allocated`` (a fence covers the
+        channel's open reservations too, so its *unused* part is ``allocated``).
+    cap
+        The cap per channel used (``STOCK_MAX`` = none).
+    expected_sales
+        ``E[min(D, allocated)]`` per (position, channel): units the fence is
+        expected to sell over the horizon.
+    floor_shortfall
+        Floor units the sellable stock could not cover (floors are filled in
+        channel order).
+    demand
+        Forecast mean demand per channel, summed over positions.
+    channel_expected_sales
+        ``expected_sales`` summed per channel.
+    fill_rate
+        ``channel_expected_sales / demand`` per channel (NaN without demand).
+    channel_margin
+        Expected margin per channel: margin times expected sales, summed.
+    expected_margin
+        Total expected margin.
+    expected_unsold_cost
+        Unsold cost of fenced units expected to remain unsold, summed.
+    safety_set, cap_set
+        Whether :meth:`to_events` emits ``set_safety`` events, and for which
+        channels ``set_cap`` events.
+    runtime
+        Seconds spent in :func:`allocate_channels`.
+    """
+
+    network: NetworkData
+    distribution: Distribution
+    position_sku: np.ndarray
+    position_location: np.ndarray
+    safety_stock: np.ndarray
+    sellable: np.ndarray
+    allocated: np.ndarray
+    fence: np.ndarray
+    cap: np.ndarray
+    expected_sales: np.ndarray
+    floor_shortfall: np.ndarray
+    demand: np.ndarray
+    channel_expected_sales: np.ndarray
+    fill_rate: np.ndarray
+    channel_margin: np.ndarray
+    expected_margin: float
+    expected_unsold_cost: float
+    safety_set: bool
+    cap_set: np.ndarray
+    runtime: float
+
+    @property
+    def num_positions(self) -> int:
+        return int(self.allocated.shape[0])
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return self.network.channel_names
+
+    @property
+    def objective(self) -> float:
+        """``expected_margin - expected_unsold_cost``: the quantity maximised."""
+        return self.expected_margin - self.expected_unsold_cost
+
+    @property
+    def num_floor_short(self) -> int:
+        """Positions where the stock could not cover every floor."""
+        return int(self.floor_shortfall.any(axis=1).sum())
+
+    def summary(self) -> str:
+        """A few lines: totals per channel and the objective."""
+        fenced = self.allocated.sum(axis=0)
+        lines = [
+            f"ChannelAllocation: {self.num_positions} positions, "
+            f"{int(self.sellable.sum())} sellable units, {int(fenced.sum())} fenced, "
+            f"{int(self.safety_stock.sum())} safety stock ({self.distribution} demand)"
+        ]
+        width = max(len(n) for n in self.channel_names)
+        for c, name in enumerate(self.channel_names):
+            lines.append(
+                f"  {name:<{width}}  fenced {int(fenced[c]):>10}  expected sales "
+                f"{self.channel_expected_sales[c]:>12.1f}  fill rate {self.fill_rate[c]:6.1%}"
+                f"  margin {self.channel_margin[c]:>12.1f}"
+            )
+        lines.append(
+            f"  expected margin {self.expected_margin:.1f}, unsold cost "
+            f"{self.expected_unsold_cost:.1f}, objective {self.objective:.1f}; "
+            f"{self.num_floor_short} positions short of their floors; {self.runtime:.3f} s"
+        )
+        return "\n".join(lines)
+
+    def to_frame(self) -> Any:
+        """One row per (position, channel) with names, fence, cap and expected sales."""
+        import pandas as pd
+
+        npos, nc = self.allocated.shape
+        net = self.network
+        sku = np.repeat(self.position_sku, nc)
+        loc = np.repeat(self.position_location, nc)
+        chan = np.tile(np.arange(nc), npos)
+        cap = self.cap.reshape(-1)
+        return pd.DataFrame(
+            {
+                "sku": np.asarray(net.sku_names, dtype=object)[sku],
+                "location": np.asarray(net.location_names, dtype=object)[loc],
+                "channel": np.asarray(net.channel_names, dtype=object)[chan],
+                "allocated": self.allocated.reshape(-1),
+                "fence": self.fence.reshape(-1),
+                "cap": pd.Series(np.minimum(cap, QTY_MAX), dtype="Int64").mask(cap >= STOCK_MAX),
+                "expected_sales": self.expected_sales.reshape(-1),
+                "floor_shortfall": self.floor_shortfall.reshape(-1),
+            }
+        )
+
+    def to_events(self, *, first_id: int = 0, link: Literal["all", "position"] = "all") -> Events:
+        """The allocation as ledger events: set_safety, set_cap, set_fence.
+
+        Parameters
+        ----------
+        first_id
+            ``0`` lets the ledger assign ids; otherwise events get the consecutive
+            ids ``first_id, first_id + 1, ...`` (so a retried batch is idempotent).
+        link
+            ``"all"``: one linked batch, applied all-or-nothing. ``"position"``: one
+            linked group per position (for batches too large to roll back as one).
+
+        Returns
+        -------
+        Events
+            Per position: its ``set_safety`` (when a service target was given), then
+            ``set_cap`` for the channels whose caps were given, then ``set_fence`` for
+            every channel.
+        """
+        if link not in ("all", "position"):
+            raise ValidationError(
+                "expected 'all' or 'position'", field="link", code="invalid_choice"
+            )
+        npos, nc = self.allocated.shape
+        cap_channels = np.flatnonzero(self.cap_set)
+        per = (1 if self.safety_set else 0) + cap_channels.size + nc
+        n = npos * per
+        kind = np.empty((npos, per), dtype=np.int64)
+        chan = np.full((npos, per), -1, dtype=np.int64)
+        qty = np.empty((npos, per), dtype=np.int64)
+        j = 0
+        from allocator.events import EventKind
+
+        if self.safety_set:
+            kind[:, 0] = EventKind.SET_SAFETY
+            qty[:, 0] = self.safety_stock
+            j = 1
+        for c in cap_channels:
+            kind[:, j] = EventKind.SET_CAP
+            chan[:, j] = c
+            cap = self.cap[:, c]
+            qty[:, j] = np.where(cap >= STOCK_MAX, NO_CAP, cap)
+            j += 1
+        kind[:, j:] = EventKind.SET_FENCE
+        chan[:, j:] = np.arange(nc)
+        qty[:, j:] = self.fence
+        link_arr = np.ones((npos, per), dtype=np.bool_)
+        if link == "position":
+            link_arr[:, -1] = False
+        link_flat = link_arr.reshape(-1)
+        if n:
+            link_flat[-1] = False
+        ids = np.zeros(n, dtype=np.int64) if first_id == 0 else first_id + np.arange(n)
+        return Events.from_arrays(
+            id=ids,
+            kind=kind.reshape(-1),
+            sku=np.repeat(self.position_sku, per),
+            location=np.repeat(self.position_location, per),
+            channel=chan.reshape(-1),
+            qty=qty.reshape(-1),
+            link=link_flat,
+            network=self.network,
+        )
+
+
+def _safety(
+    forecast: ChannelForecast, service_level: Any, fill_rate: Any, lead_time: Any
+) -> np.ndarray:
+    from allocator.safety import safety_stock
+
+    mean = forecast.mean.sum(axis=1)
+    if forecast.distribution == "normal":
+        ss = safety_stock(
+            mean,
+            np.sqrt(forecast.var.sum(axis=1)),
+            lead_time=lead_time,
+            service_level=service_level,
+            fill_rate=fill_rate,
+        )
+    else:
+        ss = safety_stock(
+            mean,
+            lead_time=lead_time,
+            service_level=service_level,
+            fill_rate=fill_rate,
+            distribution="poisson",
+        )
+    ss = np.broadcast_to(ss, mean.shape)
+    return np.ceil(np.maximum(ss, 0.0) - 1e-9).astype(np.int64)
+
+
+def allocate_channels(
+    network_data: NetworkData,
+    ledger: Ledger,
+    forecast: ChannelForecast,
+    *,
+    margin: Any,
+    unsold_cost: Any = 0.0,
+    floors: Any = None,
+    caps: Any = None,
+    service_level: Any = None,
+    fill_rate: Any = None,
+    lead_time: Any = 1.0,
+) -> ChannelAllocation:
+    """Split each position's sellable stock over the channels to maximise expected margin.
+
+    Parameters
+    ----------
+    network_data
+        The network of ``ledger``.
+    ledger
+        Source of the positions and their ``on_hand``, ``reserved`` (by channel),
+        ``safety_stock`` and ``cap``. Not changed.
+    forecast
+        Demand per (position, channel) over the horizon, one row per ledger position.
+    margin
+        Value of a unit sold, per channel: a scalar, one value per channel (array or
+        ``{channel: value}``), or a ``(num_skus, num_channels)`` array.
+    unsold_cost
+        Cost of a fenced unit that does not sell over the horizon (holding, markdown,
+        the flexibility lost by fencing it), in the same forms as ``margin``.
+    floors
+        Minimum fence per channel (e.g. display stock in a store): an int, one int per
+        channel (array or mapping), or an int ``(num_positions, num_channels)`` array.
+    caps
+        The most units a channel may take (its fence, and the cap set on the ledger):
+        ints are units, floats in [0, 1] a share of ``on_hand``; ``-1`` or ``None``
+        keeps the ledger's cap. Same forms as ``floors``. ``None``: the ledger's caps
+        bound the fences and are left as they are.
+    service_level, fill_rate
+        A cycle service level or fill-rate target for the position's pooled demand
+        (all channels) over ``lead_time`` horizons; the safety stock is computed with
+        :func:`allocator.safety.safety_stock`, rounded up, and withheld from every
+        channel. ``None`` (both): keep the ledger's safety stock.
+    lead_time
+        Protection interval in units of the forecast horizon (default 1).
+
+    Returns
+    -------
+    ChannelAllocation
+
+    Raises
+    ------
+    ValidationError
+        Shapes that do not match the positions or channels, negative or non-finite
+        forecasts, margins or costs, unknown channel names, floors above caps,
+        shares outside [0, 1]. Nothing is computed or changed.
+
+    Notes
+    -----
+    With ``S`` the sellable units, floors ``f_c``, caps ``u_c`` (both counted with
+    the channel's open reservations ``r_c``), margins ``m_c`` and unsold costs
+    ``h_c``, the new fences ``q_c`` solve
+
+    .. math::
+        \\max_q \\sum_c m_c\\,E[\\min(D_c, q_c)] - h_c\\,E[(q_c - D_c)^+]
+        \\quad\\text{s.t.}\\quad \\sum_c q_c \\le S,\\;
+        (f_c - r_c)^+ \\le q_c \\le u_c - r_c.
+
+    The ``(q+1)``-th unit of channel ``c`` is worth
+    :math:`v_c(q) = (m_c + h_c) P(D_c > q) - h_c`, which does not increase with
+    ``q``, so handing out units one by one to the largest positive ``v`` (ties: lowest
+    channel index) is optimal. With one channel and ample stock this stops at the
+    newsvendor quantity, the smallest ``q`` with
+    :math:`P(D \\le q) \\ge m / (m + h)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from allocator import Ledger, Network
+    >>> net = Network()
+    >>> for ch in ("store", "online"):
+    ...     _ = net.add_channel(ch)
+    >>> _ = net.add_location("S1", kind="store", lat=0.0, lon=0.0)
+    >>> _ = net.add_sku("A")
+    >>> data = net.build()
+    >>> ledger = Ledger(data)
+    >>> _ = ledger.receive("A", "S1", 10)
+    >>> fc = ChannelForecast.poisson(np.array([[4.0, 4.0]]))
+    >>> alloc = allocate_channels(data, ledger, fc, margin=1.0)
+    >>> alloc.allocated.tolist()
+    [[5, 5]]
+    """
+    t0 = time.perf_counter()
+    if not isinstance(ledger, Ledger):
+        raise DTypeError("expected a Ledger", field="ledger")
+    if not isinstance(forecast, ChannelForecast):
+        raise DTypeError("expected a ChannelForecast", field="forecast")
+    net = ledger.network
+    if network_data is not net and network_data.channel_names != net.channel_names:
+        raise ValidationError(
+            "network_data is not the ledger's network",
+            field="network_data",
+            code="invalid_choice",
+        )
+    npos, nc = ledger.num_positions, net.num_channels
+    if forecast.mean.shape != (npos, nc):
+        raise ValidationError(
+            f"expected one row per ledger position and one column per channel "
+            f"{(npos, nc)}, got {forecast.mean.shape}",
+            field="forecast",
+            code="length_mismatch",
+        )
+    margin_t, rows = _value_table(margin, "margin", net, ledger, None)
+    unsold_t, unsold_rows = _value_table(unsold_cost, "unsold_cost", net, ledger, 0.0)
+    if margin_t.shape[0] != unsold_t.shape[0]:  # one per sku, the other per channel
+        if margin_t.shape[0] == 1:
+            margin_t = np.repeat(margin_t, unsold_t.shape[0], axis=0)
+            rows = unsold_rows
+        else:
+            unsold_t = np.repeat(unsold_t, margin_t.shape[0], axis=0)
+
+    on_hand = np.ascontiguousarray(ledger.on_hand, dtype=np.int64)
+    reserved = np.ascontiguousarray(ledger.reserved_by_channel, dtype=np.int64)
+
+    if floors is None:
+        floor = np.zeros((1, nc), dtype=np.int64)
+    else:
+        floor, _, _ = _int_limits(floors, "floors", net, npos, 0)
+    floor_m = np.broadcast_to(floor, (npos, nc))
+    current_cap = np.ascontiguousarray(ledger.cap, dtype=np.int64)
+    if caps is None:
+        cap_m = current_cap
+        cap_set = np.zeros(nc, dtype=np.bool_)
+    else:
+        units, share, cap_set = _int_limits(caps, "caps", net, npos, -1)
+        cap_m = _caps_matrix(units, share, on_hand, current_cap)
+    bad = floor_m > cap_m
+    if bad.any():
+        row = int(np.argmax(bad.any(axis=1)))
+        c = int(np.argmax(bad[row]))
+        raise ValidationError(
+            f"floor {int(floor_m[row, c])} above cap {int(cap_m[row, c])} for channel "
+            f"{net.channel_names[c]!r}",
+            field="floors",
+            row=row,
+            code="floor_above_cap",
+        )
+
+    if service_level is None and fill_rate is None:
+        safety = np.array(ledger.safety_stock, dtype=np.int64)
+        safety_set = False
+    else:
+        safety = _safety(forecast, service_level, fill_rate, lead_time)
+        safety_set = True
+    sellable = np.maximum(on_hand - reserved.sum(axis=1) - safety, 0)
+
+    alloc = np.empty((npos, nc), dtype=np.int64)
+    sales = np.empty((npos, nc), dtype=np.float64)
+    short = np.empty((npos, nc), dtype=np.int64)
+    K.allocate(
+        _DISTRIBUTIONS[forecast.distribution],
+        forecast.mean,
+        forecast.var,
+        sellable,
+        reserved,
+        floor_m,
+        cap_m,
+        margin_t,
+        unsold_t,
+        rows,
+        alloc,
+        sales,
+        short,
+    )
+
+    demand = forecast.mean.sum(axis=0)
+    channel_sales = sales.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fill = np.where(demand > 0, channel_sales / np.where(demand > 0, demand, 1.0), np.nan)
+    if margin_t.shape[0] == 1:
+        channel_margin = channel_sales * margin_t[0]
+        unsold_units = alloc.sum(axis=0) - channel_sales
+        unsold = float((unsold_units * unsold_t[0]).sum())
+    else:
+        channel_margin = np.array(
+            [
+                np.bincount(rows, weights=sales[:, c], minlength=margin_t.shape[0]) @ margin_t[:, c]
+                for c in range(nc)
+            ]
+        )
+        unsold = float(
+            sum(
+                np.bincount(rows, weights=alloc[:, c] - sales[:, c], minlength=unsold_t.shape[0])
+                @ unsold_t[:, c]
+                for c in range(nc)
+            )
+        )
+    runtime = time.perf_counter() - t0
+    logger.info("allocate_channels: %d positions x %d channels in %.3f s", npos, nc, runtime)
+    return ChannelAllocation(
+        network=net,
+        distribution=forecast.distribution,
+        position_sku=readonly(np.array(ledger.position_sku)),
+        position_location=readonly(np.array(ledger.position_location)),
+        safety_stock=readonly(safety),
+        sellable=readonly(sellable),
+        allocated=readonly(alloc),
+        fence=readonly(reserved + alloc),
+        cap=readonly(cap_m if caps is not None else cap_m.copy()),
+        expected_sales=readonly(sales),
+        floor_shortfall=readonly(short),
+        demand=readonly(demand),
+        channel_expected_sales=readonly(channel_sales),
+        fill_rate=readonly(fill),
+        channel_margin=readonly(np.asarray(channel_margin, dtype=np.float64)),
+        expected_margin=float(np.sum(channel_margin)),
+        expected_unsold_cost=unsold,
+        safety_set=safety_set,
+        cap_set=readonly(cap_set),
+        runtime=runtime,
+    )
