@@ -21,6 +21,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,9 @@ logger = logging.getLogger("allocator")
 #: Events between automatic snapshots (None in :func:`open_ledger` disables them).
 DEFAULT_SNAPSHOT_EVERY = 5_000_000
 _SYNC_MODES = ("full", "normal")
-_ROW = "seq, first_event, num_events, auto_id, recorded_at, events, codes, hash"
+_ROW = "seq, first_event, num_events, auto_id, recorded_at, events, hash, codes, codes_check"
+_INSERT = f"INSERT INTO batches ({_ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_SET_CODES = "UPDATE batches SET codes = ?, codes_check = ? WHERE seq = ?"
 
 
 # --------------------------------------------------------------------------- results
@@ -131,6 +134,8 @@ class JournalSlice:
 
     ``events.id`` holds the ids as applied (ledger-assigned ids are negative);
     ``batch[i]`` is the sequence number of the batch that event ``i`` belongs to.
+    ``recorded`` is False for events whose result codes are not stored yet (the
+    codes of a batch are written with the next one; ``codes`` is 0 there).
     """
 
     first_seq: int
@@ -139,6 +144,7 @@ class JournalSlice:
     events: Events
     codes: np.ndarray
     duplicate: np.ndarray
+    recorded: np.ndarray
 
     def __len__(self) -> int:
         return len(self.events)
@@ -155,7 +161,10 @@ class JournalSlice:
 
         frame = self.events.to_frame(network)
         frame.insert(0, "batch", self.batch)
-        frame["code"] = [ResultCode(c).slug for c in self.codes.tolist()]
+        frame["code"] = [
+            ResultCode(c).slug if r else None
+            for c, r in zip(self.codes.tolist(), self.recorded.tolist(), strict=True)
+        ]
         frame["duplicate"] = self.duplicate
         return frame
 
@@ -169,13 +178,34 @@ class _Row:
     auto_id: int
     recorded_at: int
     events: bytes
-    codes: bytes
     hash: bytes
+    codes: bytes | None
+    codes_check: bytes | None
 
     def check(self, prev: bytes) -> bool:
-        return _store.chain_hash(prev, self.seq, self.first_event, self.num_events,
-                                 self.auto_id, self.recorded_at, self.events,
-                                 self.codes) == self.hash
+        return (
+            _store.chain_hash(
+                prev,
+                self.seq,
+                self.first_event,
+                self.num_events,
+                self.auto_id,
+                self.recorded_at,
+                self.events,
+            )
+            == self.hash
+        )
+
+    def decode_codes(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(codes, duplicate)``, or None when not recorded yet; checks the binding."""
+        if self.codes is None:
+            return None
+        if self.codes_check != _store.codes_check(self.hash, self.codes):
+            raise _corrupt(self.seq, "result codes fail their check")
+        try:
+            return _codec.decode_codes(self.codes, self.num_events)
+        except ValueError as exc:
+            raise _corrupt(self.seq, f"result codes undecodable ({exc})") from None
 
 
 @dataclass
@@ -222,8 +252,9 @@ class _Ages:
         self.tail_id, self.tail_event = [], []
 
 
-def _compact(arrays: dict[str, np.ndarray], ages: _Ages, total: int,
-             horizon: int | None) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def _compact(
+    arrays: dict[str, np.ndarray], ages: _Ages, total: int, horizon: int | None
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Drop closed reservations and id entries first applied before ``total - horizon``.
 
     Returns the snapshot arrays (id entries in first-applied order, with their
@@ -258,8 +289,12 @@ def _compact(arrays: dict[str, np.ndarray], ages: _Ages, total: int,
             new_slot = np.cumsum(keep_res) - 1
             for name in [k for k in out if k.startswith("res_")]:
                 out[name] = out[name][keep_res]
-            age_id, age_event, value, slot = (age_id[keep_id], age_event[keep_id],
-                                              value[keep_id], slot[keep_id])
+            age_id, age_event, value, slot = (
+                age_id[keep_id],
+                age_event[keep_id],
+                value[keep_id],
+                slot[keep_id],
+            )
             moved = slot >= 0
             value = value.copy()
             value[moved] = (value[moved] & 0xFFFFFFFF) | ((new_slot[slot[moved]] + 1) << 32)
@@ -321,9 +356,17 @@ class DurableLedger(Ledger):
         return self
 
     # ------------------------------------------------------------ state bookkeeping
-    def _setup(self, path: Path, conn: sqlite3.Connection, lock: _store.WriterLock | None,
-               *, synchronous: str, snapshot_every: int | None, horizon: int | None,
-               genesis: bytes) -> None:
+    def _setup(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        lock: _store.WriterLock | None,
+        *,
+        synchronous: str,
+        snapshot_every: int | None,
+        horizon: int | None,
+        genesis: bytes,
+    ) -> None:
         self.path = path
         self.readonly = lock is None
         self.synchronous = synchronous
@@ -339,14 +382,21 @@ class DurableLedger(Ledger):
         self._snap_seq: int | None = None
         self._snap_events = 0
         self._failed: BaseException | None = None
+        self._pending: list[tuple[bytes, bytes, int]] = []
+        self._writer: ThreadPoolExecutor | None = None
+
+    @staticmethod
+    def _codes_of(seq: int, batch_hash: bytes, result: ApplyResult) -> tuple[bytes, bytes, int]:
+        codes = _codec.encode_codes(result.codes, result.duplicate)
+        return codes, _store.codes_check(batch_hash, codes), seq
 
     def _replay_row(self, row: _Row, snaps: dict[int, _Snapshot]) -> None:
         """Apply one journaled batch through the kernel and check its ids and results."""
         try:
             cols = _codec.decode_events(row.events)
-            codes, dup = _codec.decode_codes(row.codes, row.num_events)
         except ValueError as exc:
             raise _corrupt(row.seq, f"undecodable ({exc})") from None
+        recorded = row.decode_codes()
         applied = cols["id"]
         if applied.shape[0] != row.num_events:
             raise _corrupt(row.seq, "event count differs from the header")
@@ -355,18 +405,27 @@ class DurableLedger(Ledger):
         cols["id"] = given
         events = Events(**{k: _readonly(v) for k, v in cols.items()})
         if self._next_auto_id != row.auto_id:
-            raise _corrupt(row.seq, f"expected next ledger id {row.auto_id}, "
-                                    f"replay is at {self._next_auto_id}")
+            raise _corrupt(
+                row.seq, f"expected next ledger id {row.auto_id}, replay is at {self._next_auto_id}"
+            )
         try:
             result = Ledger.apply(self, events)
         except Exception as exc:
             raise _corrupt(row.seq, f"cannot be replayed ({exc})") from exc
         if not np.array_equal(result.ids, applied):
             raise _corrupt(row.seq, "replay assigned different event ids")
-        if not (np.array_equal(result.codes, codes) and np.array_equal(result.duplicate, dup)):
-            bad = int(np.flatnonzero((result.codes != codes) | (result.duplicate != dup))[0])
-            raise _corrupt(row.seq, f"replay gave a different result at event {bad}: the "
-                                    "journal or the kernel changed")
+        if recorded is None:  # the crash came before they were written: record them now
+            if not self.readonly:
+                self._pending.append(self._codes_of(row.seq, row.hash, result))
+        else:
+            codes, dup = recorded
+            if not (np.array_equal(result.codes, codes) and np.array_equal(result.duplicate, dup)):
+                bad = int(np.flatnonzero((result.codes != codes) | (result.duplicate != dup))[0])
+                raise _corrupt(
+                    row.seq,
+                    f"replay gave a different result at event {bad}: the "
+                    "journal or the kernel changed",
+                )
         self._ages.add(events, result, row.first_event)
         self._seq, self._hash = row.seq, row.hash
         self._num_events = row.first_event + row.num_events
@@ -409,33 +468,52 @@ class DurableLedger(Ledger):
     def apply(self, events: Events) -> ApplyResult:
         """Apply a batch, journal it durably, then return the results.
 
-        The batch is applied to the in-memory ledger, written (events as applied and
-        their result codes) in one ``BEGIN IMMEDIATE`` transaction, and only then
-        returned. If the write fails (disk full, I/O error), the in-memory ledger is
+        The batch (its events, with the ids as applied) is written in one
+        ``BEGIN IMMEDIATE`` transaction and committed (fsynced under
+        ``synchronous="full"``) before the results are returned. The write runs on a
+        writer thread while the kernel applies the batch in memory; the result codes,
+        which a replay reproduces, are stored with the next transaction.
+
+        Bad input raises :class:`~allocator.ValidationError` with nothing applied or
+        written. If the write fails (disk full, I/O error), the in-memory ledger is
         restored from the journal to the previous batch and :class:`StorageError` is
-        raised: the batch is then either wholly absent or, if the failure hit after
-        the commit point, wholly present; retrying with the same ids converges.
+        raised; should the failure hit after the commit point, the batch is wholly
+        present instead, and retrying with the same ids converges (``exists``).
         """
         conn = self._check_writable()
+        if not isinstance(events, Events):
+            raise TypeError(f"apply() takes Events, got {type(events).__name__}")
+        events.check_network(self.network)
         auto_id = self._next_auto_id
+        ids = events.id
+        bad = (ids < 0) & (ids <= auto_id)
+        if bad.any():  # the same rule as Ledger.apply, checked before anything is written
+            row = int(np.argmax(bad))
+            raise ValidationError(
+                f"id {ids[row]} is negative but was never assigned by this ledger; client "
+                "ids must be positive",
+                field="id",
+                row=row,
+                code="invalid_identifier",
+            )
+        zero = ids == 0
+        if zero.any():  # the ids Ledger.apply will assign, journaled as applied
+            ids = ids.copy()
+            ids[zero] = auto_id - np.arange(int(zero.sum()), dtype=np.int64)
+        seq, first = self._seq + 1, self._num_events
+        pending = self._pending
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="allocator-journal")
+        job = self._writer.submit(
+            self._write_batch, conn, seq, first, events, ids, auto_id, self._hash, pending
+        )
         try:
             result = Ledger.apply(self, events)
-        except (ValidationError, TypeError):
-            raise  # raised by validation, before anything changed
-        except BaseException:
-            self._restore()
+        except BaseException as exc:
+            self._undo_batch(conn, job, seq, exc)
             raise
-        seq, first = self._seq + 1, self._num_events
-        blob = _codec.encode_events(events, result.ids)
-        codes = _codec.encode_codes(result.codes, result.duplicate)
-        stamp = _store.now_ns()
-        digest = _store.chain_hash(self._hash, seq, first, len(events), auto_id, stamp, blob,
-                                   codes)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(f"INSERT INTO batches ({_ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (seq, first, len(events), auto_id, stamp, blob, codes, digest))
-            conn.execute("COMMIT")
+            digest = job.result()
         except sqlite3.Error as exc:
             self._rollback(conn)
             self._restore()
@@ -443,24 +521,101 @@ class DurableLedger(Ledger):
                 f"journal {self.path}: batch {seq} could not be written ({exc}); the "
                 f"ledger is back at batch {self._seq}"
             ) from exc
+        if not np.array_equal(result.ids, ids):
+            self._undo_batch(conn, None, seq, None)
+            raise JournalError("the ledger assigned other ids than were journaled; batch withdrawn")
+        self._pending = [self._codes_of(seq, digest, result)]
         self._seq, self._num_events, self._hash = seq, first + len(events), digest
         self._ages.add(events, result, first)
         self._mark()
-        if (self._snapshot_every is not None
-                and self._num_events - self._snap_events >= self._snapshot_every):
+        if (
+            self._snapshot_every is not None
+            and self._num_events - self._snap_events >= self._snapshot_every
+        ):
             try:
                 self.snapshot()
             except StorageError as exc:  # the batch itself is durable
                 logger.warning("automatic snapshot failed, will retry: %s", exc)
         return result
 
-    def _mark(self) -> None:
+    @staticmethod
+    def _write_batch(
+        conn: sqlite3.Connection,
+        seq: int,
+        first: int,
+        events: Events,
+        ids: np.ndarray,
+        auto_id: int,
+        prev: bytes,
+        pending: list[tuple[bytes, bytes, int]],
+    ) -> bytes:
+        """Writer thread: encode, hash and commit one batch (plus earlier result codes)."""
+        blob = _codec.encode_events(events, ids)
+        stamp = _store.now_ns()
+        digest = _store.chain_hash(prev, seq, first, len(events), auto_id, stamp, blob)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(_INSERT, (seq, first, len(events), auto_id, stamp, blob, digest, None, None))
+        if pending:
+            conn.executemany(_SET_CODES, pending)
+        conn.execute("COMMIT")
+        return digest
+
+    def _undo_batch(
+        self,
+        conn: sqlite3.Connection,
+        job: Future[bytes] | None,
+        seq: int,
+        exc: BaseException | None,
+    ) -> None:
+        """The in-memory apply failed: withdraw the batch if it was committed, restore."""
+        committed = True
+        if job is not None:
+            try:
+                job.result()
+            except sqlite3.Error:
+                committed = False
+                self._rollback(conn)
+        if committed:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+                conn.execute("COMMIT")
+            except sqlite3.Error as err:
+                self._rollback(conn)
+                self._failed = err
+                logger.error(
+                    "journal %s: batch %d could not be withdrawn after %r: %s",
+                    self.path,
+                    seq,
+                    exc,
+                    err,
+                )
+                return
+        if isinstance(exc, ValidationError | TypeError):
+            return  # Ledger.apply validates before it changes anything
+        self._restore()
+
+    def _flush_codes(self, conn: sqlite3.Connection) -> None:
+        if self._pending:
+            conn.executemany(_SET_CODES, self._pending)
+            self._pending = []
+
+    def _mark(self, *, sync: bool = False) -> None:
+        """Advance the high-water mark to the last committed batch.
+
+        The mark only ever trails the journal: it is written after the commit, and
+        without its own fsync (forced at snapshots, checkpoints and close), so after
+        a power loss it may lag, which narrows what it detects but never raises a
+        false alarm. In ``normal`` mode commits are not durable when they return, so
+        the mark advances only at checkpoints.
+        """
         assert self._lock is not None
-        if self.synchronous != "full":
-            return  # only durable points may advance the mark (see checkpoint)
+        if self.synchronous != "full" and not sync:
+            return
         try:
-            self._lock.write(_store.HighWaterMark(self._seq, self._num_events, self._hash),
-                             sync=True)
+            self._lock.write(
+                _store.HighWaterMark(self._seq, self._num_events, self._hash), sync=sync
+            )
         except OSError as exc:  # the batch is durable; a stale mark only weakens checks
             logger.error("journal %s: high-water mark not updated: %s", self.path, exc)
 
@@ -480,6 +635,7 @@ class DurableLedger(Ledger):
             self._ages = _Ages()
             self._seq, self._num_events, self._hash = 0, 0, self._genesis
             self._snap_seq, self._snap_events = None, 0
+            self._pending = []
             _load(self, self._conn, verify="tail")
         except BaseException as exc:
             self._failed = exc
@@ -496,8 +652,7 @@ class DurableLedger(Ledger):
         conn = self._check_writable()
         if self._snap_seq == self._seq:
             return self._seq
-        snap, ids, ev = _compact(self._export_state(), self._ages, self._num_events,
-                                 self._horizon)
+        snap, ids, ev = _compact(self._export_state(), self._ages, self._num_events, self._horizon)
         data = _codec.encode_arrays(snap)
         digest = bytes.fromhex(self._digest_state(_ledger_arrays(snap)))
         try:
@@ -505,9 +660,18 @@ class DurableLedger(Ledger):
             conn.execute(
                 "INSERT OR REPLACE INTO snapshots (seq, num_events, horizon, batch_hash, "
                 "digest, checksum, created_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (self._seq, self._num_events, self._horizon, self._hash, digest,
-                 _store.checksum(data), _store.now_ns(), data),
+                (
+                    self._seq,
+                    self._num_events,
+                    self._horizon,
+                    self._hash,
+                    digest,
+                    _store.checksum(data),
+                    _store.now_ns(),
+                    data,
+                ),
             )
+            self._flush_codes(conn)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback(conn)
@@ -516,8 +680,15 @@ class DurableLedger(Ledger):
             self._import_state(_ledger_arrays(snap))
         self._ages.reset(ids, ev)
         self._snap_seq, self._snap_events = self._seq, self._num_events
-        logger.info("journal %s: snapshot at batch %d (%d events, %d bytes)", self.path,
-                    self._seq, self._num_events, len(data))
+        if self.synchronous == "full":
+            self._mark(sync=True)
+        logger.info(
+            "journal %s: snapshot at batch %d (%d events, %d bytes)",
+            self.path,
+            self._seq,
+            self._num_events,
+            len(data),
+        )
         return self._seq
 
     def checkpoint(self) -> None:
@@ -528,14 +699,15 @@ class DurableLedger(Ledger):
         """
         conn = self._check_writable()
         try:
+            self._flush_codes(conn)
             busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"journal {self.path}: checkpoint failed ({exc})") from exc
         if busy:
             logger.info("journal %s: checkpoint incomplete (readers active)", self.path)
-        assert self._lock is not None
-        self._lock.write(_store.HighWaterMark(self._seq, self._num_events, self._hash),
-                         sync=True)
+            if self.synchronous != "full":
+                return  # the WAL was not synced as a whole: the mark stays where it is
+        self._mark(sync=True)
 
     def archive(self, destination: Any) -> int:
         """Copy the whole journal to ``destination``, then prune it.
@@ -586,7 +758,13 @@ class DurableLedger(Ledger):
 
     def read(self, first: int = 1, last: int | None = None) -> JournalSlice:
         """Batches ``first..last`` (inclusive; default to the end) read back."""
-        return _read_slice(self._require_conn(), self.network, first, last)
+        conn = self._require_conn()
+        if not self.readonly and self._failed is None:
+            try:
+                self._flush_codes(conn)
+            except sqlite3.Error as exc:
+                logger.warning("journal %s: result codes not stored yet: %s", self.path, exc)
+        return _read_slice(conn, self.network, first, last)
 
     def info(self) -> JournalInfo:
         """Where the journal stands."""
@@ -594,12 +772,20 @@ class DurableLedger(Ledger):
         count = conn.execute("SELECT count(*) FROM snapshots").fetchone()[0]
         last_snap = conn.execute("SELECT max(seq) FROM snapshots").fetchone()[0]
         first_seq = conn.execute("SELECT min(seq) FROM batches").fetchone()[0]
-        size = sum(p.stat().st_size for p in (self.path, self.path.with_name(
-            self.path.name + "-wal")) if p.exists())
+        size = sum(
+            p.stat().st_size
+            for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+            if p.exists()
+        )
         return JournalInfo(
-            path=str(self.path), last_seq=self._seq, num_events=self._num_events,
-            first_seq=int(first_seq or self._seq), last_snapshot_seq=last_snap,
-            num_snapshots=int(count), bytes_on_disk=size, synchronous=self.synchronous,
+            path=str(self.path),
+            last_seq=self._seq,
+            num_events=self._num_events,
+            first_seq=int(first_seq or self._seq),
+            last_snapshot_seq=last_snap,
+            num_snapshots=int(count),
+            bytes_on_disk=size,
+            synchronous=self.synchronous,
             readonly=self.readonly,
         )
 
@@ -627,14 +813,18 @@ class DurableLedger(Ledger):
     def close(self) -> None:
         """Close the journal and release the writer lock (idempotent)."""
         conn, self._conn = self._conn, None
+        writer, self._writer = getattr(self, "_writer", None), None
+        if writer is not None:
+            writer.shutdown(wait=True)
         if conn is not None:
             try:
-                if not self.readonly and self.synchronous != "full" and self._failed is None:
-                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                    assert self._lock is not None
-                    self._lock.write(
-                        _store.HighWaterMark(self._seq, self._num_events, self._hash),
-                        sync=True)
+                if not self.readonly and self._failed is None:
+                    self._flush_codes(conn)
+                    if self.synchronous != "full":
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    self._mark(sync=True)
+            except sqlite3.Error as exc:
+                logger.error("journal %s: final checkpoint failed: %s", self.path, exc)
             finally:
                 conn.close()
         if self._lock is not None:
@@ -656,8 +846,10 @@ class DurableLedger(Ledger):
 
     def __repr__(self) -> str:
         mode = "read-only" if getattr(self, "readonly", True) else "writer"
-        return (f"DurableLedger({getattr(self, 'path', '?')}, {mode}, batch "
-                f"{getattr(self, '_seq', 0)}, {self.num_positions} positions)")
+        return (
+            f"DurableLedger({getattr(self, 'path', '?')}, {mode}, batch "
+            f"{getattr(self, '_seq', 0)}, {self.num_positions} positions)"
+        )
 
 
 # --------------------------------------------------------------------------- loading
@@ -676,8 +868,11 @@ def _rows(conn: sqlite3.Connection, first: int, last: int | None = None) -> Iter
             raise _corrupt(expect, f"unreadable ({exc})") from None
         if raw is None:
             return
-        if not all(isinstance(v, t) for v, t in zip(raw, (int,) * 5 + (bytes,) * 3,
-                                                    strict=True)):
+        if not (
+            all(isinstance(v, int) for v in raw[:5])
+            and all(isinstance(v, bytes) for v in raw[5:7])
+            and all(v is None or isinstance(v, bytes) for v in raw[7:])
+        ):
             raise _corrupt(raw[0], "columns of the wrong type")
         row = _Row(*raw)
         if row.seq != expect:
@@ -688,8 +883,10 @@ def _rows(conn: sqlite3.Connection, first: int, last: int | None = None) -> Iter
 
 def _snapshot_index(conn: sqlite3.Connection) -> dict[int, _Snapshot]:
     try:
-        rows = conn.execute("SELECT seq, num_events, horizon, batch_hash, digest, checksum "
-                            "FROM snapshots ORDER BY seq").fetchall()
+        rows = conn.execute(
+            "SELECT seq, num_events, horizon, batch_hash, digest, checksum "
+            "FROM snapshots ORDER BY seq"
+        ).fetchall()
     except sqlite3.DatabaseError as exc:
         raise _corrupt(None, f"snapshot table unreadable ({exc})") from None
     return {r[0]: _Snapshot(*r) for r in rows}
@@ -716,8 +913,9 @@ def _anchor_seq(conn: sqlite3.Connection, snaps: dict[int, _Snapshot]) -> int:
     return int(first) - 1
 
 
-def _start_from_anchor(ledger: DurableLedger, conn: sqlite3.Connection,
-                       snaps: dict[int, _Snapshot], anchor_seq: int) -> bytes:
+def _start_from_anchor(
+    ledger: DurableLedger, conn: sqlite3.Connection, snaps: dict[int, _Snapshot], anchor_seq: int
+) -> bytes:
     """Load the anchor snapshot of a pruned journal; returns the hash to chain from."""
     if anchor_seq == 0:
         return ledger._genesis
@@ -734,8 +932,11 @@ def _check_mark(mark: _store.HighWaterMark | None, conn: sqlite3.Connection, las
     if mark is None or mark.seq == 0:
         return
     if mark.seq > last:
-        raise _corrupt(last + 1, f"missing: the high-water mark records batch {mark.seq} as "
-                                 f"acknowledged but the journal ends at batch {last}")
+        raise _corrupt(
+            last + 1,
+            f"missing: the high-water mark records batch {mark.seq} as "
+            f"acknowledged but the journal ends at batch {last}",
+        )
     row = conn.execute("SELECT hash FROM batches WHERE seq = ?", (mark.seq,)).fetchone()
     if row is not None and row[0] != mark.hash:
         raise _corrupt(mark.seq, "differs from the acknowledged batch (high-water mark hash)")
@@ -749,8 +950,11 @@ def _load(ledger: DurableLedger, conn: sqlite3.Connection, *, verify: str) -> No
     """
     mark, mark_file = _store.read_hwm(ledger.path)
     if mark_file and mark is None:
-        raise _corrupt(None, f"high-water mark file {_store.hwm_path(ledger.path)} is "
-                             "unreadable (both slots fail their check)")
+        raise _corrupt(
+            None,
+            f"high-water mark file {_store.hwm_path(ledger.path)} is "
+            "unreadable (both slots fail their check)",
+        )
     snaps = _snapshot_index(conn)
     anchor_seq = _anchor_seq(conn, snaps)
     base: _Snapshot | None = None
@@ -760,14 +964,23 @@ def _load(ledger: DurableLedger, conn: sqlite3.Connection, *, verify: str) -> No
             snap.data = data
             base = snap
             break
-        logger.warning("journal %s: snapshot at batch %d fails its checksum; using an older "
-                       "one and replaying", ledger.path, snap.seq)
+        logger.warning(
+            "journal %s: snapshot at batch %d fails its checksum; using an older one and replaying",
+            ledger.path,
+            snap.seq,
+        )
     if base is None and anchor_seq > 0:
-        raise _corrupt(None, "no usable snapshot, and the batches up to "
-                             f"{anchor_seq} were pruned: the state cannot be rebuilt")
+        raise _corrupt(
+            None,
+            "no usable snapshot, and the batches up to "
+            f"{anchor_seq} were pruned: the state cannot be rebuilt",
+        )
     if base is not None and base.seq < anchor_seq:
-        raise _corrupt(None, f"the usable snapshot (batch {base.seq}) is older than the "
-                             f"first stored batch {anchor_seq + 1}")
+        raise _corrupt(
+            None,
+            f"the usable snapshot (batch {base.seq}) is older than the "
+            f"first stored batch {anchor_seq + 1}",
+        )
     # anchor of the hash chain: genesis, or the snapshot at the prune point
     prev = ledger._genesis
     if anchor_seq > 0:
@@ -848,15 +1061,16 @@ def open_ledger(
     """
     path = _resolve_path(path)
     if synchronous not in _SYNC_MODES:
-        raise ValidationError(f"expected one of {_SYNC_MODES}, got {synchronous!r}",
-                              field="synchronous")
+        raise ValidationError(
+            f"expected one of {_SYNC_MODES}, got {synchronous!r}", field="synchronous"
+        )
     if verify not in ("full", "tail"):
         raise ValidationError(f"expected 'full' or 'tail', got {verify!r}", field="verify")
     for name, value in (("snapshot_every", snapshot_every), ("horizon", horizon)):
-        if value is not None and (type(value) is not int or value < (1 if name ==
-                                                                     "snapshot_every" else 0)):
-            raise ValidationError(f"expected a positive int or None, got {value!r}",
-                                  field=name)
+        if value is not None and (
+            type(value) is not int or value < (1 if name == "snapshot_every" else 0)
+        ):
+            raise ValidationError(f"expected a positive int or None, got {value!r}", field=name)
     if network_data is not None and not isinstance(network_data, NetworkData):
         raise TypeError("network_data must be a NetworkData (Network().build())")
     exists = _store.check_header(path)
@@ -864,29 +1078,33 @@ def open_ledger(
         raise JournalError(f"no journal at {path}")
     lock = None if readonly else _store.WriterLock(path)
     conn: sqlite3.Connection | None = None
+    ledger: DurableLedger | None = None
     try:
         if not exists:
             if network_data is None:
                 raise JournalError(f"no journal at {path}; pass network_data to create one")
             conn = _store.connect(path, readonly=False, synchronous=synchronous)
             digest = _codec.network_digest(network_data)
-            _store.create_schema(conn, {
-                "format_version": str(_store.FORMAT_VERSION).encode(),
-                "network": _codec.encode_network(network_data),
-                "network_digest": digest,
-                "created_at": str(_store.now_ns()).encode(),
-            })
+            _store.create_schema(
+                conn,
+                {
+                    "format_version": str(_store.FORMAT_VERSION).encode(),
+                    "network": _codec.encode_network(network_data),
+                    "network_digest": digest,
+                    "created_at": str(_store.now_ns()).encode(),
+                },
+            )
             assert lock is not None
             lock.reset(_store.HighWaterMark(0, 0, _store.genesis_hash(digest)))
-        else:
-            conn = _store.connect(path, readonly=readonly, synchronous=synchronous)
         try:
+            if conn is None:
+                conn = _store.connect(path, readonly=readonly, synchronous=synchronous)
             _store.check_format(conn, path)
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             network = _codec.decode_network(meta["network"])
             digest = meta["network_digest"]
         except sqlite3.DatabaseError as exc:
-            raise JournalError(f"{path} is not a readable journal ({exc})") from None
+            raise _corrupt(None, f"{path} is damaged: {exc}") from None
         except (KeyError, ValueError, OSError) as exc:
             raise _corrupt(None, f"journal metadata unreadable ({exc})") from None
         if _codec.network_digest(network) != digest:
@@ -894,17 +1112,31 @@ def open_ledger(
         if network_data is not None and _codec.network_digest(network_data) != digest:
             raise JournalError(f"network_data differs from the network stored in {path}")
         ledger = DurableLedger._new(network)
-        ledger._setup(path, conn, lock, synchronous=synchronous, snapshot_every=snapshot_every,
-                      horizon=horizon, genesis=_store.genesis_hash(digest))
+        ledger._setup(
+            path,
+            conn,
+            lock,
+            synchronous=synchronous,
+            snapshot_every=snapshot_every,
+            horizon=horizon,
+            genesis=_store.genesis_hash(digest),
+        )
         t0 = time.perf_counter()
         try:
             _load(ledger, conn, verify=verify)
         except sqlite3.DatabaseError as exc:
             raise _corrupt(ledger._seq + 1, f"unreadable ({exc})") from None
-        logger.info("journal %s: opened at batch %d (%d events) in %.3f s", path, ledger._seq,
-                    ledger._num_events, time.perf_counter() - t0)
+        logger.info(
+            "journal %s: opened at batch %d (%d events) in %.3f s",
+            path,
+            ledger._seq,
+            ledger._num_events,
+            time.perf_counter() - t0,
+        )
         return ledger
     except BaseException:
+        if ledger is not None:  # detach, so that its finaliser touches nothing
+            ledger._conn, ledger._lock = None, None
         if conn is not None:
             conn.close()
         if lock is not None:
@@ -912,47 +1144,69 @@ def open_ledger(
         raise
 
 
-def _read_slice(conn: sqlite3.Connection, network: NetworkData, first: int,
-                last: int | None) -> JournalSlice:
+def _read_slice(
+    conn: sqlite3.Connection, network: NetworkData, first: int, last: int | None
+) -> JournalSlice:
     if type(first) is not int or first < 1:
         raise ValidationError(f"expected a batch number >= 1, got {first!r}", field="first")
     cols: dict[str, list[np.ndarray]] = {name: [] for name in Events.FIELDS}
-    codes, dups, batch = [], [], []
+    codes, dups, known, batch = [], [], [], []
     end = first - 1
     for row in _rows(conn, first, last):
         try:
             got = _codec.decode_events(row.events)
-            c, d = _codec.decode_codes(row.codes, row.num_events)
         except ValueError as exc:
             raise _corrupt(row.seq, f"undecodable ({exc})") from None
+        recorded = row.decode_codes()
+        n = row.num_events
+        if recorded is None:
+            recorded = (np.zeros(n, dtype=np.uint8), np.zeros(n, dtype=np.bool_))
         for name in Events.FIELDS:
             cols[name].append(got[name])
-        codes.append(c)
-        dups.append(d)
-        batch.append(np.full(row.num_events, row.seq, dtype=np.int64))
+        codes.append(recorded[0])
+        dups.append(recorded[1])
+        known.append(np.full(n, row.codes is not None))
+        batch.append(np.full(n, row.seq, dtype=np.int64))
         end = row.seq
     if not batch:
         empty = Events.from_arrays(kind=np.zeros(0, dtype=np.int64))
         z = np.zeros(0, dtype=np.int64)
-        return JournalSlice(first, end, _readonly(z), empty, _readonly(z.astype(np.uint8)),
-                            _readonly(z.astype(np.bool_)))
+        return JournalSlice(
+            first,
+            end,
+            _readonly(z),
+            empty,
+            _readonly(z.astype(np.uint8)),
+            _readonly(z.astype(np.bool_)),
+            _readonly(z.astype(np.bool_)),
+        )
     events = Events(**{k: _readonly(np.concatenate(v)) for k, v in cols.items()})
-    return JournalSlice(first, end, _readonly(np.concatenate(batch)), events,
-                        _readonly(np.concatenate(codes)), _readonly(np.concatenate(dups)))
+    return JournalSlice(
+        first,
+        end,
+        _readonly(np.concatenate(batch)),
+        events,
+        _readonly(np.concatenate(codes)),
+        _readonly(np.concatenate(dups)),
+        _readonly(np.concatenate(known)),
+    )
 
 
 # --------------------------------------------------------------------------- audit
 def _open_reader(path: Path) -> tuple[sqlite3.Connection, NetworkData, bytes]:
     if not _store.check_header(path):
         raise JournalError(f"no journal at {path}")
-    conn = _store.connect(path, readonly=True, synchronous="full")
+    try:
+        conn = _store.connect(path, readonly=True, synchronous="full")
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(None, f"{path} is damaged: {exc}") from None
     try:
         _store.check_format(conn, path)
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         network = _codec.decode_network(meta["network"])
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise JournalError(f"{path} is not a readable journal ({exc})") from None
+        raise _corrupt(None, f"{path} is damaged: {exc}") from None
     except (KeyError, ValueError) as exc:
         conn.close()
         raise _corrupt(None, f"journal metadata unreadable ({exc})") from None
@@ -962,11 +1216,13 @@ def _open_reader(path: Path) -> tuple[sqlite3.Connection, NetworkData, bytes]:
     return conn, network, _store.genesis_hash(_codec.network_digest(network))
 
 
-def _replayer(path: Path, conn: sqlite3.Connection, network: NetworkData,
-              genesis: bytes) -> DurableLedger:
+def _replayer(
+    path: Path, conn: sqlite3.Connection, network: NetworkData, genesis: bytes
+) -> DurableLedger:
     ledger = DurableLedger._new(network)
-    ledger._setup(path, conn, None, synchronous="full", snapshot_every=None, horizon=None,
-                  genesis=genesis)
+    ledger._setup(
+        path, conn, None, synchronous="full", snapshot_every=None, horizon=None, genesis=genesis
+    )
     return ledger
 
 
@@ -982,7 +1238,23 @@ def verify_journal(path: Any) -> JournalReport:
     path = _resolve_path(path)
     t0 = time.perf_counter()
     mark, mark_file = _store.read_hwm(path)
-    conn, network, genesis = _open_reader(path)
+    try:
+        conn, network, genesis = _open_reader(path)
+    except JournalCorruptError as exc:
+        return JournalReport(
+            path=str(path),
+            ok=False,
+            num_batches=0,
+            first_seq=0,
+            last_seq=0,
+            num_events=0,
+            snapshots_checked=0,
+            high_water_mark=None if mark is None else mark.seq,
+            digest="",
+            seconds=time.perf_counter() - t0,
+            first_bad_batch=None,
+            problems=(str(exc),),
+        )
     ledger = _replayer(path, conn, network, genesis)
     problems: list[str] = []
     bad: int | None = None
@@ -1024,10 +1296,18 @@ def verify_journal(path: Any) -> JournalReport:
             conn.execute("ROLLBACK")
         conn.close()
     return JournalReport(
-        path=str(path), ok=not problems, num_batches=checked, first_seq=int(first_seq),
-        last_seq=ledger._seq, num_events=ledger._num_events, snapshots_checked=snaps_ok,
-        high_water_mark=None if mark is None else mark.seq, digest=ledger.state_digest(),
-        seconds=time.perf_counter() - t0, first_bad_batch=bad, problems=tuple(problems),
+        path=str(path),
+        ok=not problems,
+        num_batches=checked,
+        first_seq=int(first_seq),
+        last_seq=ledger._seq,
+        num_events=ledger._num_events,
+        snapshots_checked=snaps_ok,
+        high_water_mark=None if mark is None else mark.seq,
+        digest=ledger.state_digest(),
+        seconds=time.perf_counter() - t0,
+        first_bad_batch=bad,
+        problems=tuple(problems),
     )
 
 
@@ -1099,8 +1379,8 @@ def repair_journal(path: Any) -> int:
                         break
                     try:
                         _codec.decode_events(row.events)
-                        _codec.decode_codes(row.codes, row.num_events)
-                    except ValueError:
+                        row.decode_codes()
+                    except (ValueError, JournalCorruptError):
                         break
                     good.append(row)
                     prev = row.hash
@@ -1110,9 +1390,20 @@ def repair_journal(path: Any) -> int:
                 logger.warning("repair %s: stopped reading at %s", path, exc)
             out.execute("BEGIN IMMEDIATE")
             for row in good:
-                out.execute(f"INSERT INTO batches ({_ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (row.seq, row.first_event, row.num_events, row.auto_id,
-                             row.recorded_at, row.events, row.codes, row.hash))
+                out.execute(
+                    _INSERT,
+                    (
+                        row.seq,
+                        row.first_event,
+                        row.num_events,
+                        row.auto_id,
+                        row.recorded_at,
+                        row.events,
+                        row.hash,
+                        row.codes,
+                        row.codes_check,
+                    ),
+                )
             for snap in keep_snap:
                 data = _snapshot_data(conn, snap)
                 if data is None:
@@ -1120,15 +1411,25 @@ def repair_journal(path: Any) -> int:
                 out.execute(
                     "INSERT INTO snapshots (seq, num_events, horizon, batch_hash, digest, "
                     "checksum, created_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (snap.seq, snap.num_events, snap.horizon, snap.batch_hash, snap.digest,
-                     snap.checksum, _store.now_ns(), data))
+                    (
+                        snap.seq,
+                        snap.num_events,
+                        snap.horizon,
+                        snap.batch_hash,
+                        snap.digest,
+                        snap.checksum,
+                        _store.now_ns(),
+                        data,
+                    ),
+                )
             out.execute("COMMIT")
             out.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             out.close()
             if good:
                 last = good[-1]
-                last_mark = _store.HighWaterMark(last.seq, last.first_event + last.num_events,
-                                                 last.hash)
+                last_mark = _store.HighWaterMark(
+                    last.seq, last.first_event + last.num_events, last.hash
+                )
         finally:
             conn.close()
         for side in ("-wal", "-shm"):
@@ -1139,8 +1440,9 @@ def repair_journal(path: Any) -> int:
         lock.reset(last_mark)
         removed = int(total) - len(good)
         if removed:
-            logger.warning("repair %s: removed %d batches after batch %d", path, removed,
-                           last_mark.seq)
+            logger.warning(
+                "repair %s: removed %d batches after batch %d", path, removed, last_mark.seq
+            )
         return removed
     finally:
         lock.close()

@@ -149,8 +149,9 @@ def decode_column(reader: _Reader, n: int) -> np.ndarray:
         return out.view(np.int64)
     if tag == _MASKED:
         (k,) = reader.unpack(struct.Struct("<I"))
-        mask = np.unpackbits(np.frombuffer(reader.take((n + 7) // 8), dtype=np.uint8),
-                             count=n).astype(np.bool_)
+        mask = np.unpackbits(
+            np.frombuffer(reader.take((n + 7) // 8), dtype=np.uint8), count=n
+        ).astype(np.bool_)
         if int(mask.sum()) != k:
             raise ValueError("mask count mismatch")
         out = np.full(n, value, dtype=np.int64)
@@ -246,8 +247,18 @@ def decode_arrays(blob: bytes) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- network
 _NET_STR = ("channel_names", "location_names", "sku_names")
 _NET_ARR = (
-    "location_kind", "lat", "lon", "serves", "ships", "pickup", "same_day_radius_km",
-    "excluded", "pick_capacity", "cost_multiplier", "sku_price", "sku_unit_cost",
+    "location_kind",
+    "lat",
+    "lon",
+    "serves",
+    "ships",
+    "pickup",
+    "same_day_radius_km",
+    "excluded",
+    "pick_capacity",
+    "cost_multiplier",
+    "sku_price",
+    "sku_unit_cost",
 )
 
 
@@ -263,13 +274,16 @@ def encode_network(network: NetworkData) -> bytes:
 
 
 def decode_network(blob: bytes) -> NetworkData:
-    """Inverse of :func:`encode_network`."""
-    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
-        kwargs: dict[str, Any] = {
-            name: tuple(str(s) for s in data[name].tolist()) for name in _NET_STR
-        }
-        kwargs.update({name: data[name] for name in _NET_ARR})
-    return NetworkData(**kwargs)
+    """Inverse of :func:`encode_network`; ``ValueError`` for any malformed archive."""
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+            kwargs: dict[str, Any] = {
+                name: tuple(str(s) for s in data[name].tolist()) for name in _NET_STR
+            }
+            kwargs.update({name: data[name] for name in _NET_ARR})
+        return NetworkData(**kwargs)
+    except Exception as exc:  # zipfile, numpy and validation errors alike
+        raise ValueError(f"stored network unreadable: {exc}") from exc
 
 
 def network_digest(network: NetworkData) -> bytes:

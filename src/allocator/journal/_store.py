@@ -25,7 +25,7 @@ from allocator.exceptions import JournalError, JournalLockedError
 
 FORMAT_VERSION = 1
 APPLICATION_ID = 0x414C4A31  # "ALJ1"
-PAGE_SIZE = 65536
+PAGE_SIZE = 4096
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 SCHEMA = (
@@ -37,8 +37,10 @@ SCHEMA = (
     " auto_id INTEGER NOT NULL CHECK (auto_id < 0),"
     " recorded_at INTEGER NOT NULL,"
     " events BLOB NOT NULL,"
-    " codes BLOB NOT NULL,"
-    " hash BLOB NOT NULL CHECK (length(hash) = 32)"
+    " hash BLOB NOT NULL CHECK (length(hash) = 32),"
+    " codes BLOB,"
+    " codes_check BLOB CHECK ((codes IS NULL) = (codes_check IS NULL)"
+    " AND (codes_check IS NULL OR length(codes_check) = 32))"
     ") STRICT",
     "CREATE TABLE snapshots("
     " seq INTEGER PRIMARY KEY CHECK (seq >= 0),"
@@ -52,18 +54,28 @@ SCHEMA = (
     ") STRICT",
 )
 
-BATCH_HEAD = struct.Struct("<qqqqqqq")
+BATCH_HEAD = struct.Struct("<qqqqqq")
 
 
-def chain_hash(prev: bytes, seq: int, first_event: int, num_events: int, auto_id: int,
-               recorded_at: int, events: bytes, codes: bytes) -> bytes:
-    """BLAKE2b-256 of the previous hash, the batch header and both blobs."""
+def chain_hash(
+    prev: bytes,
+    seq: int,
+    first_event: int,
+    num_events: int,
+    auto_id: int,
+    recorded_at: int,
+    events: bytes,
+) -> bytes:
+    """BLAKE2b-256 of the previous hash, the batch header and the events blob."""
     h = hashlib.blake2b(prev, digest_size=32)
-    h.update(BATCH_HEAD.pack(seq, first_event, num_events, auto_id, recorded_at,
-                             len(events), len(codes)))
+    h.update(BATCH_HEAD.pack(seq, first_event, num_events, auto_id, recorded_at, len(events)))
     h.update(events)
-    h.update(codes)
     return h.digest()
+
+
+def codes_check(batch_hash: bytes, codes: bytes) -> bytes:
+    """BLAKE2b-256 binding a batch's result codes to the batch's chain hash."""
+    return hashlib.blake2b(batch_hash + codes, digest_size=32).digest()
 
 
 def genesis_hash(network_digest: bytes) -> bytes:
@@ -78,8 +90,12 @@ def checksum(blob: bytes) -> bytes:
 def connect(path: Path, *, readonly: bool, synchronous: str) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit ``BEGIN IMMEDIATE``)."""
     if readonly:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                               isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
     else:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 5000")

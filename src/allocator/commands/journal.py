@@ -1,0 +1,34 @@
+"""``allocator journal verify PATH``: scrub a journal and print what was checked."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from allocator.exceptions import JournalError
+    from allocator.journal import verify_journal
+
+    try:
+        report = verify_journal(args.path)
+    except JournalError as exc:
+        print(f"ERROR: {exc}")
+        return 2
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def register(subparsers: Any) -> None:
+    """Add ``journal verify``."""
+    journal = subparsers.add_parser("journal", help="inspect a durable ledger journal")
+    sub = journal.add_subparsers(dest="journal_command", required=True)
+    verify = sub.add_parser(
+        "verify",
+        help="check the hash chain, the high-water mark and every snapshot, and replay "
+        "every batch; exit 0 when all agree, 1 when corrupt, 2 when not a journal",
+    )
+    verify.add_argument("path", help="the journal database")
+    verify.set_defaults(func=_verify)
