@@ -16,7 +16,11 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 def test_example_runs(script: Path, tmp_path: Path) -> None:
     env = {**os.environ, "MPLBACKEND": "Agg", "ALLOCATOR_EXAMPLE_OUT": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=600, env=env,
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]

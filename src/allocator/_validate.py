@@ -59,14 +59,14 @@ def as_int64(
             code="quantity_must_be_integer",
         )
     if arr.dtype.kind == "b" or arr.dtype.kind not in "iu":
-        row = 0 if arr.ndim else None
+        bad_row: int | None = 0 if arr.ndim else None
         if arr.dtype.kind == "f" and arr.ndim and arr.size:
             nonint = ~np.isfinite(arr) | (arr != np.round(arr))
-            row = first_true(nonint) if nonint.any() else 0
+            bad_row = first_true(nonint) if nonint.any() else 0
         raise DTypeError(
             f"expected an integer dtype, got {arr.dtype}",
             field=field,
-            row=row,
+            row=bad_row,
             code="quantity_must_be_integer",
         )
     if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
@@ -126,7 +126,9 @@ def as_float64(
     """Return ``value`` as a 1-D float64 array; NaN/inf rejected unless ``allow_nan``."""
     arr = np.asarray(value)
     if arr.dtype == object or arr.dtype.kind not in "iuf" or arr.dtype.kind == "b":
-        raise DTypeError(f"expected numbers, got dtype {arr.dtype}", field=field, code="wrong_dtype")
+        raise DTypeError(
+            f"expected numbers, got dtype {arr.dtype}", field=field, code="wrong_dtype"
+        )
     if arr.ndim == 0:
         arr = np.full(1 if size is None else size, arr, dtype=np.float64)
     elif arr.ndim != 1:

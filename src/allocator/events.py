@@ -85,14 +85,27 @@ class ResultCode(enum.IntEnum):
 
 # Which kinds need which fields; the kernel relies on these checks.
 _NEEDS_POSITION = {
-    EventKind.RECEIVE, EventKind.SALE, EventKind.RESERVE, EventKind.TRANSFER_OUT,
-    EventKind.TRANSFER_IN, EventKind.RETURN, EventKind.RETURN_NONSELLABLE, EventKind.ADJUST,
-    EventKind.SET_FENCE, EventKind.SET_CAP, EventKind.SET_SAFETY,
+    EventKind.RECEIVE,
+    EventKind.SALE,
+    EventKind.RESERVE,
+    EventKind.TRANSFER_OUT,
+    EventKind.TRANSFER_IN,
+    EventKind.RETURN,
+    EventKind.RETURN_NONSELLABLE,
+    EventKind.ADJUST,
+    EventKind.SET_FENCE,
+    EventKind.SET_CAP,
+    EventKind.SET_SAFETY,
 }
 _NEEDS_CHANNEL = {EventKind.RESERVE, EventKind.SET_FENCE, EventKind.SET_CAP}
 _POSITIVE_QTY = {
-    EventKind.RECEIVE, EventKind.SALE, EventKind.RESERVE, EventKind.TRANSFER_OUT,
-    EventKind.TRANSFER_IN, EventKind.RETURN, EventKind.RETURN_NONSELLABLE,
+    EventKind.RECEIVE,
+    EventKind.SALE,
+    EventKind.RESERVE,
+    EventKind.TRANSFER_OUT,
+    EventKind.TRANSFER_IN,
+    EventKind.RETURN,
+    EventKind.RETURN_NONSELLABLE,
 }
 _NONNEG_QTY = {EventKind.ADJUST, EventKind.SET_FENCE, EventKind.SET_SAFETY}
 
@@ -109,7 +122,8 @@ class Events:
     ----------
     id
         Client event id, unique per event; ``0`` means "let the ledger assign one".
-        Client ids must be positive; ledger-assigned ids are negative.
+        Client ids are positive; ledger-assigned ids are negative (a negative id may
+        be sent again to retry, but only once the ledger has assigned it).
     kind
         :class:`EventKind` code.
     sku, location
@@ -176,10 +190,15 @@ class Events:
                     [EventKind[str(k).upper()] for k in kind_arr.ravel().tolist()], dtype=np.int64
                 )
             except KeyError as exc:
-                bad = [i for i, k in enumerate(np.asarray(kind).ravel().tolist())
-                       if str(k).upper() not in EventKind.__members__][0]
+                bad = next(
+                    i
+                    for i, k in enumerate(np.asarray(kind).ravel().tolist())
+                    if str(k).upper() not in EventKind.__members__
+                )
                 raise ValidationError(
-                    f"unknown event kind {exc.args[0]!r}", field="kind", row=bad,
+                    f"unknown event kind {exc.args[0]!r}",
+                    field="kind",
+                    row=bad,
                     code="unknown_event_type",
                 ) from None
         k = as_int64(kind_arr, "kind", code="unknown_event_type")
@@ -250,39 +269,90 @@ class Events:
 
     # -- one constructor per kind --------------------------------------
     @classmethod
-    def receive(cls, sku: Any, location: Any, qty: Any, *, id: Any = 0, link: Any = False,
-                network: NetworkData | None = None) -> Events:
+    def receive(
+        cls,
+        sku: Any,
+        location: Any,
+        qty: Any,
+        *,
+        id: Any = 0,
+        link: Any = False,
+        network: NetworkData | None = None,
+    ) -> Events:
         """Goods received at a location: ``on_hand += qty``."""
-        return cls.from_arrays(kind=_k(EventKind.RECEIVE, sku), id=id, sku=sku,
-                               location=location, qty=qty, link=link, network=network)
+        return cls.from_arrays(
+            kind=_k(EventKind.RECEIVE, sku),
+            id=id,
+            sku=sku,
+            location=location,
+            qty=qty,
+            link=link,
+            network=network,
+        )
 
     @classmethod
-    def sale(cls, sku: Any, location: Any, qty: Any, *, channel: Any = -1, id: Any = 0,
-             link: Any = False, network: NetworkData | None = None) -> Events:
+    def sale(
+        cls,
+        sku: Any,
+        location: Any,
+        qty: Any,
+        *,
+        channel: Any = -1,
+        id: Any = 0,
+        link: Any = False,
+        network: NetworkData | None = None,
+    ) -> Events:
         """A walk-in/POS sale (goods already left): ``on_hand -= qty``."""
-        return cls.from_arrays(kind=_k(EventKind.SALE, sku), id=id, sku=sku, location=location,
-                               channel=channel, qty=qty, link=link, network=network)
+        return cls.from_arrays(
+            kind=_k(EventKind.SALE, sku),
+            id=id,
+            sku=sku,
+            location=location,
+            channel=channel,
+            qty=qty,
+            link=link,
+            network=network,
+        )
 
     @classmethod
-    def reserve(cls, sku: Any, location: Any, qty: Any, *, channel: Any, id: Any = 0,
-                expires_at: Any = NO_EXPIRY, link: Any = False,
-                network: NetworkData | None = None) -> Events:
+    def reserve(
+        cls,
+        sku: Any,
+        location: Any,
+        qty: Any,
+        *,
+        channel: Any,
+        id: Any = 0,
+        expires_at: Any = NO_EXPIRY,
+        link: Any = False,
+        network: NetworkData | None = None,
+    ) -> Events:
         """Hold ``qty`` for ``channel``; the reservation is named by this event's id."""
-        return cls.from_arrays(kind=_k(EventKind.RESERVE, sku), id=id, sku=sku,
-                               location=location, channel=channel, qty=qty,
-                               expires_at=expires_at, link=link, network=network)
+        return cls.from_arrays(
+            kind=_k(EventKind.RESERVE, sku),
+            id=id,
+            sku=sku,
+            location=location,
+            channel=channel,
+            qty=qty,
+            expires_at=expires_at,
+            link=link,
+            network=network,
+        )
 
     @classmethod
     def commit(cls, reservation: Any, qty: Any = ALL, *, id: Any = 0, link: Any = False) -> Events:
         """Ship/pick ``qty`` of a reservation (``ALL`` = all of it); the rest is released."""
-        return cls.from_arrays(kind=_k(EventKind.COMMIT, reservation), id=id, ref=reservation,
-                               qty=qty, link=link)
+        return cls.from_arrays(
+            kind=_k(EventKind.COMMIT, reservation), id=id, ref=reservation, qty=qty, link=link
+        )
 
     @classmethod
     def release(cls, reservation: Any, *, id: Any = 0, link: Any = False) -> Events:
         """Cancel a reservation, releasing its open quantity."""
-        return cls.from_arrays(kind=_k(EventKind.RELEASE, reservation), id=id, ref=reservation,
-                               link=link)
+        return cls.from_arrays(
+            kind=_k(EventKind.RELEASE, reservation), id=id, ref=reservation, link=link
+        )
 
     @classmethod
     def expire(cls, now: Any, *, id: Any = 0) -> Events:
@@ -290,57 +360,166 @@ class Events:
         return cls.from_arrays(kind=_k(EventKind.EXPIRE, now), id=id, expires_at=now)
 
     @classmethod
-    def transfer_out(cls, sku: Any, origin: Any, destination: Any, qty: Any, *, id: Any = 0,
-                     link: Any = False, network: NetworkData | None = None) -> Events:
+    def transfer_out(
+        cls,
+        sku: Any,
+        origin: Any,
+        destination: Any,
+        qty: Any,
+        *,
+        id: Any = 0,
+        link: Any = False,
+        network: NetworkData | None = None,
+    ) -> Events:
         """Ship from ``origin``: its ``on_hand -= qty``, destination ``in_transit += qty``."""
-        return cls.from_arrays(kind=_k(EventKind.TRANSFER_OUT, sku), id=id, sku=sku,
-                               location=origin, ref=destination, qty=qty, link=link,
-                               network=network)
+        return cls.from_arrays(
+            kind=_k(EventKind.TRANSFER_OUT, sku),
+            id=id,
+            sku=sku,
+            location=origin,
+            ref=destination,
+            qty=qty,
+            link=link,
+            network=network,
+        )
 
     @classmethod
-    def transfer_in(cls, sku: Any, location: Any, qty: Any, *, id: Any = 0, link: Any = False,
-                    network: NetworkData | None = None) -> Events:
+    def transfer_in(
+        cls,
+        sku: Any,
+        location: Any,
+        qty: Any,
+        *,
+        id: Any = 0,
+        link: Any = False,
+        network: NetworkData | None = None,
+    ) -> Events:
         """Receive a transfer: ``in_transit -= qty``, ``on_hand += qty``."""
-        return cls.from_arrays(kind=_k(EventKind.TRANSFER_IN, sku), id=id, sku=sku,
-                               location=location, qty=qty, link=link, network=network)
+        return cls.from_arrays(
+            kind=_k(EventKind.TRANSFER_IN, sku),
+            id=id,
+            sku=sku,
+            location=location,
+            qty=qty,
+            link=link,
+            network=network,
+        )
 
     @classmethod
-    def return_(cls, sku: Any, location: Any, qty: Any, *, sellable: bool = True, id: Any = 0,
-                link: Any = False, network: NetworkData | None = None) -> Events:
+    def return_(
+        cls,
+        sku: Any,
+        location: Any,
+        qty: Any,
+        *,
+        sellable: bool = True,
+        id: Any = 0,
+        link: Any = False,
+        network: NetworkData | None = None,
+    ) -> Events:
         """A customer return: to ``on_hand`` if sellable, else to the non-sellable bucket."""
         kind = EventKind.RETURN if sellable else EventKind.RETURN_NONSELLABLE
-        return cls.from_arrays(kind=_k(kind, sku), id=id, sku=sku, location=location, qty=qty,
-                               link=link, network=network)
+        return cls.from_arrays(
+            kind=_k(kind, sku),
+            id=id,
+            sku=sku,
+            location=location,
+            qty=qty,
+            link=link,
+            network=network,
+        )
 
     @classmethod
-    def adjust(cls, sku: Any, location: Any, counted: Any, *, id: Any = 0, link: Any = False,
-               network: NetworkData | None = None) -> Events:
+    def adjust(
+        cls,
+        sku: Any,
+        location: Any,
+        counted: Any,
+        *,
+        id: Any = 0,
+        link: Any = False,
+        network: NetworkData | None = None,
+    ) -> Events:
         """A cycle count: ``on_hand := counted`` (0 allowed)."""
-        return cls.from_arrays(kind=_k(EventKind.ADJUST, sku), id=id, sku=sku,
-                               location=location, qty=counted, link=link, network=network)
+        return cls.from_arrays(
+            kind=_k(EventKind.ADJUST, sku),
+            id=id,
+            sku=sku,
+            location=location,
+            qty=counted,
+            link=link,
+            network=network,
+        )
 
     @classmethod
-    def set_fence(cls, sku: Any, location: Any, channel: Any, qty: Any, *, id: Any = 0,
-                  link: Any = False, network: NetworkData | None = None) -> Events:
+    def set_fence(
+        cls,
+        sku: Any,
+        location: Any,
+        channel: Any,
+        qty: Any,
+        *,
+        id: Any = 0,
+        link: Any = False,
+        network: NetworkData | None = None,
+    ) -> Events:
         """Ring-fence ``qty`` units of the position for ``channel``."""
-        return cls.from_arrays(kind=_k(EventKind.SET_FENCE, sku), id=id, sku=sku,
-                               location=location, channel=channel, qty=qty, link=link,
-                               network=network)
+        return cls.from_arrays(
+            kind=_k(EventKind.SET_FENCE, sku),
+            id=id,
+            sku=sku,
+            location=location,
+            channel=channel,
+            qty=qty,
+            link=link,
+            network=network,
+        )
 
     @classmethod
-    def set_cap(cls, sku: Any, location: Any, channel: Any, qty: Any, *, id: Any = 0,
-                link: Any = False, network: NetworkData | None = None) -> Events:
+    def set_cap(
+        cls,
+        sku: Any,
+        location: Any,
+        channel: Any,
+        qty: Any,
+        *,
+        id: Any = 0,
+        link: Any = False,
+        network: NetworkData | None = None,
+    ) -> Events:
         """Cap what ``channel`` may hold reserved at the position (``NO_CAP`` = none)."""
-        return cls.from_arrays(kind=_k(EventKind.SET_CAP, sku), id=id, sku=sku,
-                               location=location, channel=channel, qty=qty, link=link,
-                               network=network)
+        return cls.from_arrays(
+            kind=_k(EventKind.SET_CAP, sku),
+            id=id,
+            sku=sku,
+            location=location,
+            channel=channel,
+            qty=qty,
+            link=link,
+            network=network,
+        )
 
     @classmethod
-    def set_safety(cls, sku: Any, location: Any, qty: Any, *, id: Any = 0, link: Any = False,
-                   network: NetworkData | None = None) -> Events:
+    def set_safety(
+        cls,
+        sku: Any,
+        location: Any,
+        qty: Any,
+        *,
+        id: Any = 0,
+        link: Any = False,
+        network: NetworkData | None = None,
+    ) -> Events:
         """Set the safety stock withheld from every channel."""
-        return cls.from_arrays(kind=_k(EventKind.SET_SAFETY, sku), id=id, sku=sku,
-                               location=location, qty=qty, link=link, network=network)
+        return cls.from_arrays(
+            kind=_k(EventKind.SET_SAFETY, sku),
+            id=id,
+            sku=sku,
+            location=location,
+            qty=qty,
+            link=link,
+            network=network,
+        )
 
     # -- combining and viewing ---------------------------------------
     @classmethod
@@ -371,8 +550,10 @@ class Events:
     def take(self, index: Any) -> Events:
         """A sub-batch of the given rows (slice, mask or integer index)."""
         return type(self)(
-            **{name: readonly(np.ascontiguousarray(getattr(self, name)[index]))
-               for name in self.FIELDS}
+            **{
+                name: readonly(np.ascontiguousarray(getattr(self, name)[index]))
+                for name in self.FIELDS
+            }
         )
 
     def to_frame(self, network: NetworkData | None = None) -> Any:
@@ -383,8 +564,11 @@ class Events:
         data["kind"] = [EventKind(k).name.lower() for k in self.kind.tolist()]
         frame = pd.DataFrame(data)
         if network is not None:
-            for col, names in (("sku", network.sku_names), ("location", network.location_names),
-                               ("channel", network.channel_names)):
+            for col, names in (
+                ("sku", network.sku_names),
+                ("location", network.location_names),
+                ("channel", network.channel_names),
+            ):
                 arr = getattr(self, col)
                 frame[f"{col}_name"] = [names[i] if i >= 0 else None for i in arr.tolist()]
         return frame
@@ -394,11 +578,15 @@ class Events:
         """Build from a DataFrame with the columns of :meth:`from_arrays`."""
         if "kind" not in frame.columns:
             raise ValidationError("missing column", field="kind", code="missing_field")
-        unknown = set(frame.columns) - set(cls.FIELDS) - {"sku_name", "location_name",
-                                                          "channel_name"}
+        unknown = (
+            set(frame.columns) - set(cls.FIELDS) - {"sku_name", "location_name", "channel_name"}
+        )
         if unknown:
-            raise ValidationError(f"unexpected columns {sorted(unknown)}",
-                                  field=sorted(unknown)[0], code="field_not_allowed")
+            raise ValidationError(
+                f"unexpected columns {sorted(unknown)}",
+                field=sorted(unknown)[0],
+                code="field_not_allowed",
+            )
         cols = {c: frame[c].to_numpy() for c in cls.FIELDS if c in frame.columns}
         return cls.from_arrays(**cols, network=network)
 
@@ -417,57 +605,80 @@ def _resolve(lookup: Any, value: Any, field: str, n: int) -> Any:
 
 
 def _check_structure(cols: dict[str, np.ndarray]) -> None:
-    kind, qty, ident = cols["kind"], cols["qty"], cols["id"]
-    bad = ident < 0
-    if bad.any():
-        raise ValidationError(
-            "client event ids must be positive (0 = assign one)", field="id",
-            row=first_true(bad), code="invalid_identifier",
-        )
+    kind, qty, _ident = cols["kind"], cols["qty"], cols["id"]
     pos = _kind_mask(kind, _POSITIVE_QTY)
     bad = pos & ((qty <= 0) | (qty > QTY_MAX))
     if bad.any():
         row = first_true(bad)
         code = "quantity_must_be_positive" if qty[row] <= 0 else "quantity_out_of_range"
-        raise ValidationError(f"quantity {qty[row]} not in [1, {QTY_MAX}]", field="qty",
-                              row=row, code=code)
+        raise ValidationError(
+            f"quantity {qty[row]} not in [1, {QTY_MAX}]", field="qty", row=row, code=code
+        )
     nonneg = _kind_mask(kind, _NONNEG_QTY)
     bad = nonneg & ((qty < 0) | (qty > QTY_MAX))
     if bad.any():
         row = first_true(bad)
-        raise ValidationError(f"quantity {qty[row]} not in [0, {QTY_MAX}]", field="qty",
-                              row=row, code="quantity_out_of_range")
+        raise ValidationError(
+            f"quantity {qty[row]} not in [0, {QTY_MAX}]",
+            field="qty",
+            row=row,
+            code="quantity_out_of_range",
+        )
     cap = kind == EventKind.SET_CAP
     bad = cap & ((qty < NO_CAP) | (qty > QTY_MAX))
     if bad.any():
         row = first_true(bad)
-        raise ValidationError(f"cap {qty[row]} not in [0, {QTY_MAX}] or NO_CAP", field="qty",
-                              row=row, code="quantity_out_of_range")
+        raise ValidationError(
+            f"cap {qty[row]} not in [0, {QTY_MAX}] or NO_CAP",
+            field="qty",
+            row=row,
+            code="quantity_out_of_range",
+        )
     commit = kind == EventKind.COMMIT
     bad = commit & ((qty == 0) | (qty < ALL) | (qty > QTY_MAX))
     if bad.any():
         row = first_true(bad)
-        raise ValidationError(f"commit quantity {qty[row]} must be positive or ALL", field="qty",
-                              row=row, code="quantity_must_be_positive")
+        raise ValidationError(
+            f"commit quantity {qty[row]} must be positive or ALL",
+            field="qty",
+            row=row,
+            code="quantity_must_be_positive",
+        )
     resolve = commit | (kind == EventKind.RELEASE)
     bad = resolve & (cols["ref"] == 0)
     if bad.any():
-        raise ValidationError("commit/release needs the reservation id in ref", field="ref",
-                              row=first_true(bad), code="missing_field")
+        raise ValidationError(
+            "commit/release needs the reservation id in ref",
+            field="ref",
+            row=first_true(bad),
+            code="missing_field",
+        )
     transfer = kind == EventKind.TRANSFER_OUT
     bad = transfer & (cols["ref"] == cols["location"])
     if bad.any():
-        raise ValidationError("transfer origin and destination must differ", field="ref",
-                              row=first_true(bad), code="locations_must_be_different")
+        raise ValidationError(
+            "transfer origin and destination must differ",
+            field="ref",
+            row=first_true(bad),
+            code="locations_must_be_different",
+        )
     expire = kind == EventKind.EXPIRE
     link = cols["link"]
     in_group = link.copy()
     in_group[1:] |= link[:-1]
     bad = expire & in_group
     if bad.any():
-        raise ValidationError("expire events cannot be part of a linked group", field="link",
-                              row=first_true(bad), code="flags_are_mutually_exclusive")
+        raise ValidationError(
+            "expire events cannot be part of a linked group",
+            field="link",
+            row=first_true(bad),
+            code="flags_are_mutually_exclusive",
+        )
     bad = (kind == EventKind.RESERVE) & (cols["expires_at"] < 0)
     if bad.any():
-        raise ValidationError("expires_at must be non-negative", field="expires_at",
-                              row=first_true(bad), code="out_of_range")
+        raise ValidationError(
+            "expires_at must be non-negative",
+            field="expires_at",
+            row=first_true(bad),
+            code="out_of_range",
+        )

@@ -16,7 +16,7 @@ import numpy as np
 
 from allocator._kernels import ledger as K
 from allocator._validate import readonly
-from allocator.events import ALL, NO_EXPIRY, EventKind, Events, ResultCode
+from allocator.events import ALL, NO_EXPIRY, Events, ResultCode
 from allocator.exceptions import CapacityError, ValidationError
 from allocator.network import NetworkData
 
@@ -130,9 +130,7 @@ class ApplyResult:
     def summary(self) -> str:
         parts = ", ".join(f"{c.slug}={n}" for c, n in sorted(self.counts.items()))
         dup = int(self.duplicate.sum())
-        return (
-            f"{len(self)} events: {parts}; {dup} duplicates; {len(self.shortfalls)} shortfalls"
-        )
+        return f"{len(self)} events: {parts}; {dup} duplicates; {len(self.shortfalls)} shortfalls"
 
     def to_frame(self) -> Any:
         """One row per event: id, code, duplicate."""
@@ -199,8 +197,9 @@ class Ledger:
         self._max_positions = 1 << self._pbits
         self._state = np.zeros((max(16, capacity), K.F_CHAN + 3 * self._nchan), dtype=np.int64)
         self._ptab = np.full(_pow2_at_least(int(capacity / _LOAD) + 1), -1, dtype=np.int64)
-        self._itab = np.zeros((_pow2_at_least(int(reservation_capacity / _LOAD) + 1), 2),
-                              dtype=np.int64)
+        self._itab = np.zeros(
+            (_pow2_at_least(int(reservation_capacity / _LOAD) + 1), 2), dtype=np.int64
+        )
         self._res = self._new_reservations(max(16, reservation_capacity))
         self._meta = np.zeros(K.META_SIZE, dtype=np.int64)
         self._next_auto_id = -1
@@ -263,10 +262,10 @@ class Ledger:
             self._res = grown
         want = nids + need_ids
         if want > int(self._itab.shape[0] * _LOAD):
-            table = np.zeros((_pow2_at_least(int(want / _LOAD) + 1), 2), dtype=np.int64)
-            shift = 64 - (table.shape[0].bit_length() - 1 - 6)
-            K.rehash_ids(self._itab, table, shift)
-            self._itab = table
+            ids = np.zeros((_pow2_at_least(int(want / _LOAD) + 1), 2), dtype=np.int64)
+            shift = 64 - (ids.shape[0].bit_length() - 1 - 6)
+            K.rehash_ids(self._itab, ids, shift)
+            self._itab = ids
 
     # ------------------------------------------------------------------ apply
     def apply(self, events: Events) -> ApplyResult:
@@ -280,7 +279,17 @@ class Ledger:
             raise TypeError(f"apply() takes Events, got {type(events).__name__}")
         events.check_network(self.network)
         n = len(events)
-        ids = events.id
+        ids: np.ndarray = events.id
+        unassigned = ids <= self._next_auto_id
+        if unassigned.any():
+            row = int(np.argmax(unassigned))
+            raise ValidationError(
+                f"id {ids[row]} is negative but was never assigned by this ledger; client "
+                "ids must be positive",
+                field="id",
+                row=row,
+                code="invalid_identifier",
+            )
         zero = ids == 0
         if zero.any():
             ids = ids.copy()
@@ -298,13 +307,38 @@ class Ledger:
         while start < n:
             r = self._res
             start = K.apply_batch(
-                ids, events.kind, events.sku, events.location, events.channel, events.qty,
-                events.ref, events.expires_at, events.link, start, self._nloc, self._nchan,
-                self._state, self._ptab, self._pshift, self._pbits,
-                self._itab, self._ishift,
-                r["id"], r["pos"], r["chan"], r["state"], r["qty"], r["open"], r["exp"],
-                r["heap_t"], r["heap_s"],
-                self._meta, self._limits(), undo, gslot, out,
+                ids,
+                events.kind,
+                events.sku,
+                events.location,
+                events.channel,
+                events.qty,
+                events.ref,
+                events.expires_at,
+                events.link,
+                start,
+                self._nloc,
+                self._nchan,
+                self._state,
+                self._ptab,
+                self._pshift,
+                self._pbits,
+                self._itab,
+                self._ishift,
+                r["id"],
+                r["pos"],
+                r["chan"],
+                r["state"],
+                r["qty"],
+                r["open"],
+                r["exp"],
+                r["heap_t"],
+                r["heap_s"],
+                self._meta,
+                self._limits(),
+                undo,
+                gslot,
+                out,
             )
             if start < n:
                 end = int(ends[np.searchsorted(ends, start)])
@@ -328,8 +362,9 @@ class Ledger:
     def _shortfalls(self, events: Events, rows: np.ndarray) -> Shortfalls:
         empty = np.zeros(0, dtype=np.int64)
         if rows.size == 0:
-            return Shortfalls(empty, empty, empty, empty, empty, empty, np.zeros(1, np.int64),
-                              empty)
+            return Shortfalls(
+                empty, empty, empty, empty, empty, empty, np.zeros(1, np.int64), empty
+            )
         keys = events.sku[rows] * self._nloc + events.location[rows]
         keys, first = np.unique(keys[::-1], return_index=True)  # last event per position
         rows = rows[::-1][first]
@@ -368,26 +403,44 @@ class Ledger:
 
     def receive(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> ApplyResult:
         """Goods received: ``on_hand += qty``."""
-        return self.apply(Events.receive(sku, location, qty, id=self._ids(id),
-                                         network=self.network))
+        return self.apply(
+            Events.receive(sku, location, qty, id=self._ids(id), network=self.network)
+        )
 
-    def sale(self, sku: Any, location: Any, qty: Any, *, channel: Any,
-             id: Any = None) -> ApplyResult:
+    def sale(
+        self, sku: Any, location: Any, qty: Any, *, channel: Any, id: Any = None
+    ) -> ApplyResult:
         """A walk-in sale of goods that already left: ``on_hand -= qty``."""
-        return self.apply(Events.sale(sku, location, qty, channel=channel, id=self._ids(id),
-                                      network=self.network))
+        return self.apply(
+            Events.sale(sku, location, qty, channel=channel, id=self._ids(id), network=self.network)
+        )
 
-    def reserve(self, sku: Any, location: Any, qty: Any, *, channel: Any, id: Any = None,
-                expires_at: Any = None) -> ApplyResult:
+    def reserve(
+        self,
+        sku: Any,
+        location: Any,
+        qty: Any,
+        *,
+        channel: Any,
+        id: Any = None,
+        expires_at: Any = None,
+    ) -> ApplyResult:
         """Hold ``qty`` for ``channel``; the result's ``id`` names the reservation."""
-        return self.apply(Events.reserve(
-            sku, location, qty, channel=channel, id=self._ids(id),
-            expires_at=NO_EXPIRY if expires_at is None else expires_at, network=self.network))
+        return self.apply(
+            Events.reserve(
+                sku,
+                location,
+                qty,
+                channel=channel,
+                id=self._ids(id),
+                expires_at=NO_EXPIRY if expires_at is None else expires_at,
+                network=self.network,
+            )
+        )
 
     def commit(self, reservation: Any, qty: Any = None, *, id: Any = None) -> ApplyResult:
         """Ship/pick ``qty`` of a reservation (all when None); any rest is released."""
-        return self.apply(Events.commit(reservation, ALL if qty is None else qty,
-                                        id=self._ids(id)))
+        return self.apply(Events.commit(reservation, ALL if qty is None else qty, id=self._ids(id)))
 
     def release(self, reservation: Any, *, id: Any = None) -> ApplyResult:
         """Cancel a reservation."""
@@ -397,21 +450,27 @@ class Ledger:
         """Release every open reservation with ``expires_at <= now``."""
         return self.apply(Events.expire(now))
 
-    def transfer(self, sku: Any, origin: Any, destination: Any, qty: Any, *,
-                 id: Any = None) -> ApplyResult:
+    def transfer(
+        self, sku: Any, origin: Any, destination: Any, qty: Any, *, id: Any = None
+    ) -> ApplyResult:
         """Send stock from ``origin``; it waits in the destination's ``in_transit``."""
-        return self.apply(Events.transfer_out(sku, origin, destination, qty, id=self._ids(id),
-                                              network=self.network))
+        return self.apply(
+            Events.transfer_out(
+                sku, origin, destination, qty, id=self._ids(id), network=self.network
+            )
+        )
 
     def transfer_in(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> ApplyResult:
         """Receive transferred stock: ``in_transit -> on_hand``."""
-        return self.apply(Events.transfer_in(sku, location, qty, id=self._ids(id),
-                                             network=self.network))
+        return self.apply(
+            Events.transfer_in(sku, location, qty, id=self._ids(id), network=self.network)
+        )
 
     def adjust(self, sku: Any, location: Any, counted: Any, *, id: Any = None) -> ApplyResult:
         """Record a cycle count: ``on_hand := counted``."""
-        return self.apply(Events.adjust(sku, location, counted, id=self._ids(id),
-                                        network=self.network))
+        return self.apply(
+            Events.adjust(sku, location, counted, id=self._ids(id), network=self.network)
+        )
 
     # ------------------------------------------------------------------ read side
     def _keys(self, sku: Any, location: Any) -> tuple[np.ndarray, bool]:
@@ -439,8 +498,9 @@ class Ledger:
         keys = np.ascontiguousarray(keys)
         chan = np.ascontiguousarray(chan, dtype=np.int64)
         out = np.empty(keys.shape[0], dtype=np.int64)
-        K.available_many(self._state, self._ptab, self._pshift, self._pbits, keys, chan,
-                         self._nchan, out)
+        K.available_many(
+            self._state, self._ptab, self._pshift, self._pbits, keys, chan, self._nchan, out
+        )
         return int(out[0]) if scalar and np.ndim(channel) == 0 else out
 
     def available_all(self) -> np.ndarray:
@@ -542,8 +602,10 @@ class Ledger:
             "safety_stock": int(row[K.F_SAFETY]),
             "nonsellable": int(row[K.F_RETURNS]),
             "fence": row[K.F_CHAN : K.F_CHAN + c].tolist(),
-            "cap": [None if x >= K.STOCK_MAX else int(x)
-                    for x in row[K.F_CHAN + c : K.F_CHAN + 2 * c].tolist()],
+            "cap": [
+                None if x >= K.STOCK_MAX else int(x)
+                for x in row[K.F_CHAN + c : K.F_CHAN + 2 * c].tolist()
+            ],
             "reserved_by_channel": by_channel.tolist(),
         }
 
@@ -558,8 +620,9 @@ class Ledger:
         }
         if field not in arrays:
             raise ValidationError(f"expected one of {sorted(arrays)}", field="field")
-        return np.bincount(self.position_sku, weights=arrays[field],
-                           minlength=self.network.num_skus).astype(np.int64)
+        return np.bincount(
+            self.position_sku, weights=arrays[field], minlength=self.network.num_skus
+        ).astype(np.int64)
 
     def reservation(self, id: int) -> Reservation | None:
         """The reservation made by reserve event ``id``, or None."""
@@ -670,15 +733,13 @@ class Ledger:
         nids = ids.shape[0]
         self._state = np.zeros((max(16, npos + npos // 2), width), dtype=np.int64)
         self._state[:npos] = state
-        self._ptab = np.full(_pow2_at_least(int(max(npos, 1024) / _LOAD) + 1), -1,
-                             dtype=np.int64)
+        self._ptab = np.full(_pow2_at_least(int(max(npos, 1024) / _LOAD) + 1), -1, dtype=np.int64)
         entries = (state[:, K.F_KEY] << self._pbits) | np.arange(npos, dtype=np.int64)
         K.rehash_positions(entries, self._ptab, self._pshift, self._pbits)
         self._res = self._new_reservations(max(16, nres + nres // 2))
         for name in ("id", "pos", "chan", "state", "qty", "open", "exp"):
             self._res[name][:nres] = arrays[f"res_{name}"]
-        self._itab = np.zeros((_pow2_at_least(int(max(nids, 1024) / _LOAD) + 1), 2),
-                              dtype=np.int64)
+        self._itab = np.zeros((_pow2_at_least(int(max(nids, 1024) / _LOAD) + 1), 2), dtype=np.int64)
         pairs = np.empty((nids, 2), dtype=np.int64)
         pairs[:, 0] = ids
         pairs[:, 1] = arrays["id_value"]
@@ -709,8 +770,19 @@ class Ledger:
 
         h = hashlib.blake2b(digest_size=32)
         h.update(np.array([self._nchan, self._nloc], dtype=np.int64).tobytes())
-        for name in ("state", "res_id", "res_pos", "res_chan", "res_state", "res_qty",
-                     "res_open", "res_exp", "id", "id_value", "counters"):
+        for name in (
+            "state",
+            "res_id",
+            "res_pos",
+            "res_chan",
+            "res_state",
+            "res_qty",
+            "res_open",
+            "res_exp",
+            "id",
+            "id_value",
+            "counters",
+        ):
             arr = arrays[name]
             h.update(name.encode())
             h.update(np.array(arr.shape, dtype=np.int64).tobytes())
@@ -718,8 +790,9 @@ class Ledger:
         return h.hexdigest()
 
     # ------------------------------------------------------------------ sourcing
-    def reserve_plan(self, plan: Any, *, expires_at: int | None = None,
-                     first_id: int | None = None) -> Any:
+    def reserve_plan(
+        self, plan: Any, *, expires_at: int | None = None, first_id: int | None = None
+    ) -> Any:
         """Reserve a :class:`~allocator.sourcing.SourcingPlan`: one linked group per order.
 
         Orders whose stock moved since planning are rejected as a whole and returned

@@ -140,9 +140,7 @@ class NetworkData:
             ),
             "excluded": as_bool(self.excluded, "excluded", size=nl),
             "pick_capacity": as_int64(self.pick_capacity, "pick_capacity", size=nl, lo=-1),
-            "cost_multiplier": as_float64(
-                self.cost_multiplier, "cost_multiplier", size=nl, lo=0.0
-            ),
+            "cost_multiplier": as_float64(self.cost_multiplier, "cost_multiplier", size=nl, lo=0.0),
             "sku_price": as_float64(self.sku_price, "sku_price", size=nk, lo=0.0, allow_nan=True),
             "sku_unit_cost": as_float64(
                 self.sku_unit_cost, "sku_unit_cost", size=nk, lo=0.0, allow_nan=True
@@ -217,7 +215,9 @@ class NetworkData:
                     got = index.get(item)
                     if got is None:
                         raise UnknownNameError(
-                            f"unknown name {item!r}", field=field, row=row,
+                            f"unknown name {item!r}",
+                            field=field,
+                            row=row,
                             code=f"{field}_not_found",
                         )
                     out[row] = got
@@ -226,7 +226,9 @@ class NetworkData:
                 else:
                     raise UnknownNameError(
                         f"expected a name or an index in [0, {n}), got {item!r}",
-                        field=field, row=row, code=f"{field}_not_found",
+                        field=field,
+                        row=row,
+                        code=f"{field}_not_found",
                     )
             return out
         out = as_int64(arr, field)
@@ -234,7 +236,9 @@ class NetworkData:
         if bad.any():
             row = int(np.argmax(bad))
             raise UnknownNameError(
-                f"index {out[row]} outside [0, {n})", field=field, row=row,
+                f"index {out[row]} outside [0, {n})",
+                field=field,
+                row=row,
                 code=f"{field}_not_found",
             )
         return out
@@ -276,7 +280,8 @@ class NetworkData:
         else:
             if kinds_in.shape[0] != nl:
                 raise ValidationError(
-                    f"expected {nl} rows, got {kinds_in.shape[0]}", field="kind",
+                    f"expected {nl} rows, got {kinds_in.shape[0]}",
+                    field="kind",
                     code="length_mismatch",
                 )
             kinds = np.array([_parse_kind(k, i) for i, k in enumerate(kinds_in.tolist())])
@@ -321,7 +326,11 @@ class NetworkData:
         opt = {
             key: locations[key].to_numpy()
             for key in (
-                "ships", "pickup", "same_day_radius_km", "excluded", "pick_capacity",
+                "ships",
+                "pickup",
+                "same_day_radius_km",
+                "excluded",
+                "pick_capacity",
                 "cost_multiplier",
             )
             if key in locations.columns
@@ -452,7 +461,9 @@ class Network:
         )
         return index
 
-    def add_sku(self, name: str, *, price: float | None = None, unit_cost: float | None = None) -> int:
+    def add_sku(
+        self, name: str, *, price: float | None = None, unit_cost: float | None = None
+    ) -> int:
         """Add a SKU and return its index."""
         index = self._register("sku", name)
         self._skus.append(

@@ -31,8 +31,9 @@ def jit(func: Callable[..., Any] | None = None, **flags: Any) -> Any:
         except RuntimeError as exc:  # no cache locator: read-only install
             if not options.get("cache"):
                 raise
-            logger.info("numba cache unavailable for %s (%s); compiling without it",
-                        f.__qualname__, exc)
+            logger.info(
+                "numba cache unavailable for %s (%s); compiling without it", f.__qualname__, exc
+            )
             options["cache"] = False
             return numba.njit(**options)(f)
 

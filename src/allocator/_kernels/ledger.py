@@ -20,6 +20,8 @@ Layout (all owned by :class:`allocator.ledger.Ledger`):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from allocator._kernels import jit
@@ -98,7 +100,7 @@ C_CHAIN_OPEN = int(ResultCode.LINKED_EVENT_CHAIN_OPEN)
 # ---------------------------------------------------------------------------
 # hashing
 @jit
-def phash(key: int, pshift: int) -> int:
+def phash(key: int, pshift: int) -> Any:
     return np.int64((np.uint64(key) * _MULT) >> np.uint64(pshift))
 
 
@@ -124,7 +126,7 @@ def pfind(ptab: np.ndarray, pshift: int, pbits: int, key: int) -> int:
 
 
 @jit
-def ihash(ident: int, ishift: int, mask: int) -> int:
+def ihash(ident: int, ishift: int, mask: int) -> Any:
     blk = (np.uint64(ident >> 6) * _MULT) >> np.uint64(ishift)
     return np.int64((blk << np.uint64(6)) | np.uint64(ident & 63)) & mask
 
@@ -142,7 +144,7 @@ def islot(itab: np.ndarray, ishift: int, ident: int) -> int:
 
 
 @jit
-def fingerprint(kind: int, sku: int, loc: int, chan: int, qty: int, ref: int, exp: int) -> int:
+def fingerprint(kind: int, sku: int, loc: int, chan: int, qty: int, ref: int, exp: int) -> Any:
     """24-bit digest of an event's payload, to tell a redelivery from a clash."""
     h = np.uint64(kind + 1) * _MULT
     for x in (sku, loc, chan, qty, ref, exp):
@@ -154,8 +156,15 @@ def fingerprint(kind: int, sku: int, loc: int, chan: int, qty: int, ref: int, ex
 # ---------------------------------------------------------------------------
 # position rows
 @jit
-def new_position(state: np.ndarray, ptab: np.ndarray, slot: int, key: int, pbits: int,
-                 meta: np.ndarray, nchan: int) -> int:
+def new_position(
+    state: np.ndarray,
+    ptab: np.ndarray,
+    slot: int,
+    key: int,
+    pbits: int,
+    meta: np.ndarray,
+    nchan: int,
+) -> int:
     pos = meta[M_NPOS]
     meta[M_NPOS] = pos + 1
     ptab[slot] = (key << pbits) | pos
@@ -168,8 +177,15 @@ def new_position(state: np.ndarray, ptab: np.ndarray, slot: int, key: int, pbits
 
 
 @jit
-def find_or_create(state: np.ndarray, ptab: np.ndarray, pshift: int, pbits: int, key: int,
-                   meta: np.ndarray, nchan: int) -> int:
+def find_or_create(
+    state: np.ndarray,
+    ptab: np.ndarray,
+    pshift: int,
+    pbits: int,
+    key: int,
+    meta: np.ndarray,
+    nchan: int,
+) -> int:
     slot = pslot(ptab, pshift, pbits, key)
     e = ptab[slot]
     if e != -1:
@@ -210,8 +226,9 @@ def reserved_total(state: np.ndarray, pos: int, nchan: int) -> int:
 # ---------------------------------------------------------------------------
 # undo log (only used inside linked groups)
 @jit
-def log_state(log: bool, meta: np.ndarray, undo: np.ndarray, state: np.ndarray, pos: int,
-              col: int) -> None:
+def log_state(
+    log: bool, meta: np.ndarray, undo: np.ndarray, state: np.ndarray, pos: int, col: int
+) -> None:
     if log:
         u = meta[M_UNDO]
         undo[u, 0] = 0
@@ -222,8 +239,7 @@ def log_state(log: bool, meta: np.ndarray, undo: np.ndarray, state: np.ndarray, 
 
 
 @jit
-def log_res(log: bool, meta: np.ndarray, undo: np.ndarray, what: int, slot: int,
-            old: int) -> None:
+def log_res(log: bool, meta: np.ndarray, undo: np.ndarray, what: int, slot: int, old: int) -> None:
     if log:
         u = meta[M_UNDO]
         undo[u, 0] = what
@@ -234,8 +250,13 @@ def log_res(log: bool, meta: np.ndarray, undo: np.ndarray, what: int, slot: int,
 
 
 @jit
-def rollback(meta: np.ndarray, undo: np.ndarray, state: np.ndarray, res_state: np.ndarray,
-             res_open: np.ndarray) -> None:
+def rollback(
+    meta: np.ndarray,
+    undo: np.ndarray,
+    state: np.ndarray,
+    res_state: np.ndarray,
+    res_open: np.ndarray,
+) -> None:
     u = meta[M_UNDO] - 1
     while u >= 0:
         what = undo[u, 0]
@@ -298,15 +319,37 @@ def heap_pop(heap_t: np.ndarray, heap_s: np.ndarray, meta: np.ndarray) -> int:
 # ---------------------------------------------------------------------------
 @jit
 def apply_batch(
-    ev_id: np.ndarray, ev_kind: np.ndarray, ev_sku: np.ndarray, ev_loc: np.ndarray,
-    ev_chan: np.ndarray, ev_qty: np.ndarray, ev_ref: np.ndarray, ev_exp: np.ndarray,
-    ev_link: np.ndarray, start: int, num_locations: int, nchan: int,
-    state: np.ndarray, ptab: np.ndarray, pshift: int, pbits: int,
-    itab: np.ndarray, ishift: int,
-    res_id: np.ndarray, res_pos: np.ndarray, res_chan: np.ndarray, res_state: np.ndarray,
-    res_qty: np.ndarray, res_open: np.ndarray, res_exp: np.ndarray,
-    heap_t: np.ndarray, heap_s: np.ndarray,
-    meta: np.ndarray, limits: np.ndarray, undo: np.ndarray, gslot: np.ndarray,
+    ev_id: np.ndarray,
+    ev_kind: np.ndarray,
+    ev_sku: np.ndarray,
+    ev_loc: np.ndarray,
+    ev_chan: np.ndarray,
+    ev_qty: np.ndarray,
+    ev_ref: np.ndarray,
+    ev_exp: np.ndarray,
+    ev_link: np.ndarray,
+    start: int,
+    num_locations: int,
+    nchan: int,
+    state: np.ndarray,
+    ptab: np.ndarray,
+    pshift: int,
+    pbits: int,
+    itab: np.ndarray,
+    ishift: int,
+    res_id: np.ndarray,
+    res_pos: np.ndarray,
+    res_chan: np.ndarray,
+    res_state: np.ndarray,
+    res_qty: np.ndarray,
+    res_open: np.ndarray,
+    res_exp: np.ndarray,
+    heap_t: np.ndarray,
+    heap_s: np.ndarray,
+    meta: np.ndarray,
+    limits: np.ndarray,
+    undo: np.ndarray,
+    gslot: np.ndarray,
     out: np.ndarray,
 ) -> int:
     """Apply events ``start..`` in order; return the index reached.
@@ -457,8 +500,13 @@ def apply_batch(
                         code = C_INSUFFICIENT_FREE_STOCK
                     else:
                         dest = find_or_create(
-                            state, ptab, pshift, pbits, ev_sku[e] * num_locations + ev_ref[e],
-                            meta, nchan,
+                            state,
+                            ptab,
+                            pshift,
+                            pbits,
+                            ev_sku[e] * num_locations + ev_ref[e],
+                            meta,
+                            nchan,
                         )
                         if state[dest, F_IN_TRANSIT] > STOCK_MAX - qty:
                             code = C_OVERFLOW
@@ -532,15 +580,24 @@ def rehash_ids(old: np.ndarray, new: np.ndarray, ishift: int) -> None:
 
 
 @jit
-def lookup_positions(ptab: np.ndarray, pshift: int, pbits: int, keys: np.ndarray,
-                     out: np.ndarray) -> None:
+def lookup_positions(
+    ptab: np.ndarray, pshift: int, pbits: int, keys: np.ndarray, out: np.ndarray
+) -> None:
     for i in range(keys.shape[0]):
         out[i] = pfind(ptab, pshift, pbits, keys[i])
 
 
 @jit
-def available_many(state: np.ndarray, ptab: np.ndarray, pshift: int, pbits: int,
-                   keys: np.ndarray, chan: np.ndarray, nchan: int, out: np.ndarray) -> None:
+def available_many(
+    state: np.ndarray,
+    ptab: np.ndarray,
+    pshift: int,
+    pbits: int,
+    keys: np.ndarray,
+    chan: np.ndarray,
+    nchan: int,
+    out: np.ndarray,
+) -> None:
     """available(c) per query; 0 for positions never touched."""
     for i in range(keys.shape[0]):
         pos = pfind(ptab, pshift, pbits, keys[i])

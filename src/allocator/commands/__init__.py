@@ -18,5 +18,3 @@ def register(subparsers: Any) -> None:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
         module.register(subparsers)
-
-
