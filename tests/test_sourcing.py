@@ -645,3 +645,24 @@ def test_nearby_answer_on_city() -> None:
     assert len(res.to_frame()) == 3
     with pytest.raises(ValidationError):
         nearby(net, ledger, "A", 100.0, 0.0, channel="online")
+
+
+def test_bench_quick_runs_and_reports_keys() -> None:
+    import argparse
+
+    from allocator.bench import sourcing as bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    out = bench.run(parser.parse_args(["--quick"]))
+    for key in (
+        "orders_per_s",
+        "p50_ms",
+        "p99_ms",
+        "reference_orders_per_s",
+        "nearby_us",
+        "compile_s",
+        "speedup_vs_reference",
+    ):
+        assert key in out and out[key] > 0, key
+    assert 0.0 <= out["fill_rate"] <= 1.0

@@ -816,3 +816,109 @@ def candidates(
             ne += nc * nl
     counts[0] = nk
     counts[1] = ne
+
+
+@jit
+def atp(
+    on_hand: np.ndarray,
+    safety: np.ndarray,
+    fence: np.ndarray,
+    cap: np.ndarray,
+    reserved: np.ndarray,
+    row: int,
+    c: int,
+) -> int:
+    """available(c) of ledger position ``row`` from the ledger's per-position views:
+    ``max(0, min(on_hand - reserved - safety - Σ_{c'≠c} unused_fence[c'],
+    cap[c] - reserved[c]))``."""
+    total = 0
+    other = 0
+    for cc in range(fence.shape[1]):
+        r = reserved[row, cc]
+        total += r
+        if cc != c:
+            f = fence[row, cc] - r
+            if f > 0:
+                other += f
+    shared = on_hand[row] - total - safety[row] - other
+    room = cap[row, c] - reserved[row, c]
+    a = shared if shared < room else room
+    return a if a > 0 else 0
+
+
+@jit
+def nearby(
+    skus: np.ndarray,
+    s_ptr: np.ndarray,
+    s_row: np.ndarray,
+    s_loc: np.ndarray,
+    on_hand: np.ndarray,
+    safety: np.ndarray,
+    fence: np.ndarray,
+    cap: np.ndarray,
+    reserved: np.ndarray,
+    c: int,
+    ok: np.ndarray,
+    xyz: np.ndarray,
+    lat: float,
+    lon: float,
+    radius: float,
+    same_day: bool,
+    loc_sd: np.ndarray,
+    loc_lat: np.ndarray,
+    loc_lon: np.ndarray,
+    out_loc: np.ndarray,
+    out_av: np.ndarray,
+    out_km: np.ndarray,
+    count: np.ndarray,
+) -> None:
+    """The ``k = out_loc.shape[1]`` nearest eligible in-stock locations per SKU.
+
+    Ranks a SKU's positions by squared chord length between unit vectors (the same
+    order as great-circle distance, without trigonometry); ties keep the lower
+    location index. ``radius < 0`` means no radius.
+    """
+    k = out_loc.shape[1]
+    p1 = lat * DEG
+    l1 = lon * DEG
+    px = math.cos(p1) * math.cos(l1)
+    py = math.cos(p1) * math.sin(l1)
+    pz = math.sin(p1)
+    best = np.empty(k, dtype=np.float64)
+    for i in range(skus.shape[0]):
+        s = skus[i]
+        cnt = 0
+        for q in range(s_ptr[s], s_ptr[s + 1]):
+            loc = s_loc[q]
+            if not ok[loc]:
+                continue
+            dx = xyz[loc, 0] - px
+            dy = xyz[loc, 1] - py
+            dz = xyz[loc, 2] - pz
+            d2 = dx * dx + dy * dy + dz * dz
+            if cnt == k and d2 >= best[k - 1]:
+                continue
+            a = atp(on_hand, safety, fence, cap, reserved, s_row[q], c)
+            if a <= 0:
+                continue
+            if radius >= 0.0 or same_day:
+                km = haversine_km(loc_lat[loc], loc_lon[loc], lat, lon)
+                if radius >= 0.0 and km > radius:
+                    continue
+                if same_day and km > loc_sd[loc]:
+                    continue
+            t = cnt if cnt < k else k - 1
+            while t > 0 and best[t - 1] > d2:
+                best[t] = best[t - 1]
+                out_loc[i, t] = out_loc[i, t - 1]
+                out_av[i, t] = out_av[i, t - 1]
+                t -= 1
+            best[t] = d2
+            out_loc[i, t] = loc
+            out_av[i, t] = a
+            if cnt < k:
+                cnt += 1
+        count[i] = cnt
+        for t in range(cnt):
+            loc = out_loc[i, t]
+            out_km[i, t] = haversine_km(loc_lat[loc], loc_lon[loc], lat, lon)

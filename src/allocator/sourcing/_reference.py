@@ -16,7 +16,7 @@ from allocator.sourcing.costs import CostModel
 from allocator.sourcing.orders import Orders, Service
 from allocator.sourcing.plan import SourcingPlan, UnfilledReason, build_plan
 
-__all__ = ["reference_plan", "reference_source"]
+__all__ = ["reference_index", "reference_plan", "reference_source"]
 
 R_KM = 6371.0088
 DEG = math.pi / 180.0
@@ -33,20 +33,10 @@ def haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2.0 * R_KM * math.asin(math.sqrt(a))
 
 
-def reference_source(
-    network: NetworkData,
+def reference_index(
     ledger: Any,
-    orders: Orders,
-    *,
-    costs: CostModel | None = None,
-    max_splits: int | None = None,
-    pick_capacity: Any = None,
-) -> dict[str, Any]:
-    """Greedy sourcing in pure Python. Returns rows and per-line/per-order outputs."""
-    costs = costs or CostModel()
-    net = network
-    nloc = net.num_locations
-    # availability per (sku, location) -> list per channel, and locations per sku
+) -> tuple[dict[tuple[int, int], list[int]], dict[int, list[int]]]:
+    """Availability per (sku, location) as a list per channel, and locations per SKU."""
     atp = ledger.available_all()
     stock: dict[tuple[int, int], list[int]] = {}
     at: dict[int, list[int]] = {}
@@ -55,6 +45,28 @@ def reference_source(
     ):
         stock[(s, loc)] = atp[row].tolist()
         at.setdefault(s, []).append(loc)
+    return stock, at
+
+
+def reference_source(
+    network: NetworkData,
+    ledger: Any,
+    orders: Orders,
+    *,
+    costs: CostModel | None = None,
+    max_splits: int | None = None,
+    pick_capacity: Any = None,
+    index: tuple[dict[tuple[int, int], list[int]], dict[int, list[int]]] | None = None,
+) -> dict[str, Any]:
+    """Greedy sourcing in pure Python. Returns rows and per-line/per-order outputs.
+
+    ``index`` is :func:`reference_index` of the ledger, to reuse across calls.
+    """
+    costs = costs or CostModel()
+    net = network
+    nloc = net.num_locations
+    base, at = index if index is not None else reference_index(ledger)
+    stock: dict[tuple[int, int], list[int]] = {}  # copies of the entries this call changes
     cap = list(
         net.pick_capacity.tolist() if pick_capacity is None else np.asarray(pick_capacity).tolist()
     )
@@ -68,10 +80,12 @@ def reference_source(
     serves = net.serves.tolist()
 
     def avail(s: int, loc: int, c: int) -> int:
-        v = stock.get((s, loc))
+        v = stock.get((s, loc)) or base.get((s, loc))
         return 0 if v is None else v[c]
 
     def take(s: int, loc: int, c: int, q: int) -> None:
+        if (s, loc) not in stock:
+            stock[(s, loc)] = list(base[(s, loc)])
         stock[(s, loc)][c] -= q
 
     order_sequence = sorted(range(orders.num_orders), key=lambda i: (-int(orders.priority[i]), i))

@@ -150,11 +150,11 @@ class CostModel:
             )
         return np.asarray(self.location_zone), np.asarray(self.zone_cost)
 
-    def unit_penalty(self, network: NetworkData) -> np.ndarray:
-        """Cost per unfilled unit of each SKU."""
+    def unit_penalty(self, network: NetworkData, sku: np.ndarray) -> np.ndarray:
+        """Cost per unfilled unit of each SKU in ``sku``."""
         if not self.unfilled_at_price:
-            return np.full(network.num_skus, self.unfilled_penalty)
-        price = network.sku_price
+            return np.full(sku.shape[0], self.unfilled_penalty)
+        price = network.sku_price[sku]
         return np.where(np.isnan(price), self.unfilled_penalty, price)
 
 
@@ -259,7 +259,7 @@ def plan_costs(
     order_km = np.bincount(p_order, weights=p_km, minlength=n)
     split_cost = costs.split_penalty * np.maximum(packages - 1, 0)
     line_order = orders.line_order
-    penalty = costs.unit_penalty(network)[orders.sku] * line_unfilled
+    penalty = costs.unit_penalty(network, orders.sku) * line_unfilled
     unfilled_units = np.bincount(line_order, weights=line_unfilled, minlength=n).astype(np.int64)
     unfilled_cost = np.bincount(line_order, weights=penalty, minlength=n)
     cost = package_cost + unit_cost + shipping_cost + split_cost + unfilled_cost

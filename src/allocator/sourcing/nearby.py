@@ -7,13 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from allocator._kernels.sourcing import EARTH_RADIUS_KM
+from allocator._kernels import sourcing as K
 from allocator._validate import readonly
 from allocator.exceptions import ValidationError
 from allocator.network import NetworkData
-from allocator.sourcing.costs import haversine_km
 from allocator.sourcing.orders import Service
-from allocator.sourcing.problem import check_ledger, location_index
+from allocator.sourcing.problem import check_ledger, location_index, position_index
 
 __all__ = ["NearbyResult", "nearby"]
 
@@ -103,9 +102,12 @@ def nearby(
 
     Notes
     -----
-    Locations are visited nearest first through a k-d tree on unit vectors (chord
-    order equals great-circle order), ``4k`` at a time, growing until ``k`` in-stock
-    locations are found per SKU or the eligible locations (within the radius) run out.
+    Each SKU's positions come from the ledger's per-SKU position lists (cached while
+    the ledger gains no positions), so a query touches only the locations that hold
+    the SKU, never all locations. They are ranked by squared chord length between
+    unit vectors, which orders points exactly as great-circle distance does but needs
+    no trigonometry; haversine km is computed for radius checks and the answers.
+    Availability is the ledger's ``available(c)``, read from its per-position arrays.
     """
     check_ledger(network_data, ledger)
     skus = np.atleast_1d(np.asarray(network_data.sku_index(sku), dtype=np.int64))
@@ -136,57 +138,42 @@ def nearby(
                 f"unknown service {service!r}", field="service", code="unknown_service"
             )
     ix = location_index(network_data)
-    tree, ids = ix.tree(c, svc)
+    positions = position_index(ledger)
     n = skus.shape[0]
     out_loc = np.full((n, k), -1, dtype=np.int64)
     out_av = np.zeros((n, k), dtype=np.int64)
     out_km = np.full((n, k), np.nan)
     count = np.zeros(n, dtype=np.int64)
-    if tree is not None:
-        rlat, rlon = np.radians(float(lat)), np.radians(float(lon))
-        point = np.array([np.cos(rlat) * np.cos(rlon), np.cos(rlat) * np.sin(rlon), np.sin(rlat)])
-        bound = np.inf
-        if radius_km is not None:
-            bound = (
-                2.0 * np.sin(min(float(radius_km) / EARTH_RADIUS_KM, np.pi) / 2.0) * (1 + 1e-9)
-                + 1e-12
-            )
-        want = min(ids.shape[0], 4 * k)
-        while True:
-            _chord, idx = tree.query(point, k=want, distance_upper_bound=bound)
-            idx = np.atleast_1d(idx)
-            valid = idx < ids.shape[0]
-            locs = ids[idx[valid]]
-            km = haversine_km(
-                network_data.lat[locs], network_data.lon[locs], float(lat), float(lon)
-            )
-            keep = np.ones(locs.shape[0], dtype=np.bool_)
-            if radius_km is not None:
-                keep &= km <= float(radius_km)
-            if svc == Service.SAME_DAY:
-                keep &= km <= network_data.same_day_radius_km[locs]
-            locs, km = locs[keep], km[keep]
-            avail = np.asarray(
-                ledger.available(np.repeat(skus, locs.shape[0]), np.tile(locs, n), c)
-            ).reshape(n, locs.shape[0])
-            stocked = avail > 0
-            rank = np.cumsum(stocked, axis=1)
-            take = stocked & (rank <= k)
-            count = take.sum(axis=1)
-            exhausted = want >= ids.shape[0] or not valid.all()
-            if exhausted or (count >= k).all():
-                rows, cols = np.nonzero(take)
-                slot = rank[rows, cols] - 1
-                out_loc[rows, slot] = locs[cols]
-                out_av[rows, slot] = avail[rows, cols]
-                out_km[rows, slot] = km[cols]
-                break
-            want = min(ids.shape[0], want * 4)
+    K.nearby(
+        skus,
+        positions.ptr,
+        positions.row,
+        positions.loc,
+        ledger.on_hand,
+        ledger.safety_stock,
+        ledger.fence,
+        ledger.cap,
+        ledger.reserved_by_channel,
+        c,
+        ix.eligible(c, svc),
+        ix.xyz,
+        float(lat),
+        float(lon),
+        -1.0 if radius_km is None else float(radius_km),
+        svc == Service.SAME_DAY,
+        network_data.same_day_radius_km,
+        network_data.lat,
+        network_data.lon,
+        out_loc,
+        out_av,
+        out_km,
+        count,
+    )
     return NearbyResult(
         network_data,
         readonly(skus),
         readonly(out_loc),
         readonly(out_av),
         readonly(out_km),
-        readonly(count.astype(np.int64)),
+        readonly(count),
     )

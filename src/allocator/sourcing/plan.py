@@ -194,7 +194,7 @@ class SourcingPlan:
                 f"({', '.join(_REASON_TEXT[r] for r in reasons)})"
             )
         if hi == lo:
-            return f"order {int(o.id[i])}: nothing allocated{tail}"
+            return f"nothing allocated{tail.replace('; ', ': ', 1)}"
         locs, first = np.unique(self.location[lo:hi], return_index=True)
         locs = locs[np.argsort(first)]
         parts = []

@@ -3,8 +3,8 @@
 * :class:`PositionIndex`: the ledger's positions as per-SKU lists (CSR, locations
   ascending), built in O(positions) by a counting sort.
 * :class:`LocationIndex`: per-network eligibility masks, a uniform lat/lon grid
-  (same-day radius queries in the greedy kernel) and k-d trees (``nearby``). Cached
-  per :class:`~allocator.NetworkData`, which is immutable.
+  (same-day radius queries in the greedy kernel) and unit vectors (``nearby`` ranks
+  by chord length). Cached per :class:`~allocator.NetworkData`, which is immutable.
 * :class:`SourcingProblem`: one call's inputs as kernel-ready arrays, with
   :meth:`SourcingProblem.candidates` for methods that want every candidate up front.
 """
@@ -108,10 +108,15 @@ class LocationIndex:
         self.xyz = np.column_stack(
             (np.cos(rlat) * np.cos(rlon), np.cos(rlat) * np.sin(rlon), np.sin(rlat))
         )
-        self._trees: dict[tuple[int, int], tuple[Any, np.ndarray]] = {}
+        self._eligible: dict[tuple[int, int], np.ndarray] = {}
 
     def eligible(self, channel: int, service: int | None) -> np.ndarray:
-        """Locations that may serve ``channel`` with ``service`` (None: any service)."""
+        """Locations that may serve ``channel`` with ``service`` (None: any service);
+        cached, read-only."""
+        key = (channel, -1 if service is None else int(service))
+        cached = self._eligible.get(key)
+        if cached is not None:
+            return cached
         net = self.network
         mask = self.ok[:, 2 * channel].copy()
         if service == Service.SHIP:
@@ -120,17 +125,8 @@ class LocationIndex:
             mask &= net.pickup
         elif service == Service.SAME_DAY:
             mask &= net.same_day_radius_km > 0
-        return mask
-
-    def tree(self, channel: int, service: int | None) -> tuple[Any, np.ndarray]:
-        """A k-d tree over the unit vectors of the eligible locations, and their ids."""
-        key = (channel, -1 if service is None else int(service))
-        if key not in self._trees:
-            from scipy.spatial import cKDTree
-
-            ids = np.flatnonzero(self.eligible(channel, service))
-            self._trees[key] = (cKDTree(self.xyz[ids]) if ids.size else None, ids)
-        return self._trees[key]
+        self._eligible[key] = readonly(mask)
+        return self._eligible[key]
 
 
 _LOCATION_INDEXES: weakref.WeakKeyDictionary[NetworkData, LocationIndex] = (
@@ -147,6 +143,19 @@ def location_index(network: NetworkData) -> LocationIndex:
     return index
 
 
+_POSITION_INDEXES: weakref.WeakKeyDictionary[Any, PositionIndex] = weakref.WeakKeyDictionary()
+
+
+def position_index(ledger: Any) -> PositionIndex:
+    """The :class:`PositionIndex` of ``ledger``, cached until the ledger gains positions
+    (positions are never removed or renumbered)."""
+    index = _POSITION_INDEXES.get(ledger)
+    if index is None or index.num_positions != ledger.num_positions:
+        index = PositionIndex.from_ledger(ledger)
+        _POSITION_INDEXES[ledger] = index
+    return index
+
+
 def check_ledger(network: NetworkData, ledger: Any) -> None:
     """Raise unless ``ledger`` is a ledger (anything with the Ledger read API) of
     ``network``."""
@@ -159,7 +168,10 @@ def check_ledger(network: NetworkData, ledger: Any) -> None:
         "available_all",
         "apply",
     )
-    missing = [name for name in needed if not hasattr(ledger, name)]
+    # look the names up on the type: some are properties that compute arrays
+    missing = [name for name in needed[1:] if not hasattr(type(ledger), name)]
+    if not isinstance(getattr(ledger, "network", None), NetworkData):
+        missing.append("network")
     if missing:
         raise TypeError(f"expected a Ledger, got {type(ledger).__name__}")
     other = ledger.network

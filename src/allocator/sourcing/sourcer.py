@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ from allocator.sourcing.problem import (
     SourcingProblem,
     check_ledger,
     location_index,
+    position_index,
 )
 
 __all__ = ["Sourcer", "methods", "register_method", "source"]
@@ -64,22 +64,10 @@ class Sourcer:
         self.network = network
         self.costs = costs
         self.locations: LocationIndex = location_index(network)
-        self._ledger: weakref.ref[Any] | None = None
-        self._positions: PositionIndex | None = None
 
     def positions(self, ledger: Any) -> PositionIndex:
         """The per-SKU position index of ``ledger`` (cached while it is current)."""
-        cached = self._positions
-        if (
-            cached is None
-            or self._ledger is None
-            or self._ledger() is not ledger
-            or cached.num_positions != ledger.num_positions
-        ):
-            cached = PositionIndex.from_ledger(ledger)
-            self._positions = cached
-            self._ledger = weakref.ref(ledger)
-        return cached
+        return position_index(ledger)
 
     def prepare(
         self,
