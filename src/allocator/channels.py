@@ -716,7 +716,7 @@ def allocate_channels(
     else:
         floor, _, _ = _int_limits(floors, "floors", net, npos, 0)
     floor_m = np.broadcast_to(floor, (npos, nc))
-    current_cap = np.ascontiguousarray(ledger.cap, dtype=np.int64)
+    current_cap = np.array(ledger.cap, dtype=np.int64)  # a copy: the result keeps it
     if caps is None:
         cap_m = current_cap
         cap_set = np.zeros(nc, dtype=np.bool_)
@@ -741,7 +741,10 @@ def allocate_channels(
     else:
         safety = _safety(forecast, service_level, fill_rate, lead_time)
         safety_set = True
-    sellable = np.maximum(on_hand - reserved.sum(axis=1) - safety, 0)
+    held = safety.copy()
+    for c in range(nc):  # column by column: numpy's axis=1 sum of 3 columns is slow
+        held += reserved[:, c]
+    sellable = np.maximum(on_hand - held, 0)
 
     alloc = np.empty((npos, nc), dtype=np.int64)
     sales = np.empty((npos, nc), dtype=np.float64)
@@ -795,7 +798,7 @@ def allocate_channels(
         sellable=readonly(sellable),
         allocated=readonly(alloc),
         fence=readonly(reserved + alloc),
-        cap=readonly(cap_m if caps is not None else cap_m.copy()),
+        cap=readonly(cap_m),
         expected_sales=readonly(sales),
         floor_shortfall=readonly(short),
         demand=readonly(demand),

@@ -371,6 +371,8 @@ def _merge(
         sales[best] += head_sf[best]
         q[best] += 1
         units -= 1
+        if units == 0:
+            return
         if q[best] < hi[best]:
             s = sf(dist, q[best], mu[best], sd[best])
             head_sf[best] = s
