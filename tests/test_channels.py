@@ -292,7 +292,7 @@ def test_kernel_equals_naive_greedy(args) -> None:
 @settings(max_examples=100, deadline=None)
 @given(kernel_inputs())
 def test_fences_respect_stock_floors_and_caps(args) -> None:
-    dist, mean, var, sellable, reserved, floor, cap, margin, unsold, row = args
+    sellable, reserved, floor, cap = args[3], args[4], args[5], args[6]
     alloc, sales, short = run_kernel(*args)
     lo = np.maximum(floor - reserved, 0)
     hi = np.maximum(cap - reserved, lo)
