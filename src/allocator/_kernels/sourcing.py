@@ -922,3 +922,22 @@ def nearby(
         for t in range(cnt):
             loc = out_loc[i, t]
             out_km[i, t] = haversine_km(loc_lat[loc], loc_lon[loc], lat, lon)
+
+
+@jit
+def atp_rows(
+    on_hand: np.ndarray,
+    safety: np.ndarray,
+    fence: np.ndarray,
+    cap: np.ndarray,
+    reserved: np.ndarray,
+    rows: np.ndarray,
+    channels: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out[i, c] = available(c)`` of ledger position ``rows[i]`` for each ``c`` in
+    ``channels`` (other columns untouched)."""
+    for i in range(rows.shape[0]):
+        for t in range(channels.shape[0]):
+            c = channels[t]
+            out[i, c] = atp(on_hand, safety, fence, cap, reserved, rows[i], c)

@@ -201,9 +201,18 @@ def availability(
         return np.array(ledger.available_all()[row], dtype=np.int64)
     out = np.zeros((m, nchan), dtype=np.int64)
     if m:
-        sku = np.repeat(skus, np.diff(ptr))
-        for c in channels.tolist():
-            out[:, c] = ledger.available(sku, loc, c)
+        # the rows are known, so read the ledger's per-position arrays directly
+        # (the ledger's ATP formula) instead of hashing (sku, location) keys again
+        K.atp_rows(
+            ledger.on_hand,
+            ledger.safety_stock,
+            ledger.fence,
+            ledger.cap,
+            ledger.reserved_by_channel,
+            row,
+            channels.astype(np.int64),
+            out,
+        )
     return out
 
 
