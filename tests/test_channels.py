@@ -541,3 +541,24 @@ def test_bench_quick_runs() -> None:
         assert key in result
     assert result["agree"] is True
     assert result["positions_per_s"] > 0 and result["reference_positions_per_s"] > 0
+
+
+def test_channels_a_location_does_not_serve_get_nothing() -> None:
+    net = Network()
+    for ch in CHANNELS:
+        net.add_channel(ch)
+    net.add_location("S1", kind="store", lat=0.0, lon=0.0)
+    net.add_location("DC", kind="warehouse", lat=0.0, lon=0.0, channels=("online",))
+    net.add_sku("A")
+    data = net.build()
+    ledger = Ledger(data)
+    ledger.receive("A", "S1", 20)
+    ledger.receive("A", "DC", 20)
+    fc = ChannelForecast.poisson(np.full((2, 3), 10.0))
+    alloc = allocate_channels(
+        data, ledger, fc, margin=[1.0, 1.0, 5.0], floors={"store": 2}, caps={"marketplace": 8}
+    )
+    dc = ledger.position_index("A", "DC")
+    assert alloc.allocated[dc].tolist() == [0, 20, 0]
+    assert alloc.cap[dc].tolist() == [0, STOCK_MAX, 0]
+    assert alloc.allocated[1 - dc, 0] >= 2 and alloc.allocated[1 - dc, 2] == 8

@@ -624,7 +624,8 @@ def allocate_channels(
         The most units a channel may take (its fence, and the cap set on the ledger):
         ints are units, floats in [0, 1] a share of ``on_hand``; ``-1`` or ``None``
         keeps the ledger's cap. Same forms as ``floors``. ``None``: the ledger's caps
-        bound the fences and are left as they are.
+        bound the fences and are left as they are. A channel that a location does
+        not serve (``network_data.serves``) gets no fence and no floor there.
     service_level, fill_rate
         A cycle service level or fill-rate target for the position's pooled demand
         (all channels) over ``lead_time`` horizons; the safety stock is computed with
@@ -723,6 +724,11 @@ def allocate_channels(
     else:
         units, share, cap_set = _int_limits(caps, "caps", net, npos, -1)
         cap_m = _caps_matrix(units, share, on_hand, current_cap)
+    if not net.serves.all():
+        # A channel a location does not sell to gets nothing there (cap 0, no floor).
+        served = net.serves[ledger.position_location]
+        floor_m = np.where(served, floor_m, 0)
+        cap_m = np.where(served, cap_m, 0)
     bad = floor_m > cap_m
     if bad.any():
         row = int(np.argmax(bad.any(axis=1)))
