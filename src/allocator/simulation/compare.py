@@ -1,0 +1,303 @@
+"""Policies side by side (:func:`compare`) and where service breaks (:func:`capacity_sweep`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from allocator.exceptions import ValidationError
+from allocator.scenarios import Scenario, ScenarioData
+from allocator.simulation.engine import SimulationResult, simulate
+from allocator.sourcing import methods
+
+__all__ = ["CapacitySweep", "Comparison", "capacity_sweep", "compare"]
+
+#: KPIs shown by :meth:`Comparison.summary` and the CLI, with their formats.
+TABLE_KPIS: tuple[tuple[str, str], ...] = (
+    ("fill_rate_store", "{:.1%}"),
+    ("fill_rate_online", "{:.1%}"),
+    ("fill_rate_marketplace", "{:.1%}"),
+    ("lost_value", "{:,.0f}"),
+    ("orders", "{:,.0f}"),
+    ("split_rate", "{:.1%}"),
+    ("packages_per_order", "{:.3f}"),
+    ("cost_per_order", "{:.2f}"),
+    ("avg_km", "{:.1f}"),
+    ("pickup_on_time", "{:.1%}"),
+    ("utilisation_mean", "{:.1%}"),
+    ("utilisation_peak", "{:.1%}"),
+    ("stockout_rate", "{:.1%}"),
+    ("turnover_days", "{:.1f}"),
+    ("oversells", "{:.0f}"),
+    ("events", "{:,.0f}"),
+    ("ledger_events_per_s", "{:,.0f}"),
+)
+
+
+def format_table(
+    columns: dict[str, dict[str, float]], extra: dict[str, list[str]] | None = None
+) -> str:
+    """A plain-text KPI table, one column per run (used by summaries and the CLI)."""
+    names = list(columns)
+    rows = [["kpi", *names]]
+    for key, fmt in TABLE_KPIS:
+        cells = []
+        for name in names:
+            v = columns[name].get(key, float("nan"))
+            cells.append(
+                "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+            )
+        rows.append([key, *cells])
+    for key, cells in (extra or {}).items():
+        rows.append([key, *cells])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for j, r in enumerate(rows):
+        lines.append(
+            "  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))
+        )
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """Several sourcing policies run on the same seeded scenario.
+
+    Attributes
+    ----------
+    results
+        :class:`SimulationResult` per policy name, in the order given.
+    """
+
+    results: dict[str, SimulationResult]
+
+    @property
+    def policies(self) -> tuple[str, ...]:
+        return tuple(self.results)
+
+    def table(self) -> dict[str, dict[str, float]]:
+        """``{policy: {kpi: value}}``."""
+        return {name: r.kpis.as_dict() for name, r in self.results.items()}
+
+    def summary(self) -> str:
+        secs = {name: [f"{r.timings['total']:.1f}"] for name, r in self.results.items()}
+        extra = {"seconds": [v[0] for v in secs.values()]}
+        return format_table(self.table(), extra)
+
+    def to_frame(self) -> Any:
+        """One row per KPI, one column per policy."""
+        import pandas as pd
+
+        return pd.DataFrame(self.table())
+
+
+def compare(
+    scenario: Scenario | ScenarioData,
+    sourcing: Sequence[str] = ("greedy",),
+    *,
+    days: int = 28,
+    seed: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    **options: Any,
+) -> Comparison:
+    """Run each sourcing policy on the same seeded scenario (same customers, same stock).
+
+    Parameters
+    ----------
+    scenario
+        A scenario, built once with ``seed``, or an already built one.
+    sourcing
+        Registered sourcing method names, e.g. ``("greedy", "optimal")``.
+    days, seed
+        As in :func:`simulate`.
+    progress
+        Called as ``progress(policy, days_done, days)``.
+    **options
+        Passed to :func:`simulate` (``volume``, ``capacity``, ``sourcing_options``,
+        ``keep_log``, ...).
+
+    Raises
+    ------
+    ValidationError
+        An empty or repeated policy list, or an unknown method, before anything runs.
+    """
+    names = list(sourcing) if not isinstance(sourcing, str) else [sourcing]
+    if not names:
+        raise ValidationError("give at least one sourcing method", field="sourcing")
+    if len(set(names)) != len(names):
+        raise ValidationError("a sourcing method is listed twice", field="sourcing")
+    for i, name in enumerate(names):
+        if name not in methods():
+            raise ValidationError(
+                f"unknown sourcing method {name!r}; registered: {methods()}",
+                field="sourcing",
+                row=i,
+                code="unknown_method",
+            )
+    data = _build(scenario, seed)
+    results = {}
+    for name in names:
+        cb = None if progress is None else (lambda done, total, _n=name: progress(_n, done, total))
+        results[name] = simulate(data, sourcing=name, days=days, progress=cb, **options)
+    return Comparison(results)
+
+
+def _build(scenario: Scenario | ScenarioData, seed: int | None) -> ScenarioData:
+    if isinstance(scenario, ScenarioData):
+        if seed is not None and seed != scenario.seed:
+            raise ValidationError(
+                f"the scenario was built with seed {scenario.seed}, not {seed}", field="seed"
+            )
+        return scenario
+    if not isinstance(scenario, Scenario):
+        raise ValidationError(
+            f"expected a Scenario, got {type(scenario).__name__}",
+            field="scenario",
+            code="wrong_dtype",
+        )
+    return scenario.build(0 if seed is None else seed)
+
+
+@dataclass(frozen=True, eq=False)
+class CapacitySweep:
+    """Runs at increasing order volume (or pick capacity) and where service breaks.
+
+    Attributes
+    ----------
+    kind
+        ``"volume"`` (order-volume multipliers) or ``"capacity"`` (pick-capacity
+        multipliers).
+    multipliers
+        The multipliers, ascending.
+    results
+        One :class:`SimulationResult` per multiplier.
+    fill_target, on_time_target
+        Service is broken when the online fill rate falls below ``fill_target`` or
+        pick-up on time below ``on_time_target``.
+    """
+
+    kind: str
+    multipliers: tuple[float, ...]
+    results: tuple[SimulationResult, ...]
+    fill_target: float
+    on_time_target: float
+
+    def ok(self) -> np.ndarray:
+        """Whether each run meets both service targets."""
+        out = []
+        for r in self.results:
+            fill = r.kpis.fill_rate["online"]
+            on_time = r.kpis.pickup_on_time
+            out.append(
+                (np.isnan(fill) or fill >= self.fill_target)
+                and (np.isnan(on_time) or on_time >= self.on_time_target)
+            )
+        return np.array(out, dtype=np.bool_)
+
+    @property
+    def breaking_point(self) -> float | None:
+        """For volume: the first multiplier that breaks service; for capacity: the
+        smallest multiplier that still meets it. None when no run qualifies."""
+        ok = self.ok()
+        if self.kind == "volume":
+            bad = np.flatnonzero(~ok)
+            return float(self.multipliers[bad[0]]) if bad.size else None
+        good = np.flatnonzero(ok)
+        return float(self.multipliers[good[0]]) if good.size else None
+
+    def table(self) -> dict[str, dict[str, float]]:
+        return {
+            f"{self.kind} x{m:g}": r.kpis.as_dict()
+            for m, r in zip(self.multipliers, self.results, strict=True)
+        }
+
+    def summary(self) -> str:
+        bp = self.breaking_point
+        if self.kind == "volume":
+            head = (
+                f"service breaks at volume x{bp:g}"
+                if bp is not None
+                else "service holds at every volume tried"
+            )
+        else:
+            head = (
+                f"pick capacity x{bp:g} is the least that keeps service"
+                if bp is not None
+                else "no capacity tried keeps service"
+            )
+        ok = ["yes" if v else "NO" for v in self.ok()]
+        return head + "\n" + format_table(self.table(), {"meets targets": ok})
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        frame = pd.DataFrame([r.kpis.as_dict() for r in self.results])
+        frame.insert(0, self.kind, self.multipliers)
+        frame["meets_targets"] = self.ok()
+        return frame
+
+
+def capacity_sweep(
+    scenario: Scenario | ScenarioData,
+    multipliers: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 3.0),
+    *,
+    kind: Literal["volume", "capacity"] = "volume",
+    sourcing: str = "greedy",
+    days: int = 28,
+    seed: int | None = None,
+    fill_target: float = 0.95,
+    on_time_target: float = 0.9,
+    progress: Callable[[float, int, int], None] | None = None,
+    **options: Any,
+) -> CapacitySweep:
+    """Simulate at each order-volume or pick-capacity multiplier and find where service
+    breaks.
+
+    Raises
+    ------
+    ValidationError
+        An unknown ``kind``, no multipliers, a multiplier that is not positive and
+        finite, or targets outside [0, 1], before anything runs.
+    """
+    if kind not in ("volume", "capacity"):
+        raise ValidationError(
+            f"expected 'volume' or 'capacity', got {kind!r}", field="kind", code="invalid_choice"
+        )
+    mults = [float(m) for m in multipliers]
+    if not mults:
+        raise ValidationError("give at least one multiplier", field="multipliers")
+    for i, m in enumerate(mults):
+        if not math.isfinite(m) or m <= 0:
+            raise ValidationError(
+                f"expected a positive multiplier, got {m}",
+                field="multipliers",
+                row=i,
+                code="out_of_range",
+            )
+    for name, v in (("fill_target", fill_target), ("on_time_target", on_time_target)):
+        if not 0.0 <= float(v) <= 1.0:
+            raise ValidationError(f"{v} outside [0, 1]", field=name, code="out_of_range")
+    if sourcing not in methods():
+        raise ValidationError(
+            f"unknown sourcing method {sourcing!r}", field="sourcing", code="unknown_method"
+        )
+    data = _build(scenario, seed)
+    mults.sort()
+    results = []
+    for m in mults:
+        run_options: dict[str, Any] = {**options, kind: m}
+        cb = None if progress is None else (lambda done, total, _m=m: progress(_m, done, total))
+        results.append(simulate(data, sourcing=sourcing, days=days, progress=cb, **run_options))
+    return CapacitySweep(
+        kind=kind,
+        multipliers=tuple(mults),
+        results=tuple(results),
+        fill_target=float(fill_target),
+        on_time_target=float(on_time_target),
+    )

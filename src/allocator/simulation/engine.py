@@ -1,0 +1,731 @@
+"""The day/wave loop: :func:`simulate` drives the real ledger and models over a scenario.
+
+One simulated day:
+
+1. *Start of day.* Purchases due today are received, transfers due arrive
+   (``transfer_in``), customer returns come back to stores; every
+   ``fence_every_days`` days :func:`~allocator.channels.allocate_channels` sets
+   channel fences and caps, applied as events.
+2. *Each wave* (``waves_per_day`` of them), at wave time ``t``: reservations due for
+   picking are committed (ship and same-day orders one wave after they were
+   reserved, pick-ups when the customer collects), ``expire(t)`` releases pick-ups
+   never collected, walk-in customers buy what the shop floor can sell
+   (``available`` for the store channel, so fences and online reservations are
+   respected), and the wave's online orders are sourced with
+   :func:`~allocator.sourcing.source` against the remaining pick capacity and
+   reserved with ``Ledger.reserve_plan`` (orders whose stock moved are sourced once
+   more).
+3. *Night.* Every ``review_period_days`` days :func:`~allocator.replenishment.replenish`
+   runs on the sales history: its transfers leave now (``transfer_out``) and arrive
+   after ``transfer_days``; its purchases arrive after the supplier lead time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from allocator._validate import readonly
+from allocator.channels import ChannelForecast, allocate_channels
+from allocator.events import EventKind, Events, ResultCode
+from allocator.exceptions import ValidationError
+from allocator.ledger import Ledger
+from allocator.replenishment import OrderUpToPolicy, replenish
+from allocator.replenishment.plan import Action
+from allocator.scenarios import CHANNELS, MARKETPLACE, STORE, Scenario, ScenarioData
+from allocator.simulation.kpis import DailySeries, KPIs
+from allocator.simulation.log import DemandLog, EventLog, _Recorder
+from allocator.sourcing import CostModel, Service, SourcingPlan, methods, source
+
+__all__ = ["SimulationResult", "simulate"]
+
+logger = logging.getLogger("allocator")
+
+#: Components the run's wall time is split into.
+COMPONENTS = ("ledger", "sourcing", "replenishment", "channels", "demand", "other")
+_TOP_SKUS = 5
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult:
+    """One run: KPIs, daily series, the logs and where the time went.
+
+    Attributes
+    ----------
+    data
+        The generated scenario (network, positions, rates).
+    sourcing
+        The sourcing method used.
+    days, volume, capacity
+        Days simulated and the order-volume and pick-capacity multipliers.
+    kpis, daily
+        :class:`~allocator.simulation.KPIs` and :class:`~allocator.simulation.DailySeries`.
+    log, demand
+        :class:`~allocator.simulation.EventLog` and
+        :class:`~allocator.simulation.DemandLog` (None when ``keep_log=False``).
+    ledger
+        The ledger at the end of the run (read it; do not change it).
+    timings
+        Seconds per component (:data:`COMPONENTS`) and ``total``.
+    """
+
+    data: ScenarioData
+    sourcing: str
+    days: int
+    volume: float
+    capacity: float
+    kpis: KPIs
+    daily: DailySeries
+    log: EventLog | None
+    demand: DemandLog | None
+    ledger: Ledger
+    timings: dict[str, float]
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.data.scenario
+
+    def summary(self) -> str:
+        t = self.timings
+        split = ", ".join(f"{k} {t[k]:.1f} s" for k in COMPONENTS if t.get(k, 0) >= 0.05)
+        return (
+            f"{self.scenario.name}, {self.sourcing}, {self.days} days "
+            f"(volume x{self.volume:g}, capacity x{self.capacity:g}): "
+            f"{self.kpis.summary()}\n  {t['total']:.1f} s ({split}); "
+            f"{self.kpis.events:,} events, {self.kpis.ledger_events_per_s:,.0f} events/s"
+        )
+
+    def to_frame(self) -> Any:
+        """One row per day: demand, fill rate per channel, orders, cost, utilisation."""
+        import pandas as pd
+
+        d = self.daily
+        data: dict[str, Any] = {"day": np.arange(d.days), "promotion": list(d.promotion)}
+        fill = d.fill_rate
+        for c, name in enumerate(self.kpis.channel_names):
+            data[f"demand_{name}"] = d.demand_units[c]
+            data[f"fill_rate_{name}"] = fill[c]
+        util = d.utilisation
+        data.update(
+            orders=d.orders,
+            served=d.served,
+            cost_per_order=d.cost_per_order,
+            pickup_on_time=np.where(
+                d.pickup_orders > 0, d.pickup_on_time / np.maximum(d.pickup_orders, 1), np.nan
+            ),
+            utilisation_mean=(np.nanmean(util, axis=0) if np.isfinite(util).any() else np.nan),
+            on_hand=d.on_hand,
+            stockouts=d.stockouts,
+        )
+        return pd.DataFrame(data)
+
+
+def _check_args(
+    scenario: Any,
+    sourcing: Any,
+    days: Any,
+    seed: Any,
+    volume: Any,
+    capacity: Any,
+    costs: Any,
+    sourcing_options: Any,
+) -> None:
+    if not isinstance(scenario, Scenario | ScenarioData):
+        raise ValidationError(
+            f"expected a Scenario or ScenarioData, got {type(scenario).__name__}",
+            field="scenario",
+            code="wrong_dtype",
+        )
+    if not isinstance(sourcing, str) or sourcing not in methods():
+        raise ValidationError(
+            f"unknown sourcing method {sourcing!r}; registered: {methods()}",
+            field="sourcing",
+            code="unknown_method",
+        )
+    if isinstance(days, bool) or not isinstance(days, int | np.integer) or days < 1:
+        raise ValidationError(f"expected an int >= 1, got {days!r}", field="days")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0
+    ):
+        raise ValidationError(f"expected an int >= 0, got {seed!r}", field="seed")
+    for name, value, positive in (("volume", volume, True), ("capacity", capacity, False)):
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+            raise ValidationError(f"expected a number, got {value!r}", field=name)
+        v = float(value)
+        if not math.isfinite(v) or v < 0 or (positive and v == 0):
+            raise ValidationError(
+                f"expected a finite {'positive' if positive else 'non-negative'} number, got {v}",
+                field=name,
+                code="out_of_range",
+            )
+    if costs is not None and not isinstance(costs, CostModel):
+        raise ValidationError("expected a CostModel", field="costs", code="wrong_dtype")
+    if sourcing_options is not None and not isinstance(sourcing_options, Mapping):
+        raise ValidationError(
+            "expected a mapping of keyword options", field="sourcing_options", code="wrong_dtype"
+        )
+
+
+def simulate(
+    scenario: Scenario | ScenarioData,
+    *,
+    sourcing: str = "greedy",
+    days: int = 28,
+    seed: int | None = None,
+    volume: float = 1.0,
+    capacity: float = 1.0,
+    costs: CostModel | None = None,
+    sourcing_options: Mapping[str, Any] | None = None,
+    replenishment: bool = True,
+    keep_log: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimulationResult:
+    """Simulate ``days`` days of omnichannel demand on the real ledger and models.
+
+    Parameters
+    ----------
+    scenario
+        A :class:`~allocator.scenarios.Scenario` (built with ``seed``) or an already
+        built :class:`~allocator.scenarios.ScenarioData` (``seed`` must then be None
+        or equal to its seed).
+    sourcing
+        A registered sourcing method, passed to :func:`~allocator.sourcing.source`
+        by name (``"greedy"``, or ``"optimal"`` when registered).
+    days
+        Days to simulate.
+    seed
+        Seed of the scenario and its demand (default 0). Same seed, same KPIs.
+    volume
+        Multiplier on all demand (walk-in and online).
+    capacity
+        Multiplier on every location's pick capacity.
+    costs
+        The sourcing :class:`~allocator.sourcing.CostModel` (default figures when None).
+    sourcing_options
+        Keyword options for the sourcing method (e.g. a time limit).
+    replenishment
+        Run the nightly replenishment (off: stock only runs down).
+    keep_log
+        Keep the event and demand logs (memory grows with the events).
+    progress
+        Called as ``progress(days_done, days)`` after each day.
+
+    Returns
+    -------
+    SimulationResult
+
+    Raises
+    ------
+    ValidationError
+        Bad arguments (unknown method, non-positive days or volume, ...), found before
+        anything runs. Bad scenario parameters fail when the
+        :class:`~allocator.scenarios.Scenario` is made.
+    """
+    _check_args(scenario, sourcing, days, seed, volume, capacity, costs, sourcing_options)
+    if isinstance(scenario, ScenarioData):
+        if seed is not None and int(seed) != scenario.seed:
+            raise ValidationError(
+                f"the scenario was built with seed {scenario.seed}, not {seed}", field="seed"
+            )
+        data = scenario
+    else:
+        data = scenario.build(0 if seed is None else int(seed))
+    run = _Run(
+        data,
+        sourcing=sourcing,
+        days=int(days),
+        volume=float(volume),
+        capacity=float(capacity),
+        costs=costs if costs is not None else CostModel(),
+        options=dict(sourcing_options or {}),
+        replenishment=replenishment,
+        keep_log=keep_log,
+    )
+    return run.run(progress)
+
+
+class _Run:
+    """State of one simulation run (see the module docstring for the loop)."""
+
+    def __init__(
+        self,
+        data: ScenarioData,
+        *,
+        sourcing: str,
+        days: int,
+        volume: float,
+        capacity: float,
+        costs: CostModel,
+        options: dict[str, Any],
+        replenishment: bool,
+        keep_log: bool,
+    ) -> None:
+        sc = data.scenario
+        net = data.network
+        self.data, self.sc, self.net = data, sc, net
+        self.method, self.days, self.volume, self.capacity = sourcing, days, volume, capacity
+        self.costs, self.options, self.do_replenish = costs, options, replenishment
+        self.W = sc.waves_per_day
+        npos, nl, nc = data.num_positions, net.num_locations, net.num_channels
+        self.ledger = Ledger(
+            net, capacity=npos + 16, reservation_capacity=int(sc.online_orders * 8 + 1024)
+        )
+        self.rec = _Recorder(keep_log)
+        self.next_id = 1
+        self.next_order = 1
+        self.time = dict.fromkeys(COMPONENTS, 0.0)
+        self.events = 0
+        self.apply_seconds = 0.0
+        self.oversells = 0
+        self.expired = 0
+        self.returned = 0
+        self.demand_value = 0.0
+        self.filled_value = 0.0
+        self.pick_cap = np.where(
+            net.pick_capacity >= 0, np.round(net.pick_capacity * capacity), -1
+        ).astype(np.int64)
+        self.used = np.zeros(nl, dtype=np.int64)
+        # schedules: wave -> commit chunks; day -> arrival chunks; wave -> expiring count
+        self.commits: dict[int, list[tuple[np.ndarray, ...]]] = defaultdict(list)
+        self.arrivals: dict[int, list[tuple[np.ndarray, ...]]] = defaultdict(list)
+        self.expiring: dict[int, int] = defaultdict(int)
+        self.on_order = np.zeros(npos, dtype=np.int64)
+        self.today_out = np.zeros(npos, dtype=np.float64)
+        is_store = np.isin(data.position_location, data.stores)
+        self.lead = data.lead_time[data.position_sku] + np.where(
+            is_store, sc.store_extra_lead_days, 0
+        )
+        hist_rng = np.random.default_rng([data.seed, 0x4157])
+        self.history = hist_rng.poisson(
+            data.channel_rate.sum(axis=1)[:, None] * volume, (npos, sc.history_days)
+        ).astype(np.float64)
+        margin = np.empty((net.num_skus, nc))
+        price, cost = net.sku_price, net.sku_unit_cost
+        margin[:, :] = (price - cost)[:, None]
+        margin[:, MARKETPLACE] = price * (1.0 - sc.marketplace_fee) - cost
+        self.margin = np.maximum(margin, 0.0)
+        self.unsold = np.repeat((sc.fence_cost * price)[:, None], nc, axis=1)
+        D = days
+        z = np.zeros
+        self.d_demand = z((nc, D), np.int64)
+        self.d_filled = z((nc, D), np.int64)
+        self.d_orders = z(D, np.int64)
+        self.d_served = z(D, np.int64)
+        self.d_cost = z(D)
+        self.d_packages = z(D, np.int64)
+        self.d_km = z(D)
+        self.d_split = z(D, np.int64)
+        self.d_pick_orders = z(D, np.int64)
+        self.d_pick_on_time = z(D, np.int64)
+        self.d_picked = z((nl, D), np.int64)
+        self.d_on_hand = z(D, np.int64)
+        self.d_out = z(D, np.int64)
+        self.d_stockouts = z(D, np.int64)
+        self.top = np.arange(min(_TOP_SKUS, net.num_skus), dtype=np.int64)
+        self.d_top = z((self.top.shape[0], D), np.int64)
+
+    # ------------------------------------------------------------------ plumbing
+    def _ids(self, n: int) -> np.ndarray:
+        out = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+        self.next_id += n
+        return out
+
+    def _apply(self, events: Events, wave: int, order: Any = 0) -> np.ndarray:
+        t0 = time.perf_counter()
+        result = self.ledger.apply(events)
+        spent = time.perf_counter() - t0
+        self.time["ledger"] += spent
+        self.apply_seconds += spent
+        self.events += len(events)
+        self.oversells += len(result.shortfalls)
+        self.rec.events(events, result.codes, wave, order)
+        return result.codes
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, progress: Callable[[int, int], None] | None) -> SimulationResult:
+        t_start = time.perf_counter()
+        data = self.data
+        n = data.num_positions
+        self._apply(
+            Events.receive(
+                data.position_sku, data.position_location, data.initial_stock, id=self._ids(n)
+            ),
+            0,
+        )
+        if self.ledger.num_positions != n:  # pragma: no cover - a broken invariant
+            raise RuntimeError("ledger positions differ from the scenario's positions")
+        for d in range(self.days):
+            self.used[:] = 0
+            self.today_out[:] = 0.0
+            self._start_of_day(d)
+            for w in range(self.W):
+                self._wave(d, d * self.W + w, w)
+            self._end_of_day(d)
+            if self.ledger.num_positions != n:  # pragma: no cover - a broken invariant
+                raise RuntimeError("the run created positions the scenario does not carry")
+            if progress is not None:
+                progress(d + 1, self.days)
+        total = time.perf_counter() - t_start
+        timings = dict(self.time)
+        timings["other"] = max(0.0, total - sum(v for k, v in timings.items() if k != "other"))
+        timings["total"] = total
+        return self._result(timings)
+
+    def _start_of_day(self, d: int) -> None:
+        wave = d * self.W
+        chunks = self.arrivals.pop(d, [])
+        if chunks:
+            kind, sku, loc, qty, pos = (np.concatenate(c) for c in zip(*chunks, strict=True))
+            events = Events.from_arrays(
+                kind=kind, id=self._ids(kind.shape[0]), sku=sku, location=loc, qty=qty
+            )
+            codes = self._apply(events, wave)
+            ok = codes == ResultCode.OK
+            buy = ok & (kind == EventKind.RECEIVE)
+            np.subtract.at(self.on_order, pos[buy], qty[buy])
+            back = ok & ((kind == EventKind.RETURN) | (kind == EventKind.RETURN_NONSELLABLE))
+            self.returned += int(qty[back].sum())
+        if self.sc.channel_fences and d % self.sc.fence_every_days == 0:
+            self._fences(d, wave)
+
+    def _fences(self, d: int, wave: int) -> None:
+        sc = self.sc
+        t0 = time.perf_counter()
+        mult = np.array([sc.multipliers(day) for day in range(d, d + sc.fence_every_days)])
+        walk, online = mult.sum(axis=0)
+        mean = self.data.channel_rate * (np.array([walk, online, online]) * self.volume)
+        alloc = allocate_channels(
+            self.net,
+            self.ledger,
+            ChannelForecast.poisson(mean),
+            margin=self.margin,
+            unsold_cost=self.unsold,
+            caps={CHANNELS[MARKETPLACE]: float(sc.marketplace_cap)},
+        )
+        events = alloc.to_events(first_id=self.next_id, link="position")
+        self.next_id += len(events)
+        self.time["channels"] += time.perf_counter() - t0
+        self._apply(events, wave)
+
+    def _wave(self, d: int, t: int, w: int) -> None:
+        # 1. picks due now
+        chunks = self.commits.pop(t, [])
+        if chunks:
+            rid, qty, order = (np.concatenate(c) for c in zip(*chunks, strict=True))
+            events = Events.commit(rid, qty, id=self._ids(rid.shape[0]))
+            codes = self._apply(events, t, order)
+            ok = codes == ResultCode.OK
+            self.oversells += int((~ok).sum())
+            self.d_out[d] += int(qty[ok].sum())
+        # 2. pick-ups never collected
+        self._apply(Events.expire(t, id=self._ids(1)), t)
+        self.expired += self.expiring.pop(t, 0)
+        # 3. walk-in customers
+        self._walk_in(d, t, w)
+        # 4. online orders
+        self._online(d, t, w)
+
+    def _walk_in(self, d: int, t: int, w: int) -> None:
+        data = self.data
+        t0 = time.perf_counter()
+        rows, units = data.walk_in(d, w, self.volume)
+        self.time["demand"] += time.perf_counter() - t0
+        if rows.shape[0] == 0:
+            return
+        sku, loc = data.position_sku[rows], data.position_location[rows]
+        t0 = time.perf_counter()
+        avail = np.asarray(self.ledger.available(sku, loc, STORE))
+        self.time["ledger"] += time.perf_counter() - t0
+        sold = np.minimum(units, avail)
+        price = self.net.sku_price[sku]
+        self.rec.demand(t, STORE, sku, loc, units)
+        self.d_demand[STORE, d] += int(units.sum())
+        self.demand_value += float((units * price).sum())
+        keep = sold > 0
+        if keep.any():
+            events = Events.sale(
+                sku[keep],
+                loc[keep],
+                sold[keep],
+                channel=STORE,
+                id=self._ids(int(keep.sum())),
+            )
+            codes = self._apply(events, t)
+            ok = codes == ResultCode.OK
+            got = np.where(ok, sold[keep], 0)
+            self.d_filled[STORE, d] += int(got.sum())
+            self.d_out[d] += int(got.sum())
+            self.filled_value += float((got * price[keep]).sum())
+            np.add.at(self.today_out, rows[keep], got)
+
+    def _online(self, d: int, t: int, w: int) -> None:
+        data, net = self.data, self.net
+        t0 = time.perf_counter()
+        batch = data.online_orders(d, w, self.next_order, self.volume)
+        self.time["demand"] += time.perf_counter() - t0
+        first = self.next_order
+        self.next_order += len(batch)
+        orders = batch.orders
+        if orders.num_orders == 0:
+            return
+        lo = orders.line_order
+        self.rec.demand(
+            t,
+            orders.channel[lo],
+            orders.sku,
+            -1,
+            orders.qty,
+            order=orders.id[lo],
+            service=orders.service[lo],
+            pickup_location=orders.pickup_location[lo],
+            lat=orders.lat[lo],
+            lon=orders.lon[lo],
+        )
+        np.add.at(self.d_demand[:, d], orders.channel[lo], orders.qty)
+        self.demand_value += float((orders.qty * net.sku_price[orders.sku]).sum())
+        self.d_orders[d] += orders.num_orders
+        self.d_pick_orders[d] += int((orders.service == Service.PICKUP).sum())
+        pending = orders
+        for _attempt in range(2):
+            plan = self._source(pending)
+            rejected = self._reserve(plan, batch, first, d, t)
+            if rejected is None or rejected.num_orders == 0:
+                break
+            pending = rejected
+
+    def _source(self, orders: Any) -> SourcingPlan:
+        remaining = np.where(self.pick_cap >= 0, np.maximum(self.pick_cap - self.used, 0), -1)
+        t0 = time.perf_counter()
+        plan = source(
+            self.net,
+            self.ledger,
+            orders,
+            method=self.method,
+            max_splits=self.sc.max_splits,
+            costs=self.costs,
+            pick_capacity=remaining,
+            **self.options,
+        )
+        self.time["sourcing"] += time.perf_counter() - t0
+        return plan
+
+    def _reserve(self, plan: SourcingPlan, batch: Any, first: int, d: int, t: int) -> Any:
+        sc, data = self.sc, self.data
+        n = len(plan)
+        if n == 0:
+            return None
+        expires = t + sc.pickup_hold_waves
+        first_id = self.next_id
+        self.next_id += n
+        t0 = time.perf_counter()
+        res = self.ledger.reserve_plan(plan, expires_at=expires, first_id=first_id)
+        spent = time.perf_counter() - t0
+        self.time["ledger"] += spent
+        self.apply_seconds += spent
+        self.events += n
+        self.oversells += len(res.apply.shortfalls)
+        orders = plan.orders
+        if self.rec.enabled:
+            self.rec.events(
+                Events.from_arrays(
+                    kind=np.full(n, int(EventKind.RESERVE), dtype=np.int64),
+                    id=res.apply.ids,
+                    sku=plan.sku,
+                    location=plan.location,
+                    channel=orders.channel[plan.order],
+                    qty=plan.qty,
+                    expires_at=expires,
+                    link=False,
+                ),
+                res.apply.codes,
+                t,
+                orders.id[plan.order],
+            )
+        ok = res.reservation != 0
+        o = plan.order[ok]
+        b = orders.id[o] - first  # index into the wave's batch
+        loc, sku, qty = plan.location[ok], plan.sku[ok], plan.qty[ok]
+        rid, transfer = res.reservation[ok], plan.transfer[ok]
+        chan = orders.channel[o]
+        np.add.at(self.d_filled[:, d], chan, qty)
+        self.filled_value += float((qty * self.net.sku_price[sku]).sum())
+        np.add.at(self.d_picked[:, d], loc, qty)
+        np.add.at(self.used, loc, qty)
+        np.add.at(self.today_out, data.position_of(sku, loc), qty)
+        # served orders
+        acc = res.accepted
+        bd = plan.breakdown
+        self.d_served[d] += acc.shape[0]
+        self.d_cost[d] += float((bd.cost[acc] - bd.unfilled_cost[acc]).sum())
+        self.d_packages[d] += int(bd.packages[acc].sum())
+        self.d_km[d] += float(bd.km[acc].sum())
+        self.d_split[d] += int((bd.packages[acc] > 1).sum())
+        pick_acc = acc[orders.service[acc] == Service.PICKUP]
+        if pick_acc.size:
+            moved = np.bincount(plan.order, weights=plan.transfer, minlength=orders.num_orders)[
+                pick_acc
+            ]
+            ready = np.where(moved > 0, max(1, sc.transfer_days * self.W), 1)
+            full = bd.unfilled_units[pick_acc] == 0
+            self.d_pick_on_time[d] += int((full & (ready <= sc.pickup_promise_waves)).sum())
+        # picking schedule: ship / same-day / transfer rows next wave; pick-ups at collection
+        at_store = (orders.service[o] == Service.PICKUP) & ~transfer
+        now = ~at_store
+        if now.any():
+            self.commits[t + 1].append((rid[now], qty[now], orders.id[o][now]))
+        abandon = at_store & batch.abandon[b]
+        if abandon.any():
+            self.expiring[expires] += int(abandon.sum())
+        collect = at_store & ~abandon
+        if collect.any():
+            due = t + batch.collect_waves[b[collect]]
+            for when in np.unique(due).tolist():
+                m = due == when
+                idx = np.flatnonzero(collect)[m]
+                self.commits[int(when)].append((rid[idx], qty[idx], orders.id[o][idx]))
+        # returns of shipped orders, to the customer's home store when it carries the SKU
+        ret = ~(orders.service[o] == Service.PICKUP) & batch.returned[b]
+        if ret.any():
+            home = batch.home[b[ret]]
+            where = np.where(home >= 0, data.position_of(sku[ret], np.maximum(home, 0)), -1)
+            to = np.where(where >= 0, home, loc[ret])
+            pos = data.position_of(sku[ret], to)
+            kind = np.where(
+                batch.sellable[b[ret]], int(EventKind.RETURN), int(EventKind.RETURN_NONSELLABLE)
+            ).astype(np.int64)
+            due_day = d + 1 + batch.return_days[b[ret]]
+            for day in np.unique(due_day).tolist():
+                m = due_day == day
+                self.arrivals[int(day)].append((kind[m], sku[ret][m], to[m], qty[ret][m], pos[m]))
+        return res.resource
+
+    def _end_of_day(self, d: int) -> None:
+        ledger = self.ledger
+        t0 = time.perf_counter()
+        on_hand = np.asarray(ledger.on_hand)
+        reserved = np.asarray(ledger.reserved)
+        self.d_on_hand[d] = int(on_hand.sum())
+        self.d_stockouts[d] = int((on_hand - reserved <= 0).sum())
+        self.oversells += int((on_hand < reserved).sum())
+        totals = np.bincount(
+            ledger.position_sku, weights=on_hand, minlength=self.net.num_skus
+        ).astype(np.int64)
+        self.d_top[:, d] = totals[self.top]
+        self.time["ledger"] += time.perf_counter() - t0
+        self.history[:, :-1] = self.history[:, 1:]
+        self.history[:, -1] = self.today_out
+        if self.do_replenish and d % self.sc.review_period_days == 0:
+            self._replenish(d)
+
+    def _replenish(self, d: int) -> None:
+        sc, data = self.sc, self.data
+        wave = d * self.W + self.W - 1
+        t0 = time.perf_counter()
+        plan = replenish(
+            self.net,
+            self.ledger,
+            self.history,
+            policy=OrderUpToPolicy(service_level=sc.service_level),
+            lead_time=self.lead,
+            review_period=sc.review_period_days,
+            on_order=self.on_order,
+            transfers=sc.transfers,
+            transfer_cost=0.5,
+            transfer_cost_per_km=0.02,
+        )
+        self.time["replenishment"] += time.perf_counter() - t0
+        action = np.asarray(plan.action)
+        dest = np.asarray(plan.destination)
+        qty = np.asarray(plan.qty)
+        moves = np.flatnonzero(action == Action.TRANSFER)
+        if moves.size:
+            events = plan.to_events(first_id=self.next_id)
+            self.next_id += len(events)
+            codes = self._apply(events, wave)
+            ok = codes == ResultCode.OK
+            arrive = d + max(1, sc.transfer_days)
+            pos = dest[moves][ok]
+            self.arrivals[arrive].append(
+                (
+                    np.full(pos.shape[0], int(EventKind.TRANSFER_IN), dtype=np.int64),
+                    data.position_sku[pos],
+                    data.position_location[pos],
+                    qty[moves][ok],
+                    pos,
+                )
+            )
+        buys = np.flatnonzero(action == Action.BUY)
+        if buys.size:
+            pos = dest[buys]
+            self.on_order[pos] += qty[buys]
+            due = d + self.lead[pos]
+            for day in np.unique(due).tolist():
+                m = due == day
+                p = pos[m]
+                self.arrivals[int(day)].append(
+                    (
+                        np.full(p.shape[0], int(EventKind.RECEIVE), dtype=np.int64),
+                        data.position_sku[p],
+                        data.position_location[p],
+                        qty[buys][m],
+                        p,
+                    )
+                )
+        logger.info("day %d: %d transfers, %d purchases", d, int(moves.size), int(buys.size))
+
+    # ------------------------------------------------------------------ result
+    def _result(self, timings: dict[str, float]) -> SimulationResult:
+        net, data = self.net, self.data
+        ro = readonly
+        daily = DailySeries(
+            demand_units=ro(self.d_demand),
+            filled_units=ro(self.d_filled),
+            orders=ro(self.d_orders),
+            served=ro(self.d_served),
+            cost=ro(self.d_cost),
+            packages=ro(self.d_packages),
+            km=ro(self.d_km),
+            split=ro(self.d_split),
+            pickup_orders=ro(self.d_pick_orders),
+            pickup_on_time=ro(self.d_pick_on_time),
+            picked_units=ro(self.d_picked),
+            capacity=ro(self.pick_cap.copy()),
+            on_hand=ro(self.d_on_hand),
+            out_units=ro(self.d_out),
+            stockouts=ro(self.d_stockouts),
+            num_positions=data.num_positions,
+            top_skus=ro(self.top),
+            top_stock=ro(self.d_top),
+            promotion=tuple(self.sc.promotion_on(d) for d in range(self.days)),
+        )
+        kpis = KPIs.from_daily(
+            daily,
+            net.channel_names,
+            lost_value=self.demand_value - self.filled_value,
+            oversells=self.oversells,
+            expired=self.expired,
+            returned_units=self.returned,
+            events=self.events,
+            ledger_seconds=self.apply_seconds,
+        )
+        log, demand = self.rec.freeze()
+        return SimulationResult(
+            data=data,
+            sourcing=self.method,
+            days=self.days,
+            volume=self.volume,
+            capacity=self.capacity,
+            kpis=kpis,
+            daily=daily,
+            log=log,
+            demand=demand,
+            ledger=self.ledger,
+            timings=timings,
+        )
