@@ -193,7 +193,7 @@ class Scenario:
     transfer_days: int = 1
     transfers: bool = True
     channel_fences: bool = True
-    fence_every_days: int = 7
+    fence_every_days: int = 1
     marketplace_cap: float = 0.3
     marketplace_fee: float = 0.12
     fence_cost: float = 0.3

@@ -302,6 +302,12 @@ class _Run:
         self.lead = data.lead_time[data.position_sku] + np.where(
             is_store, sc.store_extra_lead_days, 0
         )
+        # A source keeps a lead time of demand above its order-up-to level before it
+        # gives units away: its inventory position counts purchases still on order,
+        # which do not help the shelf until they arrive.
+        self.transfer_buffer = np.ceil(data.channel_rate.sum(axis=1) * volume * self.lead).astype(
+            np.int64
+        )
         hist_rng = np.random.default_rng([data.seed, 0x4157])
         self.history = hist_rng.poisson(
             data.channel_rate.sum(axis=1)[:, None] * volume, (npos, sc.history_days)
@@ -639,6 +645,7 @@ class _Run:
             transfers=sc.transfers,
             transfer_cost=0.5,
             transfer_cost_per_km=0.02,
+            transfer_buffer=self.transfer_buffer,
         )
         self.time["replenishment"] += time.perf_counter() - t0
         action = np.asarray(plan.action)
