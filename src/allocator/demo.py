@@ -39,7 +39,8 @@ def _probe_options(network: Any, method: str) -> dict[str, Any]:
         lat=float(network.lat[0]),
         lon=float(network.lon[0]),
     )
-    for options in ({"time_limit": 2.0}, {}):
+    candidates: list[dict[str, Any]] = [{"time_limit": 2.0}, {}]
+    for options in candidates:
         try:
             source(network, ledger, one, method=method, **options)
         except TypeError:
@@ -70,6 +71,10 @@ def run_demo(args: argparse.Namespace | None = None) -> int:
     bar = _Progress(len(policies) * DAYS + len(SWEEP) * SWEEP_DAYS, True)
     try:
         results = {}
+
+        def tick(label: str) -> Any:
+            return lambda done, total: bar(label, done, total)
+
         for policy in policies:
             options = _probe_options(data.network, policy) if policy != "greedy" else {}
             results[policy] = simulate(
@@ -78,7 +83,7 @@ def run_demo(args: argparse.Namespace | None = None) -> int:
                 days=DAYS,
                 sourcing_options=options,
                 keep_log=False,
-                progress=lambda done, total, _p=policy: bar(_p, done, total),
+                progress=tick(policy),
             )
         sweep = capacity_sweep(
             data,
