@@ -251,6 +251,15 @@ def simulate(
     return run.run(progress)
 
 
+def _group_links(order: np.ndarray) -> np.ndarray:
+    """Link flags of one linked group per order (as ``reserve_plan`` makes them)."""
+    link = np.ones(order.shape[0], dtype=np.bool_)
+    if order.shape[0]:
+        link[np.flatnonzero(np.diff(order))] = False
+        link[-1] = False
+    return link
+
+
 class _Run:
     """State of one simulation run (see the module docstring for the loop)."""
 
@@ -548,7 +557,7 @@ class _Run:
                     channel=orders.channel[plan.order],
                     qty=plan.qty,
                     expires_at=expires,
-                    link=False,
+                    link=_group_links(plan.order),
                 ),
                 res.apply.codes,
                 t,

@@ -29,7 +29,7 @@ class EventLog:
         Global wave index (``day * waves_per_day + wave``) at which the event was
         applied; start-of-day arrivals and nightly events carry the day's first and
         last wave.
-    id, kind, sku, location, channel, qty, ref, expires_at
+    id, kind, sku, location, channel, qty, ref, expires_at, link
         The event's fields (see :class:`~allocator.Events`); commits carry their
         quantity explicitly, never ``ALL``.
     code
@@ -47,6 +47,7 @@ class EventLog:
     qty: np.ndarray
     ref: np.ndarray
     expires_at: np.ndarray
+    link: np.ndarray
     code: np.ndarray
     order: np.ndarray
 
@@ -60,12 +61,19 @@ class EventLog:
         "qty",
         "ref",
         "expires_at",
+        "link",
         "code",
         "order",
     )
 
     def __len__(self) -> int:
         return int(self.id.shape[0])
+
+    def to_events(self) -> Events:
+        """The logged events as one :class:`~allocator.Events` batch (to replay them)."""
+        return Events.from_arrays(
+            **{name: getattr(self, name) for name in Events.FIELDS}  # type: ignore[arg-type]
+        )
 
     def ok(self, kind: EventKind) -> np.ndarray:
         """Mask of the events of ``kind`` that the ledger accepted."""
@@ -151,6 +159,7 @@ class _Recorder:
                 events.qty,
                 events.ref,
                 events.expires_at,
+                events.link,
                 np.asarray(codes, dtype=np.int64),
                 np.broadcast_to(np.asarray(order, dtype=np.int64), (n,)),
             )
@@ -199,7 +208,8 @@ class _Recorder:
             if parts:
                 out[name] = readonly(np.concatenate(parts))
             else:
-                dtype = np.float64 if name in ("lat", "lon") else np.int64
+                dtype: Any = np.float64 if name in ("lat", "lon") else np.int64
+                dtype = np.bool_ if name == "link" else dtype
                 out[name] = readonly(np.zeros(0, dtype=dtype))
         return out
 
