@@ -65,7 +65,8 @@ def test_positions_sorted_unique_and_cover_the_catalogue() -> None:
     carried = set(zip(data.position_sku.tolist(), data.position_location.tolist(), strict=True))
     sku, loc = np.meshgrid(np.arange(60), np.arange(nl), indexing="ij")
     found = data.position_of(sku.ravel(), loc.ravel()) >= 0
-    expect = [(k, m) in carried for k, m in zip(sku.ravel().tolist(), loc.ravel().tolist())]
+    pairs = zip(sku.ravel().tolist(), loc.ravel().tolist(), strict=True)
+    expect = [pair in carried for pair in pairs]
     assert found.tolist() == expect
     assert not all(expect)  # stores do not carry everything
 
