@@ -46,10 +46,36 @@ def stocked_small_network(seed: int = 0) -> tuple[NetworkData, Ledger]:
 
 
 def run_kernel(dist, mean, var, sellable, reserved, floor, cap, margin, unsold, row):
+    """The kernel on the naive twin's arguments (on_hand = sellable + reserved, no safety)."""
     npos, nc = mean.shape
-    out = (np.zeros((npos, nc), np.int64), np.zeros((npos, nc)), np.zeros((npos, nc), np.int64))
-    K.allocate(dist, mean, var, sellable, reserved, floor, cap, margin, unsold, row, *out)
-    return out
+    on_hand = sellable + reserved.sum(axis=1)
+    out_sellable = np.zeros(npos, np.int64)
+    alloc, fence = np.zeros((npos, nc), np.int64), np.zeros((npos, nc), np.int64)
+    sales, short = np.zeros((npos, nc)), np.zeros((npos, nc), np.int64)
+    totals = np.zeros((K.num_chunks(npos), 3, nc))
+    K.allocate(
+        dist,
+        mean,
+        var,
+        on_hand,
+        np.zeros(npos, np.int64),
+        reserved,
+        floor,
+        cap,
+        margin,
+        unsold,
+        row,
+        out_sellable,
+        alloc,
+        fence,
+        sales,
+        short,
+        totals,
+    )
+    np.testing.assert_array_equal(out_sellable, sellable)
+    np.testing.assert_array_equal(fence, reserved + alloc)
+    np.testing.assert_allclose(totals.sum(axis=0), [alloc.sum(0), sales.sum(0), mean.sum(0)])
+    return alloc, sales, short
 
 
 # ---------------------------------------------------------------------- scalar functions

@@ -709,8 +709,8 @@ def allocate_channels(
         else:
             unsold_t = np.repeat(unsold_t, margin_t.shape[0], axis=0)
 
-    on_hand = np.ascontiguousarray(ledger.on_hand, dtype=np.int64)
-    reserved = np.ascontiguousarray(ledger.reserved_by_channel, dtype=np.int64)
+    on_hand = ledger.on_hand  # live read-only views; the kernel copies what it keeps
+    reserved = ledger.reserved_by_channel
 
     if floors is None:
         floor = np.zeros((1, nc), dtype=np.int64)
@@ -729,10 +729,9 @@ def allocate_channels(
         served = net.serves[ledger.position_location]
         floor_m = np.where(served, floor_m, 0)
         cap_m = np.where(served, cap_m, 0)
-    bad = floor_m > cap_m
-    if bad.any():
-        row = int(np.argmax(bad.any(axis=1)))
-        c = int(np.argmax(bad[row]))
+    bad = K.first_floor_above_cap(floor_m, cap_m)
+    if bad >= 0:
+        row, c = divmod(bad, nc)
         raise ValidationError(
             f"floor {int(floor_m[row, c])} above cap {int(cap_m[row, c])} for channel "
             f"{net.channel_names[c]!r}",
@@ -747,38 +746,39 @@ def allocate_channels(
     else:
         safety = _safety(forecast, service_level, fill_rate, lead_time)
         safety_set = True
-    held = safety.copy()
-    for c in range(nc):  # column by column: numpy's axis=1 sum of 3 columns is slow
-        held += reserved[:, c]
-    sellable = np.maximum(on_hand - held, 0)
 
+    sellable = np.empty(npos, dtype=np.int64)
     alloc = np.empty((npos, nc), dtype=np.int64)
+    fence = np.empty((npos, nc), dtype=np.int64)
     sales = np.empty((npos, nc), dtype=np.float64)
     short = np.empty((npos, nc), dtype=np.int64)
+    totals = np.empty((K.num_chunks(npos), 3, nc), dtype=np.float64)
     K.allocate(
         _DISTRIBUTIONS[forecast.distribution],
         forecast.mean,
         forecast.var,
-        sellable,
+        on_hand,
+        safety,
         reserved,
         floor_m,
         cap_m,
         margin_t,
         unsold_t,
         rows,
+        sellable,
         alloc,
+        fence,
         sales,
         short,
+        totals,
     )
 
-    demand = forecast.mean.sum(axis=0)
-    channel_sales = sales.sum(axis=0)
+    channel_alloc, channel_sales, demand = totals.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         fill = np.where(demand > 0, channel_sales / np.where(demand > 0, demand, 1.0), np.nan)
     if margin_t.shape[0] == 1:
         channel_margin = channel_sales * margin_t[0]
-        unsold_units = alloc.sum(axis=0) - channel_sales
-        unsold = float((unsold_units * unsold_t[0]).sum())
+        unsold = float(((channel_alloc - channel_sales) * unsold_t[0]).sum())
     else:
         channel_margin = np.array(
             [
@@ -803,7 +803,7 @@ def allocate_channels(
         safety_stock=readonly(safety),
         sellable=readonly(sellable),
         allocated=readonly(alloc),
-        fence=readonly(reserved + alloc),
+        fence=readonly(fence),
         cap=readonly(cap_m),
         expected_sales=readonly(sales),
         floor_shortfall=readonly(short),

@@ -470,21 +470,41 @@ def _position(
     _merge(dist, units, nchan, q, hi, mu, sd, mo, o, sales, head_sf, head_v)
 
 
+def num_chunks(npos: int) -> int:
+    """Rows of the ``totals_out`` array :func:`allocate` needs for ``npos`` positions."""
+    return max(1, (npos + CHUNK - 1) // CHUNK)
+
+
+@jit
+def first_floor_above_cap(floor: np.ndarray, cap: np.ndarray) -> int:
+    """Flat index ``p * C + c`` of the first floor above its cap, or -1."""
+    npos, nchan = cap.shape
+    for p in range(npos):
+        for c in range(nchan):
+            if floor[p, c] > cap[p, c]:
+                return p * nchan + c
+    return -1
+
+
 @jit(parallel=True)
 def allocate(
     dist: int,
     mean: np.ndarray,
     var: np.ndarray,
-    sellable: np.ndarray,
+    on_hand: np.ndarray,
+    safety: np.ndarray,
     reserved: np.ndarray,
     floor: np.ndarray,
     cap: np.ndarray,
     margin: np.ndarray,
     unsold: np.ndarray,
     row: np.ndarray,
+    sellable_out: np.ndarray,
     alloc_out: np.ndarray,
+    fence_out: np.ndarray,
     sales_out: np.ndarray,
     short_out: np.ndarray,
+    totals_out: np.ndarray,
 ) -> None:
     """Allocate every position's sellable stock over the channels.
 
@@ -494,18 +514,24 @@ def allocate(
         ``DIST_NORMAL`` or ``DIST_POISSON``.
     mean, var
         ``(P, C)`` demand mean and variance over the horizon (``var`` unused for Poisson).
-    sellable
-        ``(P,)`` units to split (``on_hand - reserved - safety_stock``, >= 0).
+    on_hand, safety
+        ``(P,)`` on-hand units and safety stock.
     reserved, floor, cap
         ``(P, C)`` reserved units, fence floors and caps (caps >= floors). A channel's
         new units ``q`` satisfy ``floor - reserved <= q <= cap - reserved`` (and >= 0).
     margin, unsold
         ``(R, C)`` tables; position ``p`` uses row ``row[p]``.
-    alloc_out, sales_out, short_out
-        ``(P, C)`` outputs: new units per channel, expected sales ``Σ_{k<q} sf(k)``,
-        and floor units that the stock could not cover.
+    sellable_out
+        ``(P,)`` output: ``max(0, on_hand - Σ reserved - safety)``, the units split.
+    alloc_out, fence_out, sales_out, short_out
+        ``(P, C)`` outputs: new units per channel, the fence ``reserved + new``,
+        expected sales ``Σ_{k<q} sf(k)``, and floor units the stock could not cover.
+    totals_out
+        ``(num_chunks(P), 3, C)`` output: per chunk of positions, the sums of new
+        units, expected sales and mean demand per channel (summed by the caller, so
+        the totals do not depend on the thread count).
     """
-    npos = sellable.shape[0]
+    npos = on_hand.shape[0]
     nchan = mean.shape[1]
     nchunks = (npos + CHUNK - 1) // CHUNK
     for chunk in prange(nchunks):
@@ -521,10 +547,18 @@ def allocate(
         sales = np.empty(nchan)
         head_sf = np.empty(nchan)
         head_v = np.empty(nchan)
+        for c in range(nchan):
+            totals_out[chunk, 0, c] = 0.0
+            totals_out[chunk, 1, c] = 0.0
+            totals_out[chunk, 2, c] = 0.0
         start = chunk * CHUNK
         stop = min(npos, start + CHUNK)
         for p in range(start, stop):
-            units = sellable[p]
+            units = on_hand[p] - safety[p]
+            for c in range(nchan):
+                units -= reserved[p, c]
+            units = max(units, 0)
+            sellable_out[p] = units
             r = row[p]
             for c in range(nchan):
                 m_c = mean[p, c]
@@ -550,4 +584,8 @@ def allocate(
             )
             for c in range(nchan):
                 alloc_out[p, c] = q[c]
+                fence_out[p, c] = reserved[p, c] + q[c]
                 sales_out[p, c] = sales[c]
+                totals_out[chunk, 0, c] += q[c]
+                totals_out[chunk, 1, c] += sales[c]
+                totals_out[chunk, 2, c] += mu[c]
