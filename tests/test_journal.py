@@ -630,11 +630,9 @@ CHILD = (
     CRASH_BATCH
     + r"""
 import sys
-sys.path.insert(0, sys.argv[3])
 from allocator.journal import open_ledger
-from tests.conftest import make_small_network
 
-ledger = open_ledger(sys.argv[1], make_small_network(), snapshot_every=int(sys.argv[2]))
+ledger = open_ledger(sys.argv[1], snapshot_every=int(sys.argv[2]))
 k = ledger.seq
 print("open", k, flush=True)
 while True:
@@ -655,6 +653,7 @@ def _crash_lane(path: Path, trials: int, seed: int) -> list[tuple[int, int]]:
     reference = Ledger(make_small_network())
     ref_seq = 0
     log = []
+    open_ledger(path, make_small_network()).close()  # children reopen it by path alone
     for _ in range(trials):
         args = [
             sys.executable,
@@ -662,7 +661,6 @@ def _crash_lane(path: Path, trials: int, seed: int) -> list[tuple[int, int]]:
             CHILD,
             str(path),
             str(int(rng.choice([60, 200, 10_000]))),
-            str(Path(__file__).parent.parent),
         ]
         with subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -671,7 +669,7 @@ def _crash_lane(path: Path, trials: int, seed: int) -> list[tuple[int, int]]:
             first = proc.stdout.readline()
             if not first.startswith("open"):
                 raise AssertionError(proc.stderr.read())
-            timer = threading.Timer(float(rng.uniform(0.0, 0.25)), proc.kill)  # SIGKILL
+            timer = threading.Timer(float(rng.uniform(0.0, 0.15)), proc.kill)  # SIGKILL
             timer.start()
             acked = int(first.split()[1])
             for line in proc.stdout:
