@@ -175,6 +175,9 @@ class CostBreakdown:
     unfilled_units: np.ndarray
     unfilled_cost: np.ndarray
     cost: np.ndarray
+    #: Per-row and per-order opportunity cost (zeros unless a method charged one).
+    row_opportunity_cost: np.ndarray | None = None
+    opportunity_cost: np.ndarray | None = None
 
     @property
     def objective(self) -> float:
@@ -190,6 +193,7 @@ def plan_costs(
     location: np.ndarray,
     qty: np.ndarray,
     line_unfilled: np.ndarray,
+    opportunity: np.ndarray | None = None,
 ) -> CostBreakdown:
     """Price a plan: the objective every sourcing method minimises.
 
@@ -199,6 +203,9 @@ def plan_costs(
         Allocation rows: order index, location and units.
     line_unfilled
         Units not filled per order line (length ``orders.num_lines``).
+    opportunity
+        Optional opportunity cost per unit of each row (the price of depleting the
+        row's position); it adds ``Σ_rows opportunity · q`` to the order's cost.
 
     Notes
     -----
@@ -209,6 +216,7 @@ def plan_costs(
                + Σ_rows (m_l per_unit q + q ship(l, o))
                + split_penalty max(0, |P_o| − 1)
                + Σ_j u_j penalty(sku_j)
+               + Σ_rows opportunity_r q          (only when ``opportunity`` is given)
 
     ``ship(l, o) = zone_cost[zone_l, zone_o]`` when both zones are set, else
     ``per_unit_km · d(l, o)`` with ``d`` the great-circle km to the destination (the
@@ -263,6 +271,11 @@ def plan_costs(
     unfilled_units = np.bincount(line_order, weights=line_unfilled, minlength=n).astype(np.int64)
     unfilled_cost = np.bincount(line_order, weights=penalty, minlength=n)
     cost = package_cost + unit_cost + shipping_cost + split_cost + unfilled_cost
+    row_opp = np.zeros(qty.shape[0])
+    if opportunity is not None:
+        row_opp = np.asarray(opportunity, dtype=np.float64) * qty
+    opp = np.bincount(order, weights=row_opp, minlength=n)
+    cost = cost + opp
     parts = dict(
         row_km=km,
         row_unit_cost=row_unit,
@@ -277,5 +290,7 @@ def plan_costs(
         unfilled_units=unfilled_units,
         unfilled_cost=unfilled_cost,
         cost=cost,
+        row_opportunity_cost=row_opp,
+        opportunity_cost=opp,
     )
     return CostBreakdown(**{k: readonly(np.asarray(v)) for k, v in parts.items()})

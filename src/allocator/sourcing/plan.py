@@ -27,6 +27,9 @@ class UnfilledReason(enum.IntEnum):
     RADIUS = K.R_RADIUS
     SPLIT_LIMIT = K.R_SPLIT_LIMIT
     LOCATION_UNAVAILABLE = K.R_LOCATION_UNAVAILABLE
+    #: an optimiser left the units unfilled because filling them costs more than the
+    #: unfilled penalty
+    UNECONOMIC = 6
 
     @property
     def slug(self) -> str:
@@ -39,6 +42,7 @@ _REASON_TEXT = {
     UnfilledReason.RADIUS: "no stock within same-day reach",
     UnfilledReason.SPLIT_LIMIT: "split limit reached",
     UnfilledReason.LOCATION_UNAVAILABLE: "pick-up store unavailable",
+    UnfilledReason.UNECONOMIC: "cheaper to leave unfilled",
 }
 
 
@@ -48,6 +52,8 @@ class PlanStatus(enum.IntEnum):
     HEURISTIC = 0  #: a rule-based plan; no optimality claim (greedy)
     FEASIBLE = 1  #: an optimiser's plan with a lower bound; see ``gap``
     OPTIMAL = 2  #: proven optimal (within the optimiser's tolerance)
+    TIME_LIMIT = 3  #: the time limit hit before the gap target; best plan found, with bound
+    TIME_LIMIT_GREEDY = 4  #: the time limit hit before anything beat greedy; greedy's plan
 
     @property
     def slug(self) -> str:
@@ -83,6 +89,11 @@ class SourcingPlan:
     alt_location, alt_cost
         Per order: the next-cheapest location that could have filled the whole order
         alone, and its cost (-1 / NaN when there was none).
+    build_s, solve_s
+        Optimisers: time spent building the model and solving it (0 for greedy).
+    baseline_cost
+        Optimisers: each order's cost in the greedy plan of the same input (None when
+        not computed); :meth:`explain` reports the difference.
     """
 
     network: NetworkData
@@ -105,6 +116,15 @@ class SourcingPlan:
     line_reason: np.ndarray
     alt_location: np.ndarray
     alt_cost: np.ndarray
+    build_s: float = 0.0
+    solve_s: float = 0.0
+    baseline_cost: np.ndarray | None = None
+
+    @property
+    def lower_bound(self) -> float:
+        """A proven lower bound on the objective of any plan for the same input (NaN
+        when the method gives none); the same as :attr:`bound`."""
+        return self.bound
 
     def __len__(self) -> int:
         return int(self.order.shape[0])
@@ -194,7 +214,9 @@ class SourcingPlan:
                 f"({', '.join(_REASON_TEXT[r] for r in reasons)})"
             )
         if hi == lo:
-            return f"nothing allocated{tail.replace('; ', ': ', 1)}"
+            return f"nothing allocated{tail.replace('; ', ': ', 1)}" + self._versus_baseline(
+                i, cost
+            )
         locs, first = np.unique(self.location[lo:hi], return_index=True)
         locs = locs[np.argsort(first)]
         parts = []
@@ -217,7 +239,17 @@ class SourcingPlan:
             )
         elif len(locs) > 1 and not short.any() and Service(int(o.service[i])) != Service.PICKUP:
             text += f" — no single location had all {nlines} lines"
-        return text + tail
+        return text + tail + self._versus_baseline(i, cost)
+
+    def _versus_baseline(self, i: int, cost: float) -> str:
+        if self.baseline_cost is None:
+            return ""
+        base = float(self.baseline_cost[i])
+        if abs(base - cost) < 0.005:
+            return ""
+        if cost < base:
+            return f"; saves {base - cost:.2f} against greedy ({base:.2f})"
+        return f"; {cost - base:.2f} dearer than greedy ({base:.2f}) to free stock for others"
 
     @cached_property
     def explanations(self) -> tuple[str, ...]:
@@ -325,17 +357,31 @@ def build_plan(
     status: PlanStatus = PlanStatus.HEURISTIC,
     bound: float = float("nan"),
     runtime_s: float = 0.0,
+    build_s: float = 0.0,
+    solve_s: float = 0.0,
+    baseline_cost: np.ndarray | None = None,
+    opportunity: np.ndarray | None = None,
 ) -> SourcingPlan:
     """Assemble a :class:`SourcingPlan` from raw allocation rows; any method calls this.
 
-    Rows are sorted by order (stable), priced with :func:`plan_costs`, and ``gap`` is
-    ``(objective − bound) / max(|objective|, 1e-9)`` when a bound is given.
+    Rows are sorted by order (stable), priced with :func:`plan_costs` (with
+    ``opportunity``, a per-unit opportunity cost of each row, when given), and ``gap``
+    is ``(objective − bound) / max(|objective|, 1e-9)`` when a bound is given.
     """
     perm = np.argsort(order, kind="stable")
     order, line, location = order[perm], line[perm], location[perm]
     qty, transfer = qty[perm], transfer[perm].astype(np.bool_)
+    if opportunity is not None:
+        opportunity = np.asarray(opportunity, dtype=np.float64)[perm]
     breakdown = plan_costs(
-        network, orders, costs, order=order, location=location, qty=qty, line_unfilled=line_unfilled
+        network,
+        orders,
+        costs,
+        order=order,
+        location=location,
+        qty=qty,
+        line_unfilled=line_unfilled,
+        opportunity=opportunity,
     )
     objective = breakdown.objective
     gap = float("nan") if np.isnan(bound) else (objective - bound) / max(abs(objective), 1e-9)
@@ -365,4 +411,7 @@ def build_plan(
         line_reason=readonly(np.asarray(line_reason, dtype=np.int8)),
         alt_location=readonly(np.asarray(alt_location, dtype=np.int64)),
         alt_cost=readonly(np.asarray(alt_cost, dtype=np.float64)),
+        build_s=float(build_s),
+        solve_s=float(solve_s),
+        baseline_cost=None if baseline_cost is None else readonly(np.array(baseline_cost)),
     )
