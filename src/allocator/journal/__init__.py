@@ -521,6 +521,10 @@ class DurableLedger(Ledger):
                 f"journal {self.path}: batch {seq} could not be written ({exc}); the "
                 f"ledger is back at batch {self._seq}"
             ) from exc
+        except BaseException:
+            self._rollback(conn)
+            self._restore()
+            raise
         if not np.array_equal(result.ids, ids):
             self._undo_batch(conn, None, seq, None)
             raise JournalError("the ledger assigned other ids than were journaled; batch withdrawn")
@@ -572,7 +576,7 @@ class DurableLedger(Ledger):
         if job is not None:
             try:
                 job.result()
-            except sqlite3.Error:
+            except BaseException:  # the writer stopped before its COMMIT returned
                 committed = False
                 self._rollback(conn)
         if committed:
