@@ -135,7 +135,8 @@ class Scenario:
     Stock
         Opening stock covers ``initial_cover_days`` of expected demand. A nightly
         replenishment every ``review_period_days`` (order-up-to at
-        ``service_level``, transfers first when ``transfers``) buys with supplier
+        ``service_level``, transfers first when ``transfers``, on every
+        ``transfer_every_days``-th of those nights) buys with supplier
         lead times uniform in ``lead_time_days`` (+ ``store_extra_lead_days`` for
         stores); transfers take ``transfer_days``. Every ``fence_every_days`` days,
         when ``channel_fences``, channel fences are set from the demand rates
@@ -192,6 +193,7 @@ class Scenario:
     store_extra_lead_days: int = 1
     transfer_days: int = 1
     transfers: bool = True
+    transfer_every_days: int = 1
     channel_fences: bool = True
     fence_every_days: int = 1
     marketplace_cap: float = 0.3
@@ -210,7 +212,12 @@ class Scenario:
         _int(self.num_skus, "num_skus", 1)
         for name in ("waves_per_day", "pickup_hold_waves", "pickup_promise_waves"):
             _int(getattr(self, name), name, 1)
-        for name in ("review_period_days", "history_days", "fence_every_days"):
+        for name in (
+            "review_period_days",
+            "history_days",
+            "fence_every_days",
+            "transfer_every_days",
+        ):
             _int(getattr(self, name), name, 1)
         for name in ("store_extra_lead_days", "transfer_days", "start_day_of_year"):
             _int(getattr(self, name), name, 0)

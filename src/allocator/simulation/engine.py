@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from allocator._kernels.ledger import STOCK_MAX
 from allocator._validate import readonly
 from allocator.channels import ChannelForecast, allocate_channels
-from allocator.events import EventKind, Events, ResultCode
+from allocator.events import NO_CAP, EventKind, Events, ResultCode
 from allocator.exceptions import ValidationError
 from allocator.ledger import Ledger
 from allocator.replenishment import OrderUpToPolicy, replenish
@@ -424,8 +425,32 @@ class _Run:
             unsold_cost=self.unsold,
             caps={CHANNELS[MARKETPLACE]: float(sc.marketplace_cap)},
         )
-        events = alloc.to_events(first_id=self.next_id, link="position")
-        self.next_id += len(events)
+        # The allocation as set_cap / set_fence events (what ``alloc.to_events`` gives),
+        # for the cells that change only: most positions keep theirs from day to day.
+        ledger = self.ledger
+        rows_l, chans_l, kinds_l, qtys_l = [], [], [], []
+        for ch in np.flatnonzero(alloc.cap_set).tolist():
+            new_cap = np.where(alloc.cap[:, ch] >= STOCK_MAX, NO_CAP, alloc.cap[:, ch])
+            old_cap = np.where(ledger.cap[:, ch] >= STOCK_MAX, NO_CAP, ledger.cap[:, ch])
+            r = np.flatnonzero(new_cap != old_cap)
+            rows_l.append(r)
+            chans_l.append(np.full(r.shape[0], ch, dtype=np.int64))
+            kinds_l.append(np.full(r.shape[0], int(EventKind.SET_CAP), dtype=np.int64))
+            qtys_l.append(new_cap[r])
+        fr, fc = np.nonzero(np.asarray(alloc.fence) != ledger.fence)
+        rows_l.append(fr)
+        chans_l.append(fc.astype(np.int64))
+        kinds_l.append(np.full(fr.shape[0], int(EventKind.SET_FENCE), dtype=np.int64))
+        qtys_l.append(np.asarray(alloc.fence)[fr, fc])
+        rows = np.concatenate(rows_l)
+        events = Events.from_arrays(
+            kind=np.concatenate(kinds_l),
+            id=self._ids(rows.shape[0]),
+            sku=alloc.position_sku[rows],
+            location=alloc.position_location[rows],
+            channel=np.concatenate(chans_l),
+            qty=np.concatenate(qtys_l),
+        )
         self.time["channels"] += time.perf_counter() - t0
         self._apply(events, wave)
 
@@ -651,7 +676,7 @@ class _Run:
             lead_time=self.lead,
             review_period=sc.review_period_days,
             on_order=self.on_order,
-            transfers=sc.transfers,
+            transfers=sc.transfers and d % sc.transfer_every_days == 0,
             transfer_cost=0.5,
             transfer_cost_per_km=0.02,
             transfer_buffer=self.transfer_buffer,
