@@ -1,0 +1,863 @@
+"""Kernels of the ``optimal`` sourcing method: per-order subproblems, Lagrangian passes,
+construction and local search.
+
+Model layout (built by :mod:`allocator.sourcing._optimal_model`):
+
+* orders ``o`` with lines ``o_ptr[o]:o_ptr[o + 1]`` (quantity ``l_qty``, per-unit
+  unfilled penalty ``l_pen``);
+* candidates ``k`` of order ``o`` in ``c_ptr[o]:c_ptr[o + 1]`` with location ``c_loc[k]``
+  and package cost ``c_pkg[k]``;
+* entries ``e = c_eptr[k] + j`` (line ``j`` of the order at candidate ``k``; entries of
+  one order are contiguous) with stock constraint ``e_con[e]`` (-1: the location cannot
+  supply the line) and a per-unit price ``p[e]`` (``inf`` when unusable).
+
+State of a plan: ``x[e]`` units per entry, ``rem[con]`` stock left per constraint and
+``cap_rem[loc]`` pick capacity left (``BIG`` when unlimited).
+
+Prices ``p`` are either the true per-unit costs or those costs plus Lagrangian prices
+on stock and capacity; package and split costs are never priced. The slow twins are in
+``tests/naive_optimal.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from allocator._kernels import jit
+
+#: Most lines per order solved by the exact subset DP; larger orders use a weaker bound.
+LMAX = 8
+#: Stand-in for unlimited capacity.
+BIG = 1 << 60
+
+
+@jit
+def prices(
+    e_cost: np.ndarray,
+    e_con: np.ndarray,
+    e_loc: np.ndarray,
+    lam: np.ndarray,
+    mu: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out[e] = e_cost[e] + lam[e_con[e]] + mu[e_loc[e]]`` (``inf`` when unusable)."""
+    for e in range(e_cost.shape[0]):
+        con = e_con[e]
+        if con < 0:
+            out[e] = np.inf
+        else:
+            out[e] = e_cost[e] + lam[con] + mu[e_loc[e]]
+
+
+@jit
+def order_dp(
+    o: int,
+    o_ptr: np.ndarray,
+    l_qty: np.ndarray,
+    l_pen: np.ndarray,
+    c_ptr: np.ndarray,
+    c_loc: np.ndarray,
+    c_pkg: np.ndarray,
+    c_eptr: np.ndarray,
+    e_con: np.ndarray,
+    p: np.ndarray,
+    max_locs: int,
+    split: float,
+    use_rem: bool,
+    rem: np.ndarray,
+    cap_rem: np.ndarray,
+    best_g: np.ndarray,
+    best_k: np.ndarray,
+    f: np.ndarray,
+    back: np.ndarray,
+    choice: np.ndarray,
+) -> float:
+    """Cheapest way to serve order ``o`` when each line comes whole from one location.
+
+    Enumerates, for every subset ``G`` of lines, the cheapest candidate holding all of
+    ``G`` (``best_g[G] = min_k c_pkg[k] + Σ_{j∈G} q_j p[k, j]``), then partitions the
+    lines into at most ``max_locs`` such groups plus an unfilled rest by a subset DP
+    (``f[t, mask]``: ``mask`` covered by exactly ``t`` groups). With ``use_rem`` a
+    line may only go where ``rem`` holds its whole quantity and a group only where
+    ``cap_rem`` holds its units. ``choice[j]`` receives the candidate of line ``j``
+    (-1: unfilled). Returns the cost; ``inf`` when the order has more than ``LMAX``
+    lines and ``use_rem`` is set (the caller falls back to other moves).
+
+    Without ``use_rem`` this is the exact Lagrangian subproblem of the order (local
+    stock limits dropped); orders above ``LMAX`` lines get the valid weaker bound
+    ``min(Σ q pen, min_k c_pkg + Σ_j q_j min(pen_j, min_k p[k, j]))``.
+    """
+    b = o_ptr[o]
+    nl = o_ptr[o + 1] - b
+    kb = c_ptr[o]
+    ke = c_ptr[o + 1]
+    nothing = 0.0
+    for j in range(nl):
+        nothing += l_qty[b + j] * l_pen[b + j]
+        choice[j] = -1
+    if nl == 0:
+        return 0.0
+    if nl > LMAX:
+        if use_rem:
+            return np.inf
+        min_pkg = np.inf
+        for k in range(kb, ke):
+            if c_pkg[k] < min_pkg:
+                min_pkg = c_pkg[k]
+        total = min_pkg
+        for j in range(nl):
+            bestp = l_pen[b + j]
+            for k in range(kb, ke):
+                v = p[c_eptr[k] + j]
+                if v < bestp:
+                    bestp = v
+                    choice[j] = k
+            total += l_qty[b + j] * bestp
+        return total if total < nothing else nothing
+    full = (1 << nl) - 1
+    for m in range(full + 1):
+        best_g[m] = np.inf
+        best_k[m] = -1
+    for k in range(kb, ke):
+        eb = c_eptr[k]
+        loc = c_loc[k]
+        mask = 0
+        for j in range(nl):
+            e = eb + j
+            if e_con[e] < 0 or p[e] == np.inf:
+                continue
+            if use_rem and rem[e_con[e]] < l_qty[b + j]:
+                continue
+            mask |= 1 << j
+        if mask == 0:
+            continue
+        sub = mask
+        while sub > 0:
+            cost = c_pkg[k]
+            units = 0
+            for j in range(nl):
+                if (sub >> j) & 1:
+                    q = l_qty[b + j]
+                    cost += q * p[eb + j]
+                    units += q
+            if not (use_rem and units > cap_rem[loc]):
+                if cost < best_g[sub]:
+                    best_g[sub] = cost
+                    best_k[sub] = k
+            sub = (sub - 1) & mask
+    tmax = max_locs if max_locs < nl else nl
+    f[0, 0] = 0.0
+    for m in range(1, full + 1):
+        f[0, m] = np.inf
+    best = nothing
+    best_t = 0
+    best_m = 0
+    for t in range(1, tmax + 1):
+        f[t, 0] = np.inf
+        for m in range(1, full + 1):
+            low = m & (-m)
+            rest = m ^ low
+            s = rest
+            bv = np.inf
+            bg = 0
+            while True:
+                g = s | low
+                v = best_g[g] + f[t - 1, m ^ g]
+                if v < bv:
+                    bv = v
+                    bg = g
+                if s == 0:
+                    break
+                s = (s - 1) & rest
+            f[t, m] = bv
+            back[t, m] = bg
+            if bv < np.inf:
+                pen = 0.0
+                for j in range(nl):
+                    if not (m >> j) & 1:
+                        pen += l_qty[b + j] * l_pen[b + j]
+                total = bv + pen + split * (t - 1)
+                if total < best:
+                    best = total
+                    best_t = t
+                    best_m = m
+    m = best_m
+    t = best_t
+    while t > 0:
+        g = back[t, m]
+        k = best_k[g]
+        for j in range(nl):
+            if (g >> j) & 1:
+                choice[j] = k
+        m ^= g
+        t -= 1
+    return best
+
+
+@jit
+def lagrange_pass(
+    o_ptr: np.ndarray,
+    l_qty: np.ndarray,
+    l_pen: np.ndarray,
+    c_ptr: np.ndarray,
+    c_loc: np.ndarray,
+    c_pkg: np.ndarray,
+    c_eptr: np.ndarray,
+    e_con: np.ndarray,
+    p: np.ndarray,
+    max_locs: int,
+    split: float,
+    sub_val: np.ndarray,
+    use_con: np.ndarray,
+    use_loc: np.ndarray,
+    line_choice: np.ndarray,
+    best_g: np.ndarray,
+    best_k: np.ndarray,
+    f: np.ndarray,
+    back: np.ndarray,
+    choice: np.ndarray,
+) -> None:
+    """Solve every order's Lagrangian subproblem at prices ``p``.
+
+    Writes each order's value to ``sub_val``, the chosen candidate of each line to
+    ``line_choice`` and the units the choices draw from each stock constraint and
+    location to ``use_con`` and ``use_loc`` (the subgradient before subtracting the
+    right-hand sides).
+    """
+    use_con[:] = 0
+    use_loc[:] = 0
+    dummy = np.zeros(1, dtype=np.int64)
+    for o in range(o_ptr.shape[0] - 1):
+        sub_val[o] = order_dp(
+            o,
+            o_ptr,
+            l_qty,
+            l_pen,
+            c_ptr,
+            c_loc,
+            c_pkg,
+            c_eptr,
+            e_con,
+            p,
+            max_locs,
+            split,
+            False,
+            dummy,
+            dummy,
+            best_g,
+            best_k,
+            f,
+            back,
+            choice,
+        )
+        b = o_ptr[o]
+        for j in range(o_ptr[o + 1] - b):
+            k = choice[j]
+            line_choice[b + j] = k
+            if k >= 0:
+                q = l_qty[b + j]
+                use_con[e_con[c_eptr[k] + j]] += q
+                use_loc[c_loc[k]] += q
+
+
+@jit
+def order_cost(
+    o: int,
+    o_ptr: np.ndarray,
+    l_qty: np.ndarray,
+    l_pen: np.ndarray,
+    c_ptr: np.ndarray,
+    c_pkg: np.ndarray,
+    c_eptr: np.ndarray,
+    p: np.ndarray,
+    split: float,
+    x: np.ndarray,
+) -> float:
+    """Cost of order ``o``'s allocation ``x`` at prices ``p``: packages, units, split
+    penalty and unfilled penalty."""
+    b = o_ptr[o]
+    nl = o_ptr[o + 1] - b
+    total = 0.0
+    npk = 0
+    for j in range(nl):
+        got = 0
+        for k in range(c_ptr[o], c_ptr[o + 1]):
+            got += x[c_eptr[k] + j]
+        total += (l_qty[b + j] - got) * l_pen[b + j]
+    for k in range(c_ptr[o], c_ptr[o + 1]):
+        eb = c_eptr[k]
+        used = False
+        for j in range(nl):
+            xe = x[eb + j]
+            if xe > 0:
+                used = True
+                total += xe * p[eb + j]
+        if used:
+            npk += 1
+            total += c_pkg[k]
+    if npk > 1:
+        total += split * (npk - 1)
+    return total
+
+
+@jit
+def take(
+    o: int,
+    o_ptr: np.ndarray,
+    c_ptr: np.ndarray,
+    c_loc: np.ndarray,
+    c_eptr: np.ndarray,
+    e_con: np.ndarray,
+    rem: np.ndarray,
+    cap_rem: np.ndarray,
+    x: np.ndarray,
+    sign: int,
+) -> None:
+    """Remove (``sign = 1``) or return (``sign = -1``) order ``o``'s units ``x``."""
+    nl = o_ptr[o + 1] - o_ptr[o]
+    for k in range(c_ptr[o], c_ptr[o + 1]):
+        eb = c_eptr[k]
+        loc = c_loc[k]
+        for j in range(nl):
+            xe = x[eb + j]
+            if xe > 0:
+                rem[e_con[eb + j]] -= sign * xe
+                cap_rem[loc] -= sign * xe
+
+
+@jit
+def fill(
+    o: int,
+    o_ptr: np.ndarray,
+    l_qty: np.ndarray,
+    l_pen: np.ndarray,
+    c_ptr: np.ndarray,
+    c_loc: np.ndarray,
+    c_pkg: np.ndarray,
+    c_eptr: np.ndarray,
+    e_con: np.ndarray,
+    p: np.ndarray,
+    max_locs: int,
+    split: float,
+    rem: np.ndarray,
+    cap_rem: np.ndarray,
+    cover_rule: bool,
+    x: np.ndarray,
+    need: np.ndarray,
+    cap_used: np.ndarray,
+) -> None:
+    """Extend order ``o``'s tentative allocation ``x`` one location at a time.
+
+    ``rem`` and ``cap_rem`` exclude ``x`` (they are the state before this order).
+    Savings rule (``cover_rule`` False): take the candidate whose units save the most
+    against leaving them unfilled, counting its package (and split penalty) when it
+    is new; each line only where its price is below its penalty. Cover rule: the
+    greedy method's step (cheapest candidate that supplies everything missing, else
+    the one supplying most units) on the remaining lines. Stops when nothing is
+    missing, no step helps, or ``max_locs`` locations are used.
+    """
+    b = o_ptr[o]
+    nl = o_ptr[o + 1] - b
+    kb = c_ptr[o]
+    ke = c_ptr[o + 1]
+    total = 0
+    for j in range(nl):
+        got = 0
+        for k in range(kb, ke):
+            got += x[c_eptr[k] + j]
+        need[j] = l_qty[b + j] - got
+        total += need[j]
+    used = 0
+    for k in range(kb, ke):
+        s = 0
+        eb = c_eptr[k]
+        for j in range(nl):
+            s += x[eb + j]
+        cap_used[k - kb] = s
+        if s > 0:
+            used += 1
+    while total > 0:
+        best = -1
+        best_v = 0.0 if not cover_rule else np.inf
+        best_full = False
+        best_units = 0
+        for k in range(kb, ke):
+            eb = c_eptr[k]
+            loc = c_loc[k]
+            is_used = cap_used[k - kb] > 0
+            if not is_used and used >= max_locs:
+                continue
+            room = cap_rem[loc] - cap_used[k - kb]
+            if room <= 0:
+                continue
+            units = 0
+            gain = 0.0
+            cost = 0.0
+            for j in range(nl):
+                nj = need[j]
+                e = eb + j
+                if nj <= 0 or e_con[e] < 0 or p[e] == np.inf:
+                    continue
+                if not cover_rule and p[e] >= l_pen[b + j]:
+                    continue
+                a = rem[e_con[e]] - x[e]
+                t = nj if nj < a else a
+                if t > room - units:
+                    t = room - units
+                if t <= 0:
+                    continue
+                units += t
+                cost += t * p[e]
+                gain += t * l_pen[b + j]
+            if units <= 0:
+                continue
+            if not is_used:
+                cost += c_pkg[k]
+                if used >= 1:
+                    cost += split
+            if cover_rule:
+                full = units == total
+                if full and not best_full:
+                    best, best_v, best_full, best_units = k, cost, True, units
+                elif full == best_full:
+                    if full:
+                        if cost < best_v:
+                            best, best_v, best_units = k, cost, units
+                    elif units > best_units or (units == best_units and cost < best_v):
+                        best, best_v, best_units = k, cost, units
+            else:
+                v = gain - cost
+                if v > best_v:
+                    best, best_v = k, v
+        if best < 0:
+            break
+        eb = c_eptr[best]
+        loc = c_loc[best]
+        if cap_used[best - kb] == 0:
+            used += 1
+        room = cap_rem[loc] - cap_used[best - kb]
+        for j in range(nl):
+            nj = need[j]
+            e = eb + j
+            if nj <= 0 or e_con[e] < 0 or p[e] == np.inf:
+                continue
+            if not cover_rule and p[e] >= l_pen[b + j]:
+                continue
+            a = rem[e_con[e]] - x[e]
+            t = nj if nj < a else a
+            if t > room:
+                t = room
+            if t <= 0:
+                continue
+            x[e] += t
+            need[j] -= t
+            total -= t
+            room -= t
+            cap_used[best - kb] += t
+
+
+@jit
+def respond(
+    o: int,
+    o_ptr: np.ndarray,
+    l_qty: np.ndarray,
+    l_pen: np.ndarray,
+    c_ptr: np.ndarray,
+    c_loc: np.ndarray,
+    c_pkg: np.ndarray,
+    c_eptr: np.ndarray,
+    e_con: np.ndarray,
+    p: np.ndarray,
+    max_locs: int,
+    split: float,
+    rem: np.ndarray,
+    cap_rem: np.ndarray,
+    x: np.ndarray,
+    xa: np.ndarray,
+    best_g: np.ndarray,
+    best_k: np.ndarray,
+    f: np.ndarray,
+    back: np.ndarray,
+    choice: np.ndarray,
+    need: np.ndarray,
+    cap_used: np.ndarray,
+) -> float:
+    """Best response of order ``o`` to the state ``rem``/``cap_rem`` (which exclude
+    its own units) at prices ``p``.
+
+    Candidates: the subset-DP pattern of whole lines extended by the savings rule
+    (partial lines), the savings rule alone, and the greedy cover rule. The cheapest
+    at prices ``p`` is written into ``x`` (the order's entries only); returns its cost.
+    ``xa`` is scratch of the same size as ``x``.
+    """
+    eb = c_eptr[c_ptr[o]]
+    ee = c_eptr[c_ptr[o + 1]]
+    nl = o_ptr[o + 1] - o_ptr[o]
+    best = np.inf
+    for variant in range(3):
+        for e in range(eb, ee):
+            xa[e] = 0
+        if variant == 0:
+            v = order_dp(
+                o,
+                o_ptr,
+                l_qty,
+                l_pen,
+                c_ptr,
+                c_loc,
+                c_pkg,
+                c_eptr,
+                e_con,
+                p,
+                max_locs,
+                split,
+                True,
+                rem,
+                cap_rem,
+                best_g,
+                best_k,
+                f,
+                back,
+                choice,
+            )
+            if v == np.inf:
+                continue
+            b = o_ptr[o]
+            for k in range(c_ptr[o], c_ptr[o + 1]):
+                loc = c_loc[k]
+                room = cap_rem[loc]
+                for j in range(nl):
+                    if choice[j] == k:
+                        t = l_qty[b + j]
+                        if t > room:
+                            t = room
+                        if t > 0:
+                            xa[c_eptr[k] + j] = t
+                            room -= t
+        fill(
+            o,
+            o_ptr,
+            l_qty,
+            l_pen,
+            c_ptr,
+            c_loc,
+            c_pkg,
+            c_eptr,
+            e_con,
+            p,
+            max_locs,
+            split,
+            rem,
+            cap_rem,
+            variant == 2,
+            xa,
+            need,
+            cap_used,
+        )
+        v = order_cost(o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p, split, xa)
+        if v < best - 1e-9:
+            best = v
+            for e in range(eb, ee):
+                x[e] = xa[e]
+    return best
+
+
+@jit
+def construct(
+    seq: np.ndarray,
+    o_ptr: np.ndarray,
+    l_qty: np.ndarray,
+    l_pen: np.ndarray,
+    c_ptr: np.ndarray,
+    c_loc: np.ndarray,
+    c_pkg: np.ndarray,
+    c_eptr: np.ndarray,
+    e_con: np.ndarray,
+    p: np.ndarray,
+    p_true: np.ndarray,
+    max_locs: int,
+    split: float,
+    rem: np.ndarray,
+    cap_rem: np.ndarray,
+    x: np.ndarray,
+    val: np.ndarray,
+    xa: np.ndarray,
+    best_g: np.ndarray,
+    best_k: np.ndarray,
+    f: np.ndarray,
+    back: np.ndarray,
+    choice: np.ndarray,
+    need: np.ndarray,
+    cap_used: np.ndarray,
+) -> None:
+    """Build a plan order by order (``seq``): each order takes its best response at
+    prices ``p`` given what the earlier ones took; ``val[o]`` gets its true cost.
+    ``x``, ``rem`` and ``cap_rem`` must describe the empty plan on entry."""
+    for t in range(seq.shape[0]):
+        o = seq[t]
+        respond(
+            o,
+            o_ptr,
+            l_qty,
+            l_pen,
+            c_ptr,
+            c_loc,
+            c_pkg,
+            c_eptr,
+            e_con,
+            p,
+            max_locs,
+            split,
+            rem,
+            cap_rem,
+            x,
+            xa,
+            best_g,
+            best_k,
+            f,
+            back,
+            choice,
+            need,
+            cap_used,
+        )
+        take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, cap_rem, x, 1)
+        val[o] = order_cost(o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p_true, split, x)
+
+
+@jit
+def improve(
+    seq: np.ndarray,
+    passes: int,
+    o_ptr: np.ndarray,
+    l_qty: np.ndarray,
+    l_pen: np.ndarray,
+    c_ptr: np.ndarray,
+    c_loc: np.ndarray,
+    c_pkg: np.ndarray,
+    c_eptr: np.ndarray,
+    e_con: np.ndarray,
+    p_true: np.ndarray,
+    max_locs: int,
+    split: float,
+    rem: np.ndarray,
+    cap_rem: np.ndarray,
+    x: np.ndarray,
+    val: np.ndarray,
+    xb: np.ndarray,
+    xa: np.ndarray,
+    best_g: np.ndarray,
+    best_k: np.ndarray,
+    f: np.ndarray,
+    back: np.ndarray,
+    choice: np.ndarray,
+    need: np.ndarray,
+    cap_used: np.ndarray,
+) -> float:
+    """Local search: re-source one order at a time against the others (true costs),
+    keeping strict improvements, for up to ``passes`` sweeps over ``seq``.
+    Returns the total saving."""
+    saved = 0.0
+    for _ in range(passes):
+        gain = 0.0
+        for t in range(seq.shape[0]):
+            o = seq[t]
+            take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, cap_rem, x, -1)
+            v = respond(
+                o,
+                o_ptr,
+                l_qty,
+                l_pen,
+                c_ptr,
+                c_loc,
+                c_pkg,
+                c_eptr,
+                e_con,
+                p_true,
+                max_locs,
+                split,
+                rem,
+                cap_rem,
+                xb,
+                xa,
+                best_g,
+                best_k,
+                f,
+                back,
+                choice,
+                need,
+                cap_used,
+            )
+            if v < val[o] - 1e-7:
+                eb = c_eptr[c_ptr[o]]
+                ee = c_eptr[c_ptr[o + 1]]
+                for e in range(eb, ee):
+                    x[e] = xb[e]
+                gain += val[o] - v
+                val[o] = v
+            take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, cap_rem, x, 1)
+        saved += gain
+        if gain <= 1e-7:
+            break
+    return saved
+
+
+@jit
+def component_labels(
+    o_ptr: np.ndarray,
+    l_qty: np.ndarray,
+    c_ptr: np.ndarray,
+    c_loc: np.ndarray,
+    c_eptr: np.ndarray,
+    e_con: np.ndarray,
+    con_bind: np.ndarray,
+    loc_bind: np.ndarray,
+    label: np.ndarray,
+) -> int:
+    """Label orders by connected component: two orders are joined when both could
+    draw on one binding stock constraint or one binding capacity. Labels are
+    consecutive from 0 in order of first appearance; returns their count."""
+    n = o_ptr.shape[0] - 1
+    parent = np.arange(n)
+    con_first = np.full(con_bind.shape[0], -1, dtype=np.int64)
+    loc_first = np.full(loc_bind.shape[0], -1, dtype=np.int64)
+    for o in range(n):
+        nl = o_ptr[o + 1] - o_ptr[o]
+        for k in range(c_ptr[o], c_ptr[o + 1]):
+            loc = c_loc[k]
+            any_use = False
+            for j in range(nl):
+                con = c_eptr[k] + j
+                con = e_con[con]
+                if con < 0:
+                    continue
+                any_use = True
+                if con_bind[con]:
+                    r = con_first[con]
+                    if r < 0:
+                        con_first[con] = o
+                    else:
+                        _union(parent, r, o)
+            if any_use and loc_bind[loc]:
+                r = loc_first[loc]
+                if r < 0:
+                    loc_first[loc] = o
+                else:
+                    _union(parent, r, o)
+    count = 0
+    root_label = np.full(n, -1, dtype=np.int64)
+    for o in range(n):
+        r = _find(parent, o)
+        if root_label[r] < 0:
+            root_label[r] = count
+            count += 1
+        label[o] = root_label[r]
+    return count
+
+
+@jit
+def _find(parent: np.ndarray, a: int) -> int:
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+@jit
+def _union(parent: np.ndarray, a: int, b: int) -> None:
+    ra = _find(parent, a)
+    rb = _find(parent, b)
+    if ra != rb:
+        if ra < rb:
+            parent[rb] = ra
+        else:
+            parent[ra] = rb
+
+
+@jit
+def order_costs(
+    o_ptr: np.ndarray,
+    l_qty: np.ndarray,
+    l_pen: np.ndarray,
+    c_ptr: np.ndarray,
+    c_pkg: np.ndarray,
+    c_eptr: np.ndarray,
+    p: np.ndarray,
+    split: float,
+    x: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """:func:`order_cost` of every order."""
+    for o in range(o_ptr.shape[0] - 1):
+        out[o] = order_cost(o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p, split, x)
+
+
+@jit
+def unfilled_reasons(
+    o_ptr: np.ndarray,
+    l_qty: np.ndarray,
+    l_sku: np.ndarray,
+    o_chan: np.ndarray,
+    o_same_day: np.ndarray,
+    o_unavailable: np.ndarray,
+    c_ptr: np.ndarray,
+    c_loc: np.ndarray,
+    c_eptr: np.ndarray,
+    e_pos: np.ndarray,
+    nch: int,
+    s_ptr: np.ndarray,
+    s_loc: np.ndarray,
+    ok: np.ndarray,
+    max_locs: int,
+    rem: np.ndarray,
+    cap_rem: np.ndarray,
+    x: np.ndarray,
+    reason: np.ndarray,
+) -> None:
+    """Reason code of every short line in the final state (codes as in
+    :mod:`allocator._kernels.sourcing`, plus 6: cheaper to leave unfilled).
+
+    ``e_pos[e]`` is the stock constraint of the entry's position whatever its
+    availability or capacity (-1: no position).
+    """
+    for o in range(o_ptr.shape[0] - 1):
+        b = o_ptr[o]
+        nl = o_ptr[o + 1] - b
+        c = o_chan[o]
+        npk = 0
+        for k in range(c_ptr[o], c_ptr[o + 1]):
+            for j in range(nl):
+                if x[c_eptr[k] + j] > 0:
+                    npk += 1
+                    break
+        for j in range(nl):
+            got = 0
+            for k in range(c_ptr[o], c_ptr[o + 1]):
+                got += x[c_eptr[k] + j]
+            if got >= l_qty[b + j]:
+                reason[b + j] = 0
+                continue
+            if o_unavailable[o]:
+                reason[b + j] = 5
+                continue
+            has_open = False
+            has_blocked = False
+            for k in range(c_ptr[o], c_ptr[o + 1]):
+                con = e_pos[c_eptr[k] + j]
+                if con >= 0 and rem[con] > 0:
+                    if cap_rem[c_loc[k]] > 0:
+                        has_open = True
+                    else:
+                        has_blocked = True
+            if has_open:
+                reason[b + j] = 4 if npk >= max_locs else 6
+            elif has_blocked:
+                reason[b + j] = 2
+            else:
+                r = 1
+                if o_same_day[o]:
+                    s = l_sku[b + j]
+                    for q in range(s_ptr[s], s_ptr[s + 1]):
+                        if ok[s_loc[q], 2 * c] and rem[q * nch + c] > 0:
+                            r = 3
+                            break
+                reason[b + j] = r

@@ -1,0 +1,217 @@
+"""Exact MIP of one component of the batch, solved with OR-Tools (SCIP).
+
+The model is the plain one: integer units per (order line, candidate), a binary
+package per (order, candidate), unfilled units per line, and the split excess per
+order. It is assembled as one sparse matrix (``fill_model_from_sparse_data``), so
+building it costs a few numpy calls whatever its size. OR-Tools is imported here,
+lazily, and nothing of it leaves this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from allocator.sourcing._optimal_model import Model
+
+__all__ = ["MipResult", "solve_mip"]
+
+logger = logging.getLogger("allocator")
+
+
+@dataclass(frozen=True)
+class MipResult:
+    """``x`` over the component's entries (None when no solution), its objective, the
+    solver's bound and whether optimality was proven."""
+
+    x: np.ndarray | None
+    objective: float
+    bound: float
+    optimal: bool
+
+
+def solve_mip(
+    model: Model,
+    entries: np.ndarray,
+    orders: np.ndarray,
+    con_bind: np.ndarray,
+    loc_bind: np.ndarray,
+    hint: np.ndarray,
+    time_limit: float,
+    seed: int = 0,
+) -> MipResult:
+    """Solve the orders ``orders`` (a whole component) exactly.
+
+    Parameters
+    ----------
+    entries
+        Global entry indices of the component, ascending.
+    con_bind, loc_bind
+        Which stock constraints and capacities can bind; the others can never be
+        exceeded by these orders and are left out.
+    hint
+        A feasible ``x`` over ``entries`` (the incumbent), given to the solver.
+    """
+    from ortools.linear_solver.python import model_builder as mb
+    from scipy import sparse
+
+    m = model
+    e_ok = entries[m.e_con[entries] >= 0]
+    ne = e_ok.shape[0]
+    cands, k_of_e = np.unique(m.e_cand[e_ok], return_inverse=True)
+    nk = cands.shape[0]
+    starts = m.o_ptr[orders]
+    counts = m.o_ptr[orders + 1] - starts
+    lines = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(
+        starts - (np.cumsum(counts) - counts), counts
+    )
+    line_pos = np.searchsorted(lines, m.e_line[e_ok])
+    nlines = lines.shape[0]
+    k_order = np.searchsorted(orders, m.e_order[m.c_eptr[cands]])
+    k_per_order = np.bincount(k_order, minlength=orders.shape[0])
+    need_split = (m.split > 0) & (k_per_order >= 2)
+    split_orders = np.flatnonzero(need_split)
+    ns = split_orders.shape[0]
+    x0, y0, u0, s0 = 0, ne, ne + nk, ne + nk + nlines
+    nvar = s0 + ns
+    ub_e = m.e_ub[e_ok].astype(np.float64)
+
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    lo: list[np.ndarray] = []
+    hi: list[np.ndarray] = []
+    nrow = 0
+
+    def block(r: np.ndarray, c: np.ndarray, v: np.ndarray, lb: np.ndarray, ub: np.ndarray) -> None:
+        nonlocal nrow
+        rows.append(r + nrow)
+        cols.append(c)
+        vals.append(v)
+        lo.append(lb)
+        hi.append(ub)
+        nrow += lb.shape[0]
+
+    # each line: units from candidates + unfilled units = quantity
+    q = m.l_qty[lines].astype(np.float64)
+    block(
+        np.concatenate([line_pos, np.arange(nlines)]),
+        np.concatenate([x0 + np.arange(ne), u0 + np.arange(nlines)]),
+        np.ones(ne + nlines),
+        q,
+        q,
+    )
+    # units only through an opened package
+    block(
+        np.concatenate([np.arange(ne), np.arange(ne)]),
+        np.concatenate([x0 + np.arange(ne), y0 + k_of_e]),
+        np.concatenate([np.ones(ne), -ub_e]),
+        np.full(ne, -np.inf),
+        np.zeros(ne),
+    )
+    # stock and capacity that can bind
+    for ids, rhs_all, bind in (
+        (m.e_con[e_ok], m.s_rhs, con_bind),
+        (m.e_loc[e_ok], m.cap, loc_bind),
+    ):
+        sel = bind[ids]
+        if sel.any():
+            uniq, r = np.unique(ids[sel], return_inverse=True)
+            block(
+                r,
+                x0 + np.flatnonzero(sel),
+                np.ones(int(sel.sum())),
+                np.full(uniq.shape[0], -np.inf),
+                rhs_all[uniq].astype(np.float64),
+            )
+    # at most max_locs packages per order
+    limited = k_per_order > m.max_locs
+    if limited.any():
+        sel = limited[k_order]
+        uniq, r = np.unique(k_order[sel], return_inverse=True)
+        block(
+            r,
+            y0 + np.flatnonzero(sel),
+            np.ones(int(sel.sum())),
+            np.full(uniq.shape[0], -np.inf),
+            np.full(uniq.shape[0], float(m.max_locs)),
+        )
+    # split excess: packages - s <= 1
+    if ns:
+        spos = np.full(orders.shape[0], -1, dtype=np.int64)
+        spos[split_orders] = np.arange(ns)
+        sel = spos[k_order] >= 0
+        r = spos[k_order[sel]]
+        block(
+            np.concatenate([r, np.arange(ns)]),
+            np.concatenate([y0 + np.flatnonzero(sel), s0 + np.arange(ns)]),
+            np.concatenate([np.ones(int(sel.sum())), -np.ones(ns)]),
+            np.full(ns, -np.inf),
+            np.ones(ns),
+        )
+    matrix = sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, nvar)
+    )
+    var_lo = np.zeros(nvar)
+    var_hi = np.concatenate([ub_e, np.ones(nk), q, np.full(ns, np.inf)])
+    obj = np.concatenate(
+        [
+            m.e_cost[e_ok],
+            m.c_pkg[cands],
+            m.l_pen[lines],
+            np.full(ns, m.split),
+        ]
+    )
+    builder = mb.ModelBuilder()
+    helper = builder.helper
+    helper.fill_model_from_sparse_data(
+        var_lo, var_hi, obj, np.concatenate(lo), np.concatenate(hi), matrix
+    )
+    for i in range(s0):
+        helper.set_var_integrality(i, True)
+    # hint: the incumbent
+    pos = np.searchsorted(entries, e_ok)
+    hx = hint[pos].astype(np.float64)
+    hy = np.zeros(nk)
+    np.maximum.at(hy, k_of_e, (hx > 0).astype(np.float64))
+    got = np.bincount(line_pos, weights=hx, minlength=nlines)
+    hu = q - got
+    hs = np.zeros(ns)
+    if ns:
+        npk = np.bincount(k_order, weights=hy, minlength=orders.shape[0])
+        hs = np.maximum(npk[split_orders] - 1.0, 0.0)
+    for i, v in enumerate(np.concatenate([hx, hy, hu, hs]).tolist()):
+        helper.add_hint(i, v)
+    solver = mb.ModelSolver("scip")
+    solver.set_time_limit_in_seconds(max(float(time_limit), 0.01))
+    solver.set_solver_specific_parameters(f"randomization/randomseedshift = {int(seed)}")
+    status = solver.solve(builder)
+    optimal = status == mb.SolveStatus.OPTIMAL
+    has = status in (mb.SolveStatus.OPTIMAL, mb.SolveStatus.FEASIBLE)
+    bound = float(solver.best_objective_bound) if has else -np.inf
+    if not np.isfinite(bound):
+        bound = -np.inf
+    logger.debug(
+        "optimal: component MIP %d orders, %d vars, %d rows: %s",
+        orders.shape[0],
+        nvar,
+        nrow,
+        status.name,
+    )
+    if not has:
+        return MipResult(None, np.inf, bound, False)
+    values = _values(solver, builder, nvar)
+    xs = np.zeros(entries.shape[0], dtype=np.int64)
+    xs[pos] = np.rint(values[:ne]).astype(np.int64)
+    return MipResult(xs, float(solver.objective_value), bound, optimal)
+
+
+def _values(solver: object, builder: object, nvar: int) -> np.ndarray:
+    helper = getattr(solver, "_Solver__solve_helper", None)
+    if helper is not None and hasattr(helper, "variable_values"):
+        out = np.asarray(helper.variable_values(), dtype=np.float64)
+        if out.shape[0] == nvar:
+            return out
+    return np.asarray(solver.values(builder.get_variables()), dtype=np.float64)  # type: ignore[attr-defined]

@@ -1,0 +1,596 @@
+"""The ``optimal`` sourcing method: a batch of orders sourced jointly, with a proven
+lower bound.
+
+Pipeline (see ``docs/optimal.md``):
+
+1. greedy plan (warm start and the plan never to be beaten by less);
+2. flat model over every order's candidates (vectorised);
+3. independent components: orders are coupled only through stock or pick capacity
+   that their combined demand could exhaust;
+4. Lagrangian relaxation of those shared constraints; every order's subproblem is
+   solved exactly by enumeration over line subsets (numba), giving a lower bound per
+   component; prices are updated by projected subgradient steps;
+5. primal plans: order-by-order construction at the current prices, then local
+   search (each order re-sourced against the others at true costs);
+6. exact MIP (OR-Tools SCIP, hinted with the incumbent) of the small components not
+   yet proven optimal, within the remaining time.
+
+Each component keeps its best plan and its best bound, so the result is never
+costlier than greedy and the bound is the sum of component bounds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from allocator._kernels import optimal as K
+from allocator.exceptions import ValidationError
+from allocator.sourcing._optimal_mip import solve_mip
+from allocator.sourcing._optimal_model import Model, build_model, plan_to_x
+from allocator.sourcing.greedy import solve_greedy
+from allocator.sourcing.orders import Service
+from allocator.sourcing.plan import PlanStatus, SourcingPlan, build_plan
+from allocator.sourcing.problem import SourcingProblem
+
+__all__ = ["solve_optimal"]
+
+logger = logging.getLogger("allocator")
+
+#: Components with at most this many usable entries go to the exact MIP when unproven.
+MIP_MAX_ENTRIES = 4_000
+#: Share of the time limit the Lagrangian phase may use when MIP candidates remain.
+LAGRANGE_SHARE = 0.6
+#: Relative tolerance under which a component counts as proven optimal.
+PROVEN = 1e-7
+
+
+def solve_optimal(
+    problem: SourcingProblem,
+    *,
+    time_limit: float = 10.0,
+    gap: float = 0.001,
+    seed: int = 0,
+    opportunity_cost: Any = None,
+) -> SourcingPlan:
+    """Source a batch jointly at least cost, with a lower bound and gap.
+
+    Parameters
+    ----------
+    problem
+        The prepared call (see :func:`~allocator.sourcing.source`).
+    time_limit
+        Wall-clock seconds for the whole method, greedy warm start included.
+    gap
+        Stop once ``(objective − bound) / objective`` is at most this.
+    seed
+        Seeds the order sequences of the construction and the MIP solver.
+    opportunity_cost
+        Optional per-unit cost of taking stock from a position: a 1-D array over
+        ledger position rows, or a ``(num_locations, num_skus)`` array. Non-negative.
+
+    Returns
+    -------
+    SourcingPlan
+        ``method="optimal"``; ``status`` OPTIMAL (proven), FEASIBLE (gap target met),
+        TIME_LIMIT (stopped by the time limit with a better plan than greedy) or
+        TIME_LIMIT_GREEDY (stopped before beating greedy: greedy's plan); ``bound``
+        (also ``lower_bound``), ``gap``, ``build_s``, ``solve_s`` and per-order
+        ``baseline_cost`` (greedy's cost) for the explanations.
+
+    Notes
+    -----
+    With ``x`` the units per (order line, candidate location), the problem is::
+
+        min Σ_o cost_o(x)  s.t.  Σ_{o,j: sku s, channel c} x_{o,j,l} ≤ available_c(s, l)
+                                 Σ_{o,j} x_{o,j,l} ≤ capacity_l
+                                 |{l : x_{o,·,l} > 0}| ≤ max_splits + 1
+
+    with ``cost_o`` of :func:`~allocator.sourcing.plan_costs` plus the opportunity
+    cost. The Lagrangian bound for prices ``λ ≥ 0`` (stock) and ``μ ≥ 0`` (capacity)
+    is ``L(λ, μ) = Σ_o min_{patterns} cost_o^{λ,μ} − Σ λ·available − Σ μ·capacity``,
+    where a pattern sends each line whole to one location (or leaves it unfilled)
+    and units are priced ``m_l per_unit + ship + opp + λ + μ``.
+    """
+    t_start = time.perf_counter()
+    time_limit = _positive(time_limit, "time_limit")
+    gap = _fraction(gap)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise ValidationError(f"expected an int, got {seed!r}", field="seed", code="wrong_dtype")
+    deadline = t_start + time_limit
+    greedy = solve_greedy(problem)
+    model = build_model(problem, opportunity_cost)
+    run = _Run(model, int(seed))
+    x_greedy = plan_to_x(model, greedy)
+    run.start(x_greedy)
+    build_s = time.perf_counter() - t_start
+    logger.info(
+        "optimal: %d orders, %d candidates, %d entries, %d components; greedy %.2f",
+        model.num_orders,
+        model.c_loc.shape[0],
+        model.num_entries,
+        run.ncomp,
+        run.total_ub(),
+    )
+    hit_limit = run.search(deadline, gap)
+    run.exact(deadline)
+    if run.total_gap() > gap and time.perf_counter() >= deadline:
+        hit_limit = True
+    solve_s = time.perf_counter() - t_start - build_s
+    return _plan(problem, model, run, greedy, x_greedy, gap, hit_limit, build_s, solve_s)
+
+
+def _positive(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise ValidationError(f"expected a number, got {value!r}", field=field, code="wrong_dtype")
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise ValidationError(
+            f"expected a finite positive number, got {v}", field=field, code="out_of_range"
+        )
+    return v
+
+
+def _fraction(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise ValidationError(f"expected a number, got {value!r}", field="gap", code="wrong_dtype")
+    v = float(value)
+    if not math.isfinite(v) or v < 0:
+        raise ValidationError(
+            f"expected a finite number >= 0, got {v}", field="gap", code="out_of_range"
+        )
+    return v
+
+
+class _Run:
+    """Working state of one solve: scratch arrays, the incumbent and bounds per
+    component."""
+
+    def __init__(self, model: Model, seed: int) -> None:
+        m = model
+        self.m = m
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        n = m.num_orders
+        max_lines = int(np.diff(m.o_ptr).max()) if n else 1
+        max_cands = int(np.diff(m.c_ptr).max()) if n else 1
+        size = 1 << K.LMAX
+        self.scratch = (
+            np.empty(size),
+            np.empty(size, dtype=np.int64),
+            np.empty((K.LMAX + 1, size)),
+            np.empty((K.LMAX + 1, size), dtype=np.int64),
+            np.empty(max(max_lines, 1), dtype=np.int64),
+        )
+        self.need = np.empty(max(max_lines, 1), dtype=np.int64)
+        self.cap_used = np.empty(max(max_cands, 1), dtype=np.int64)
+        self.xa = np.zeros(m.num_entries, dtype=np.int64)
+        self.xb = np.zeros(m.num_entries, dtype=np.int64)
+        self.p_true = m.true_prices()
+        usable = m.e_con >= 0
+        q = m.l_qty[m.e_line[usable]]
+        con_dem = np.bincount(m.e_con[usable], weights=q, minlength=m.s_rhs.shape[0])
+        loc_dem = np.bincount(m.e_loc[usable], weights=q, minlength=m.num_locations)
+        self.con_bind = con_dem > m.s_rhs
+        self.loc_bind = loc_dem > m.cap
+        self.label = np.empty(n, dtype=np.int64)
+        self.ncomp = int(
+            K.component_labels(
+                m.o_ptr,
+                m.l_qty,
+                m.c_ptr,
+                m.c_loc,
+                m.c_eptr,
+                m.e_con,
+                self.con_bind,
+                self.loc_bind,
+                self.label,
+            )
+        )
+        # component of each binding constraint
+        self.con_comp = np.full(m.s_rhs.shape[0], -1, dtype=np.int64)
+        sel = usable.copy()
+        sel[usable] = self.con_bind[m.e_con[usable]]
+        self.con_comp[m.e_con[sel]] = self.label[m.e_order[sel]]
+        self.loc_comp = np.full(m.num_locations, -1, dtype=np.int64)
+        sel = usable & self.loc_bind[m.e_loc]
+        self.loc_comp[m.e_loc[sel]] = self.label[m.e_order[sel]]
+        self.bc = np.flatnonzero(self.con_bind)
+        self.bl = np.flatnonzero(self.loc_bind)
+        self.e_comp = self.label[m.e_order]
+        self.comp_entries = np.bincount(self.e_comp[usable], minlength=self.ncomp)
+        self.comp_lb = np.full(self.ncomp, -np.inf)
+        self.comp_exact = np.zeros(self.ncomp, dtype=np.bool_)
+        self.lam = np.zeros(m.s_rhs.shape[0])
+        self.mu = np.zeros(m.num_locations)
+        self.iterations = 0
+
+    # -- incumbent --------------------------------------------------------------
+    def start(self, x: np.ndarray) -> None:
+        m = self.m
+        self.x = x.copy()
+        self.val = np.zeros(m.num_orders)
+        K.order_costs(
+            m.o_ptr, m.l_qty, m.l_pen, m.c_ptr, m.c_pkg, m.c_eptr, self.p_true, m.split, x, self.val
+        )
+        self.greedy_val = self.val.copy()
+        self.comp_ub = np.bincount(self.label, weights=self.val, minlength=self.ncomp)
+
+    def total_ub(self) -> float:
+        return float(self.comp_ub.sum())
+
+    def total_lb(self) -> float:
+        return float(np.minimum(self.comp_lb, self.comp_ub).sum())
+
+    def total_gap(self) -> float:
+        ub = self.total_ub()
+        return (ub - self.total_lb()) / max(abs(ub), 1e-9)
+
+    def proven(self) -> np.ndarray:
+        tol = PROVEN * np.maximum(np.abs(self.comp_ub), 1.0)
+        return self.comp_exact | (self.comp_lb >= self.comp_ub - tol)
+
+    def adopt(self, x: np.ndarray, val: np.ndarray) -> int:
+        """Take the components where ``x`` is cheaper; returns how many."""
+        comp = np.bincount(self.label, weights=val, minlength=self.ncomp)
+        better = comp < self.comp_ub - 1e-9 * np.maximum(np.abs(self.comp_ub), 1.0)
+        if not better.any():
+            return 0
+        e_sel = better[self.e_comp]
+        self.x[e_sel] = x[e_sel]
+        o_sel = better[self.label]
+        self.val[o_sel] = val[o_sel]
+        self.comp_ub[better] = comp[better]
+        return int(better.sum())
+
+    def state(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = self.m
+        con, loc = m.usage(x)
+        return m.s_rhs - con, m.cap - loc
+
+    # -- kernels ----------------------------------------------------------------
+    def construct(self, p: np.ndarray, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = self.m
+        x = np.zeros(m.num_entries, dtype=np.int64)
+        val = np.zeros(m.num_orders)
+        rem = m.s_rhs.copy()
+        cap_rem = m.cap.copy()
+        K.construct(
+            seq,
+            m.o_ptr,
+            m.l_qty,
+            m.l_pen,
+            m.c_ptr,
+            m.c_loc,
+            m.c_pkg,
+            m.c_eptr,
+            m.e_con,
+            p,
+            self.p_true,
+            m.max_locs,
+            m.split,
+            rem,
+            cap_rem,
+            x,
+            val,
+            self.xa,
+            *self.scratch,
+            self.need,
+            self.cap_used,
+        )
+        self.improve(x, val, rem, cap_rem, seq)
+        return x, val
+
+    def improve(
+        self,
+        x: np.ndarray,
+        val: np.ndarray,
+        rem: np.ndarray,
+        cap_rem: np.ndarray,
+        seq: np.ndarray,
+        passes: int = 4,
+    ) -> float:
+        m = self.m
+        return float(
+            K.improve(
+                seq,
+                passes,
+                m.o_ptr,
+                m.l_qty,
+                m.l_pen,
+                m.c_ptr,
+                m.c_loc,
+                m.c_pkg,
+                m.c_eptr,
+                m.e_con,
+                self.p_true,
+                m.max_locs,
+                m.split,
+                rem,
+                cap_rem,
+                x,
+                val,
+                self.xb,
+                self.xa,
+                *self.scratch,
+                self.need,
+                self.cap_used,
+            )
+        )
+
+    def lagrange(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        m = self.m
+        sub = np.empty(m.num_orders)
+        use_con = np.zeros(m.s_rhs.shape[0], dtype=np.int64)
+        use_loc = np.zeros(m.num_locations, dtype=np.int64)
+        line_choice = np.empty(m.l_qty.shape[0], dtype=np.int64)
+        K.lagrange_pass(
+            m.o_ptr,
+            m.l_qty,
+            m.l_pen,
+            m.c_ptr,
+            m.c_loc,
+            m.c_pkg,
+            m.c_eptr,
+            m.e_con,
+            p,
+            m.max_locs,
+            m.split,
+            sub,
+            use_con,
+            use_loc,
+            line_choice,
+            *self.scratch,
+        )
+        bc, bl = self.bc, self.bl
+        value = np.bincount(self.label, weights=sub, minlength=self.ncomp)
+        value -= np.bincount(
+            self.con_comp[bc], weights=self.lam[bc] * self.m.s_rhs[bc], minlength=self.ncomp
+        )
+        value -= np.bincount(
+            self.loc_comp[bl], weights=self.mu[bl] * self.m.cap[bl], minlength=self.ncomp
+        )
+        return value, use_con, use_loc
+
+    def prices(self) -> np.ndarray:
+        m = self.m
+        p = np.empty(m.num_entries)
+        K.prices(m.e_cost, m.e_con, m.e_loc, self.lam, self.mu, p)
+        return p
+
+    # -- phases -------------------------------------------------------------------
+    def search(self, deadline: float, gap: float) -> bool:
+        """Lagrangian bound and primal heuristics until the gap target, the time
+        budget, or convergence. Returns True when stopped by the time limit."""
+        m = self.m
+        seq = np.arange(m.num_orders, dtype=np.int64)
+        rem, cap_rem = self.state(self.x)
+        x = self.x.copy()
+        val = self.val.copy()
+        self.improve(x, val, rem, cap_rem, seq)
+        self.adopt(x, val)
+        now = time.perf_counter()
+        small = (~self.proven()) & (self.comp_entries <= MIP_MAX_ENTRIES)
+        budget = deadline - now
+        if small.any():
+            budget *= LAGRANGE_SHARE
+        stop_at = now + budget
+        theta = np.full(self.ncomp, 1.0)
+        stale = np.zeros(self.ncomp, dtype=np.int64)
+        bc, bl = self.bc, self.bl
+        rhs_c, rhs_l = m.s_rhs[bc].astype(np.float64), m.cap[bl].astype(np.float64)
+        cc, cl = self.con_comp[bc], self.loc_comp[bl]
+        it = 0
+        t_iter = 0.0
+        while True:
+            t0 = time.perf_counter()
+            p = self.prices()
+            value, use_con, use_loc = self.lagrange(p)
+            it += 1
+            improved = value > self.comp_lb + 1e-9 * np.maximum(np.abs(value), 1.0)
+            stale = np.where(improved, 0, stale + 1)
+            self.comp_lb = np.maximum(self.comp_lb, value)
+            if it == 1:
+                # components without binding constraints are solved by their
+                # subproblems alone: the bound is exact
+                free = np.bincount(cc, minlength=self.ncomp) + np.bincount(cl, minlength=self.ncomp)
+                self.comp_exact |= (free == 0) & (self.comp_lb >= self.comp_ub - 1e-6)
+            if it % 5 == 1 or it <= 3:
+                order = seq if it == 1 else self.rng.permutation(m.num_orders)
+                xc, vc = self.construct(p, order)
+                self.adopt(xc, vc)
+            open_ = ~self.proven()
+            t_iter = time.perf_counter() - t0
+            if self.total_gap() <= gap or not open_.any():
+                self.iterations = it
+                return False
+            if time.perf_counter() + t_iter > stop_at:
+                self.iterations = it
+                return stop_at >= deadline - 1e-9 or not small.any()
+            # projected subgradient, Polyak step per component
+            g_c = use_con[bc] - rhs_c
+            g_l = use_loc[bl] - rhs_l
+            g_c = np.where((self.lam[bc] > 0) | (g_c > 0), g_c, 0.0)
+            g_l = np.where((self.mu[bl] > 0) | (g_l > 0), g_l, 0.0)
+            norm = np.bincount(cc, weights=g_c * g_c, minlength=self.ncomp) + np.bincount(
+                cl, weights=g_l * g_l, minlength=self.ncomp
+            )
+            theta = np.where(stale >= 6, theta * 0.5, theta)
+            stale = np.where(stale >= 6, 0, stale)
+            target = np.maximum(self.comp_ub - value, 0.0)
+            step = np.where(open_ & (norm > 0), theta * target / np.maximum(norm, 1e-12), 0.0)
+            if not (step > 0).any() or theta.max() < 1e-4:
+                self.iterations = it
+                return False
+            self.lam[bc] = np.maximum(0.0, self.lam[bc] + step[cc] * g_c)
+            self.mu[bl] = np.maximum(0.0, self.mu[bl] + step[cl] * g_l)
+
+    def exact(self, deadline: float) -> None:
+        """Exact MIP of the unproven small components, largest gap first."""
+        m = self.m
+        open_ = ~self.proven() & (self.comp_entries <= MIP_MAX_ENTRIES)
+        if not open_.any():
+            return
+        comps = np.flatnonzero(open_)
+        comps = comps[np.argsort(-(self.comp_ub[comps] - self.comp_lb[comps]), kind="stable")]
+        e_order = np.argsort(self.e_comp, kind="stable")
+        e_start = np.searchsorted(self.e_comp[e_order], np.arange(self.ncomp + 1))
+        o_order = np.argsort(self.label, kind="stable")
+        o_start = np.searchsorted(self.label[o_order], np.arange(self.ncomp + 1))
+        for i, c in enumerate(comps.tolist()):
+            left = deadline - time.perf_counter()
+            if left <= 0.01:
+                break
+            entries = np.sort(e_order[e_start[c] : e_start[c + 1]])
+            orders = np.sort(o_order[o_start[c] : o_start[c + 1]])
+            share = left / max(1, min(len(comps) - i, 4))
+            res = solve_mip(
+                m,
+                entries,
+                orders,
+                self.con_bind,
+                self.loc_bind,
+                self.x[entries],
+                share,
+                self.seed,
+            )
+            if res.bound > self.comp_lb[c]:
+                self.comp_lb[c] = res.bound
+            if res.x is not None:
+                x = self.x.copy()
+                x[entries] = res.x
+                val = self.val.copy()
+                vals = np.zeros(m.num_orders)
+                K.order_costs(
+                    m.o_ptr,
+                    m.l_qty,
+                    m.l_pen,
+                    m.c_ptr,
+                    m.c_pkg,
+                    m.c_eptr,
+                    self.p_true,
+                    m.split,
+                    x,
+                    vals,
+                )
+                val[orders] = vals[orders]
+                if _feasible(m, x):
+                    self.adopt(x, val)
+                    if res.optimal and self.comp_ub[c] <= res.objective + 1e-6 * max(
+                        1.0, abs(res.objective)
+                    ):
+                        self.comp_exact[c] = True
+                        self.comp_lb[c] = max(self.comp_lb[c], self.comp_ub[c])
+
+
+def _feasible(m: Model, x: np.ndarray) -> bool:
+    if (x < 0).any() or (x > m.e_ub).any():
+        return False
+    con, loc = m.usage(x)
+    if (con > m.s_rhs).any() or (loc > m.cap).any():
+        return False
+    got = np.bincount(m.e_line, weights=x, minlength=m.l_qty.shape[0])
+    if (got > m.l_qty).any():
+        return False
+    pk = np.zeros(m.c_loc.shape[0], dtype=np.int64)
+    np.maximum.at(pk, m.e_cand, (x > 0).astype(np.int64))
+    c_order = np.repeat(np.arange(m.num_orders), np.diff(m.c_ptr))
+    npk = np.bincount(c_order, weights=pk, minlength=m.num_orders)
+    return bool((npk <= m.max_locs).all())
+
+
+def _plan(
+    problem: SourcingProblem,
+    m: Model,
+    run: _Run,
+    greedy: SourcingPlan,
+    x_greedy: np.ndarray,
+    gap: float,
+    hit_limit: bool,
+    build_s: float,
+    solve_s: float,
+) -> SourcingPlan:
+    x = run.x
+    if not _feasible(m, x) or run.total_ub() > float(run.greedy_val.sum()) + 1e-6:
+        logger.warning("optimal: falling back to the greedy plan")
+        x = x_greedy
+    rows = np.flatnonzero(x > 0)
+    nlines = m.l_qty.shape[0]
+    got = np.bincount(m.e_line[rows], weights=x[rows], minlength=nlines).astype(np.int64)
+    line_unfilled = m.l_qty - got
+    rem, cap_rem = run.state(x)
+    orders, net = problem.orders, problem.network
+    nch = net.num_channels
+    line_reason = np.zeros(nlines, dtype=np.int64)
+    ncand = np.diff(m.c_ptr)
+    K.unfilled_reasons(
+        m.o_ptr,
+        m.l_qty,
+        problem.line_sku,
+        orders.channel,
+        orders.service == Service.SAME_DAY,
+        (orders.service == Service.PICKUP) & (ncand == 0),
+        m.c_ptr,
+        m.c_loc,
+        m.c_eptr,
+        m.e_pos,
+        nch,
+        problem.sku_ptr,
+        problem.sku_loc,
+        problem.locations.ok,
+        m.max_locs,
+        rem,
+        cap_rem,
+        x,
+        line_reason,
+    )
+    lb = run.total_lb()
+    ub = run.total_ub()
+    same_as_greedy = bool(np.array_equal(x, x_greedy))
+    rel = (ub - lb) / max(abs(ub), 1e-9)
+    if run.proven().all():
+        status = PlanStatus.OPTIMAL
+        lb = max(lb, ub - PROVEN * max(abs(ub), 1.0))
+    elif rel <= gap:
+        status = PlanStatus.FEASIBLE
+    elif hit_limit and same_as_greedy:
+        status = PlanStatus.TIME_LIMIT_GREEDY
+    elif hit_limit:
+        status = PlanStatus.TIME_LIMIT
+    else:
+        status = PlanStatus.FEASIBLE
+    plan = build_plan(
+        net,
+        orders,
+        problem.costs,
+        method="optimal",
+        order=m.e_order[rows],
+        line=m.e_line[rows],
+        location=m.e_loc[rows],
+        qty=x[rows],
+        transfer=m.c_transfer[m.e_cand[rows]],
+        line_unfilled=line_unfilled,
+        line_reason=line_reason.astype(np.int8),
+        status=status,
+        bound=min(lb, ub),
+        runtime_s=build_s + solve_s,
+        build_s=build_s,
+        solve_s=solve_s,
+        baseline_cost=run.greedy_val,
+        opportunity=m.e_opp[rows],
+    )
+    del greedy
+    logger.info(
+        "optimal: %s, objective %.2f, bound %.2f, gap %.3f%%, greedy %.2f, %d iterations",
+        status.slug,
+        plan.objective,
+        plan.bound,
+        100 * plan.gap,
+        float(run.greedy_val.sum()),
+        run.iterations,
+    )
+    return plan
