@@ -138,8 +138,10 @@ def source(
     orders
         The batch to source.
     method
-        A registered method: ``"greedy"`` (real time) or any added with
-        :func:`register_method`.
+        A registered method: ``"greedy"`` (real time), ``"optimal"`` (a batch sourced
+        jointly with a lower bound; options ``time_limit=10.0``, ``gap=0.001``,
+        ``seed=0``, ``opportunity_cost=None``, see ``docs/optimal.md``) or any added
+        with :func:`register_method`.
     max_splits
         Most extra locations per order (0 = single location only; None = no limit).
     costs
@@ -163,3 +165,14 @@ def source(
     return Sourcer(network_data, costs).source(
         ledger, orders, method=method, max_splits=max_splits, pick_capacity=pick_capacity, **options
     )
+
+
+def _solve_optimal(problem: SourcingProblem, **options: Any) -> SourcingPlan:
+    """``method="optimal"``: options ``time_limit``, ``gap``, ``seed``,
+    ``opportunity_cost`` (see :func:`allocator.sourcing.optimal.solve_optimal`)."""
+    from allocator.sourcing.optimal import solve_optimal
+
+    return solve_optimal(problem, **options)
+
+
+register_method("optimal", _solve_optimal)
