@@ -766,3 +766,18 @@ def test_bench_quick_reports_the_keys() -> None:
         assert figures[key] > 0
     assert figures["states_equal"] is True
     assert figures["events"] == 200_000
+
+
+def test_snapshots_kept_are_the_latest_two(path: Path) -> None:
+    net = make_small_network()
+    with open_ledger(path, net, snapshot_every=None) as ledger:
+        for k in range(4):
+            ledger.receive(0, 0, 1, id=k + 1)
+            assert ledger.snapshot() == k + 1
+        digest = ledger.state_digest()
+    conn = sqlite3.connect(path)
+    kept = [r[0] for r in conn.execute("SELECT seq FROM snapshots ORDER BY seq")]
+    conn.close()
+    assert kept == [3, 4]
+    with open_ledger(path) as again:
+        assert again.state_digest() == digest

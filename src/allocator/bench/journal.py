@@ -4,9 +4,11 @@ Applies the same stream of mixed events (receive, reserve with and without expir
 commit, release, sale, transfer, return, count, expire) in batches, first to an
 in-memory :class:`~allocator.Ledger` (the baseline), then to a
 :class:`~allocator.journal.DurableLedger` with ``synchronous=FULL``, then reopens the
-journal (latest snapshot + replay of the tail) and, separately, replays the whole
-journal from batch 1. Only the ``apply`` calls are timed; generating the events is
-not. JIT compilation is done, and timed, before the measurements.
+journal (latest snapshot + replay of the tail), reopens a copy whose latest snapshot
+was removed (the worst case: a crash just before that snapshot, so the longest
+tail), and replays the whole journal from batch 1. Only the ``apply`` calls are
+timed; generating the events is not. JIT compilation is done, and timed, before the
+measurements.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import shutil
+import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
@@ -150,6 +153,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.quick:
         args.events, args.batch, args.skus, args.locations = 200_000, 10_000, 2_000, 20
+        args.snapshot_every = args.snapshot_every or 80_000
     snapshot_every = args.snapshot_every or DEFAULT_SNAPSHOT_EVERY
     network = make_network(args.skus, args.locations)
     workdir = Path(tempfile.mkdtemp(prefix="allocator-bench-", dir=args.dir))
@@ -184,9 +188,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         gc.collect()
         size = _dir_bytes(path)
 
+        conn = sqlite3.connect(path)
+        payload = conn.execute(
+            "SELECT sum(length(events) + coalesce(length(codes), 0)) FROM batches"
+        ).fetchone()[0]
+        snap_bytes = conn.execute(
+            "SELECT coalesce(sum(length(data)), 0) FROM snapshots"
+        ).fetchone()[0]
+        conn.close()
+
         t0 = time.perf_counter()
         reopened = open_ledger(path)
         recover_s = time.perf_counter() - t0
+        same = same and reopened.state_digest() == digest
+        reopened.close()
+        del reopened
+        gc.collect()
+
+        # worst case: the crash came just before the latest snapshot was written
+        worst = workdir / "worst.db"
+        for side in ("", "-hwm"):
+            shutil.copyfile(str(path) + side, str(worst) + side)
+        conn = sqlite3.connect(worst)
+        last_snap = conn.execute("SELECT max(seq) FROM snapshots").fetchone()[0]
+        conn.execute("DELETE FROM snapshots WHERE seq = ?", (last_snap,))
+        conn.commit()
+        tail_events = (
+            count
+            - (conn.execute("SELECT coalesce(max(num_events), 0) FROM snapshots").fetchone()[0])
+        )
+        conn.close()
+        t0 = time.perf_counter()
+        reopened = open_ledger(worst)
+        recover_worst_s = time.perf_counter() - t0
         same = same and reopened.state_digest() == digest
         reopened.close()
         del reopened
@@ -217,8 +251,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "batch_p50_ms": 1e3 * per_batch[len(per_batch) // 2],
         "batch_p99_ms": 1e3 * per_batch[min(len(per_batch) - 1, int(0.99 * len(per_batch)))],
         "recover_s": recover_s,
+        "recover_worst_s": recover_worst_s,
+        "recover_worst_tail_events": tail_events,
         "replay_all_s": replay_s,
         "bytes_on_disk": size,
         "bytes_per_event": size / max(1, count),
+        "batch_bytes_per_event": payload / max(1, count),
+        "snapshot_bytes": snap_bytes,
         "states_equal": same,
     }

@@ -350,9 +350,12 @@ class DurableLedger(Ledger):
         raise TypeError("open a DurableLedger with Ledger.open(path, ...) or open_ledger()")
 
     @classmethod
-    def _new(cls, network: NetworkData) -> DurableLedger:
+    def _new(cls, network: NetworkData, num_events: int = 0) -> DurableLedger:
+        """An empty ledger sized for replaying ``num_events`` events without regrowing."""
         self = cls.__new__(cls)
-        Ledger.__init__(self, network)
+        positions = min(num_events, network.num_skus * network.num_locations)
+        Ledger.__init__(self, network, capacity=max(1024, positions),
+                        reservation_capacity=max(1024, num_events))
         return self
 
     # ------------------------------------------------------------ state bookkeeping
@@ -649,6 +652,9 @@ class DurableLedger(Ledger):
     def snapshot(self) -> int:
         """Write a snapshot of the state now; returns the batch number it follows.
 
+        The journal keeps this snapshot and the one before it (the fallback should
+        this one fail its checksum), plus the anchor of a pruned journal.
+
         Closed reservations and id entries first applied more than ``horizon``
         events ago are compacted first (see :func:`open_ledger`), in the live ledger
         too, so that it stays equal to what a reopen yields.
@@ -676,6 +682,12 @@ class DurableLedger(Ledger):
                 ),
             )
             self._flush_codes(conn)
+            # keep this snapshot, the one before (a fallback) and a pruned journal's anchor
+            conn.execute(
+                "DELETE FROM snapshots WHERE seq < (SELECT max(seq) FROM snapshots WHERE seq < ?)"
+                " AND seq != coalesce((SELECT min(seq) - 1 FROM batches), -1)",
+                (self._seq,),
+            )
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback(conn)
@@ -1115,7 +1127,7 @@ def open_ledger(
             raise _corrupt(None, "stored network fails its digest")
         if network_data is not None and _codec.network_digest(network_data) != digest:
             raise JournalError(f"network_data differs from the network stored in {path}")
-        ledger = DurableLedger._new(network)
+        ledger = DurableLedger._new(network, _stored_events(conn))
         ledger._setup(
             path,
             conn,
@@ -1220,10 +1232,18 @@ def _open_reader(path: Path) -> tuple[sqlite3.Connection, NetworkData, bytes]:
     return conn, network, _store.genesis_hash(_codec.network_digest(network))
 
 
+def _stored_events(conn: sqlite3.Connection) -> int:
+    """Events in the stored batches (0 when unreadable: sizing is only a hint)."""
+    try:
+        return int(conn.execute("SELECT coalesce(sum(num_events), 0) FROM batches").fetchone()[0])
+    except sqlite3.DatabaseError:
+        return 0
+
+
 def _replayer(
     path: Path, conn: sqlite3.Connection, network: NetworkData, genesis: bytes
 ) -> DurableLedger:
-    ledger = DurableLedger._new(network)
+    ledger = DurableLedger._new(network, _stored_events(conn))
     ledger._setup(
         path, conn, None, synchronous="full", snapshot_every=None, horizon=None, genesis=genesis
     )
@@ -1337,8 +1357,9 @@ def replay_journal(path: Any, last: int | None = None) -> Ledger:
         conn.execute("ROLLBACK")
     finally:
         conn.close()
-    plain = Ledger(network)
-    plain._import_state(ledger._export_state())
+    plain = Ledger.__new__(Ledger)  # hand the arrays over, no copy
+    fields = vars(Ledger(network, capacity=16, reservation_capacity=16)).keys()
+    plain.__dict__.update({k: v for k, v in vars(ledger).items() if k in fields})
     return plain
 
 

@@ -205,7 +205,11 @@ _DTYPE_CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
 
 
 def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
-    """Encode named int arrays (1-D or 2-D); 2-D arrays column by column."""
+    """Encode named int arrays (1-D or 2-D); 2-D arrays column by column.
+
+    1-D arrays named ``*value`` (packed id-index values) are stored as their low
+    and high 32-bit halves, which encode far narrower than the whole words.
+    """
     parts = [struct.pack("<I", len(arrays))]
     for name, arr in arrays.items():
         arr = np.asarray(arr)
@@ -217,6 +221,8 @@ def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
         parts.append(raw)
         flat = arr.astype(np.int64)
         columns = [flat] if arr.ndim == 1 else [flat[:, j] for j in range(cols)]
+        if name.endswith("value") and arr.ndim == 1:  # packed id-index values: split
+            columns = [flat & 0xFFFFFFFF, flat >> 32]
         for col in columns:
             parts.append(encode_column(col, 0, delta=True))
     return b"".join(parts)
@@ -232,7 +238,10 @@ def decode_arrays(blob: bytes) -> dict[str, np.ndarray]:
         if code not in _DTYPES or ndim not in (1, 2) or rows < 0 or cols < 0:
             raise ValueError("bad array header")
         name = bytes(reader.take(nlen)).decode()
-        if ndim == 1:
+        if ndim == 1 and name.endswith("value"):
+            low = decode_column(reader, rows)
+            arr = low | (decode_column(reader, rows) << 32)
+        elif ndim == 1:
             arr = decode_column(reader, rows)
         else:
             arr = np.empty((rows, cols), dtype=np.int64)
