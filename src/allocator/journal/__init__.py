@@ -354,8 +354,9 @@ class DurableLedger(Ledger):
         """An empty ledger sized for replaying ``num_events`` events without regrowing."""
         self = cls.__new__(cls)
         positions = min(num_events, network.num_skus * network.num_locations)
-        Ledger.__init__(self, network, capacity=max(1024, positions),
-                        reservation_capacity=max(1024, num_events))
+        Ledger.__init__(
+            self, network, capacity=max(1024, positions), reservation_capacity=max(1024, num_events)
+        )
         return self
 
     # ------------------------------------------------------------ state bookkeeping
