@@ -32,8 +32,8 @@ def main() -> None:
     print(data.summary())
 
     policies = [p for p in ("greedy", "optimal") if p in methods()]
-    comparison = compare(data, policies, days=7, keep_log=False)
-    print(f"\none week around 11.11 (day 4), sourcing: {', '.join(policies)}")
+    comparison = compare(data, policies, days=6, keep_log=False)
+    print(f"\nsix days around 11.11 (day 4), sourcing: {', '.join(policies)}")
     print(comparison.summary())
     greedy = comparison.results["greedy"]
     peak = int(greedy.daily.orders.argmax())
@@ -47,9 +47,9 @@ def main() -> None:
 
     volume = capacity_sweep(
         scenario.replace(promotions=()),
-        (0.5, 1.0, 1.5, 2.0, 3.0),
+        (0.5, 1.0, 1.5, 2.5),
         kind="volume",
-        days=3,
+        days=2,
         seed=7,
         keep_log=False,
     )
@@ -58,9 +58,9 @@ def main() -> None:
 
     capacity = capacity_sweep(
         scenario.replace(promotions=(), online_orders=1_000.0),
-        (0.5, 1.0, 2.0, 3.0),
+        (0.5, 1.0, 2.0),
         kind="capacity",
-        days=3,
+        days=2,
         seed=7,
         keep_log=False,
     )
