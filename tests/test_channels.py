@@ -163,11 +163,17 @@ def test_two_equal_channels_split_equally(stock: int, dist: str) -> None:
     )
     alloc = allocate_channels(data, ledger, fc, margin=5.0, unsold_cost=1.0)
     a, b = alloc.allocated[0].tolist()
-    # Ties go to the lower channel index, so an odd unit goes to "store".
-    assert a - b in (0, 1)
-    assert a + b == min(stock, 2 * a if a == b else a + b)
-    if stock <= 40:
+    if stock <= 60:  # scarce: every unit is fenced, split evenly
         assert a + b == stock
+        # Ties go to the lower channel index, so an odd unit goes to "store".
+        assert (a, b) == ((stock + 1) // 2, stock // 2)
+    else:  # ample: each channel gets its own newsvendor quantity
+        fractile = 5.0 / 6.0
+        if dist == "normal":
+            expected = math.ceil(30.0 - 0.5 + math.sqrt(60.0) * stats.norm.ppf(fractile))
+        else:
+            expected = int(stats.poisson.ppf(fractile, 30.0))
+        assert a == b == expected
 
 
 def test_floor_is_honoured_even_against_margin() -> None:
