@@ -39,7 +39,7 @@ def _probe_options(network: Any, method: str) -> dict[str, Any]:
         lat=float(network.lat[0]),
         lon=float(network.lon[0]),
     )
-    candidates: list[dict[str, Any]] = [{"time_limit": 2.0}, {}]
+    candidates: list[dict[str, Any]] = [{"time_limit": 0.5}, {}]
     for options in candidates:
         try:
             source(network, ledger, one, method=method, **options)
