@@ -293,6 +293,132 @@ def gather_same_day(
 
 # ---------------------------------------------------------------------------
 # greedy
+#
+# Availability is read lazily: ``wav[q, c]`` is the working availability of list
+# entry ``q`` for channel ``c``, -1 until first read from the ledger's per-position
+# arrays (``atp`` of row ``rows[q]``). An order then touches the ledger only at the
+# positions its search actually looks at, not at every holder of its SKUs.
+@jit
+def avail_at(
+    q: int,
+    c: int,
+    wav: np.ndarray,
+    rows: np.ndarray,
+    on_hand: np.ndarray,
+    safety: np.ndarray,
+    fence: np.ndarray,
+    lcap: np.ndarray,
+    reserved: np.ndarray,
+) -> int:
+    """Working availability of list entry ``q`` for channel ``c`` (read on first use)."""
+    v = wav[q, c]
+    if v < 0:
+        v = atp(on_hand, safety, fence, lcap, reserved, rows[q], c)
+        wav[q, c] = v
+    return v
+
+
+@jit
+def km_lower(loc: int, px: float, py: float, pz: float, xyz: np.ndarray) -> float:
+    """A lower bound on :func:`haversine_km` from location ``loc`` to the unit vector
+    ``(px, py, pz)``: ``R · chord ≤ 2R asin(chord / 2)``, less a margin for rounding."""
+    dx = xyz[loc, 0] - px
+    dy = xyz[loc, 1] - py
+    dz = xyz[loc, 2] - pz
+    return EARTH_RADIUS_KM * math.sqrt(dx * dx + dy * dy + dz * dz) * (1.0 - 1e-9) - 1e-6
+
+
+@jit
+def ship_cost_unit(
+    loc: int,
+    exact: bool,
+    lat: float,
+    lon: float,
+    px: float,
+    py: float,
+    pz: float,
+    zo: int,
+    use_zone: bool,
+    loc_zone: np.ndarray,
+    zone_cost: np.ndarray,
+    c_km: float,
+    loc_lat: np.ndarray,
+    loc_lon: np.ndarray,
+    xyz: np.ndarray,
+    tag: int,
+    km_tag: np.ndarray,
+    km_val: np.ndarray,
+) -> float:
+    """Shipping cost per unit from ``loc`` to the order's destination: the zone matrix
+    entry when both zones are set, else ``c_km`` times the haversine km (``exact``,
+    cached per order under ``tag``) or times :func:`km_lower` (a lower bound)."""
+    zl = loc_zone[loc]
+    if use_zone and zo >= 0 and zl >= 0:
+        return zone_cost[zl, zo]
+    if not exact:
+        return c_km * km_lower(loc, px, py, pz, xyz)
+    if km_tag[loc] != tag:
+        km_tag[loc] = tag
+        km_val[loc] = haversine_km(loc_lat[loc], loc_lon[loc], lat, lon)
+    return c_km * km_val[loc]
+
+
+@jit
+def take_from(
+    loc: int,
+    qsel: np.ndarray,
+    nl: int,
+    b: int,
+    c: int,
+    o: int,
+    transfer: bool,
+    rem: np.ndarray,
+    cap_rem: np.ndarray,
+    wav: np.ndarray,
+    rows: np.ndarray,
+    on_hand: np.ndarray,
+    safety: np.ndarray,
+    fence: np.ndarray,
+    lcap: np.ndarray,
+    reserved: np.ndarray,
+    r_order: np.ndarray,
+    r_line: np.ndarray,
+    r_loc: np.ndarray,
+    r_qty: np.ndarray,
+    r_transfer: np.ndarray,
+    io: np.ndarray,
+) -> int:
+    """Take all ``loc`` can give of the remaining lines (line order, within its pick
+    capacity); ``qsel[j]`` is line ``j``'s list entry at ``loc`` or -1. Returns units."""
+    budget = cap_rem[loc]
+    took = 0
+    for j in range(nl):
+        rj = rem[j]
+        q = qsel[j]
+        if rj <= 0 or q < 0:
+            continue
+        t = avail_at(q, c, wav, rows, on_hand, safety, fence, lcap, reserved)
+        if t > rj:
+            t = rj
+        if budget >= 0 and t > budget - took:
+            t = budget - took
+        if t <= 0:
+            continue
+        wav[q, c] -= t
+        rem[j] -= t
+        took += t
+        n = io[0]
+        r_order[n] = o
+        r_line[n] = b + j
+        r_loc[n] = loc
+        r_qty[n] = t
+        r_transfer[n] = transfer
+        io[0] = n + 1
+    if budget >= 0:
+        cap_rem[loc] = budget - took
+    return took
+
+
 @jit
 def cover(
     nc: int,
@@ -306,13 +432,20 @@ def cover(
     cand_loc: np.ndarray,
     cand_pos: np.ndarray,
     cand_spu: np.ndarray,
-    avail: np.ndarray,
+    wav: np.ndarray,
+    rows: np.ndarray,
+    on_hand: np.ndarray,
+    safety: np.ndarray,
+    fence: np.ndarray,
+    lcap: np.ndarray,
+    reserved: np.ndarray,
     cap_rem: np.ndarray,
     loc_mult: np.ndarray,
     c_pkg: float,
     c_unit: float,
     rem: np.ndarray,
     total: int,
+    qsel: np.ndarray,
     r_order: np.ndarray,
     r_line: np.ndarray,
     r_loc: np.ndarray,
@@ -321,13 +454,14 @@ def cover(
     io: np.ndarray,
     alt: np.ndarray,
 ) -> tuple:
-    """Cover the remaining lines from candidates, one location at a time.
+    """Cover the remaining lines from an explicit candidate table, one location at a time.
 
     Each step takes the cheapest candidate that can supply everything remaining, or
     else the one that supplies the most units (ties: lower cost, then lower location
     index), and takes all it can. Stops when filled, when no candidate supplies
     anything, or after ``max_locs`` locations. ``alt`` receives the second-cheapest
     whole-order candidate of the first step. Returns ``(used, remaining units)``.
+    Used for same-day orders, whose few candidates come from the grid.
     """
     first = True
     while total > 0 and used < max_locs:
@@ -348,7 +482,7 @@ def cover(
                 if rj > 0:
                     q = cand_pos[k, j]
                     if q >= 0:
-                        a = avail[q, c]
+                        a = avail_at(q, c, wav, rows, on_hand, safety, fence, lcap, reserved)
                         s += a if a < rj else rj
             cr = cap_rem[loc]
             if cr >= 0 and s > cr:
@@ -373,33 +507,311 @@ def cover(
         best = fb if fb >= 0 else nb
         if best < 0:
             break
-        loc = cand_loc[best]
-        budget = cap_rem[loc]
-        took = 0
         for j in range(nl):
-            rj = rem[j]
-            q = cand_pos[best, j]
-            if rj <= 0 or q < 0:
+            qsel[j] = cand_pos[best, j]
+        took = take_from(
+            cand_loc[best],
+            qsel,
+            nl,
+            b,
+            c,
+            o,
+            transfer,
+            rem,
+            cap_rem,
+            wav,
+            rows,
+            on_hand,
+            safety,
+            fence,
+            lcap,
+            reserved,
+            r_order,
+            r_line,
+            r_loc,
+            r_qty,
+            r_transfer,
+            io,
+        )
+        total -= took
+        used += 1
+    return used, total
+
+
+@jit
+def cover_lists(
+    nl: int,
+    b: int,
+    c: int,
+    o: int,
+    used: int,
+    max_locs: int,
+    transfer: bool,
+    exclude: int,
+    ok: np.ndarray,
+    l_sku: np.ndarray,
+    s_ptr: np.ndarray,
+    s_loc: np.ndarray,
+    wav: np.ndarray,
+    rows: np.ndarray,
+    on_hand: np.ndarray,
+    safety: np.ndarray,
+    fence: np.ndarray,
+    lcap: np.ndarray,
+    reserved: np.ndarray,
+    cap_rem: np.ndarray,
+    loc_mult: np.ndarray,
+    c_pkg: float,
+    c_unit: float,
+    c_km: float,
+    lat: float,
+    lon: float,
+    zo: int,
+    use_zone: bool,
+    loc_zone: np.ndarray,
+    zone_cost: np.ndarray,
+    loc_lat: np.ndarray,
+    loc_lon: np.ndarray,
+    xyz: np.ndarray,
+    tag: int,
+    km_tag: np.ndarray,
+    km_val: np.ndarray,
+    stamp: np.ndarray,
+    cslot: np.ndarray,
+    cand_loc: np.ndarray,
+    cand_pos: np.ndarray,
+    cand_ub: np.ndarray,
+    rem: np.ndarray,
+    total: int,
+    qsel: np.ndarray,
+    r_order: np.ndarray,
+    r_line: np.ndarray,
+    r_loc: np.ndarray,
+    r_qty: np.ndarray,
+    r_transfer: np.ndarray,
+    io: np.ndarray,
+    alt: np.ndarray,
+) -> tuple:
+    """:func:`cover` over the candidates implied by the per-SKU lists: every location
+    ``l`` with ``ok[l]``, ``l != exclude``, holding a SKU of a remaining line.
+
+    The same choice as :func:`cover`, found with far fewer reads:
+
+    * a whole-order candidate holds every remaining line, so it is searched for along
+      the shortest remaining list only (membership in the others by binary search),
+      and skipped before any availability is read when a lower bound on its cost
+      (:func:`km_lower` for the distance) exceeds the second-best (first step: for
+      ``alt``) or best whole-order cost found so far;
+    * otherwise the candidate supplying the most units is searched for over the union
+      of the remaining lists, best upper bound (units of the lines it holds, capped by
+      its pick capacity) first; a candidate whose bound is below the best supply, or
+      equal to it with a cost bound above the best cost, is never read.
+
+    Costs of the candidates that are compared are computed exactly as in
+    :func:`cover`, and the comparisons are strict total orders (cost, then location),
+    so the visiting order does not change the result.
+    """
+    p1 = lat * DEG
+    l1 = lon * DEG
+    px = math.cos(p1) * math.cos(l1)
+    py = math.cos(p1) * math.sin(l1)
+    pz = math.sin(p1)
+    first = True
+    while total > 0 and used < max_locs:
+        # -- whole-order candidates, along the shortest remaining list
+        jd = -1
+        best_len = 0
+        for j in range(nl):
+            if rem[j] > 0:
+                s = l_sku[b + j]
+                ln = s_ptr[s + 1] - s_ptr[s]
+                if jd < 0 or ln < best_len:
+                    jd = j
+                    best_len = ln
+        fb_cost = np.inf
+        fb_loc = -1
+        f2_cost = np.inf
+        f2_loc = -1
+        base = c_pkg + c_unit * total
+        sd = l_sku[b + jd]
+        for qd in range(s_ptr[sd], s_ptr[sd + 1]):
+            loc = s_loc[qd]
+            if not ok[loc] or loc == exclude:
                 continue
-            t = avail[q, c]
-            if t > rj:
-                t = rj
-            if budget >= 0 and t > budget - took:
-                t = budget - took
-            if t <= 0:
+            cr = cap_rem[loc]
+            if cr >= 0 and cr < total:
                 continue
-            avail[q, c] -= t
-            rem[j] -= t
-            took += t
-            n = io[0]
-            r_order[n] = o
-            r_line[n] = b + j
-            r_loc[n] = loc
-            r_qty[n] = t
-            r_transfer[n] = transfer
-            io[0] = n + 1
-        if budget >= 0:
-            cap_rem[loc] = budget - took
+            thr = f2_cost if first else fb_cost
+            if thr < np.inf:
+                spu = ship_cost_unit(
+                    loc, False, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost, c_km,
+                    loc_lat, loc_lon, xyz, tag, km_tag, km_val,
+                )  # fmt: skip
+                if loc_mult[loc] * base + spu * total > thr:
+                    continue
+            full = True
+            for j in range(nl):
+                rj = rem[j]
+                if rj <= 0:
+                    continue
+                if j == jd:
+                    q = qd
+                else:
+                    s = l_sku[b + j]
+                    q = find_location(s_loc, s_ptr[s], s_ptr[s + 1], loc)
+                    if q < 0:
+                        full = False
+                        break
+                if avail_at(q, c, wav, rows, on_hand, safety, fence, lcap, reserved) < rj:
+                    full = False
+                    break
+            if not full:
+                continue
+            spu = ship_cost_unit(
+                loc, True, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost, c_km,
+                loc_lat, loc_lon, xyz, tag, km_tag, km_val,
+            )  # fmt: skip
+            cost = loc_mult[loc] * (c_pkg + c_unit * total) + spu * total
+            if cost < fb_cost or (cost == fb_cost and loc < fb_loc):
+                f2_cost = fb_cost
+                f2_loc = fb_loc
+                fb_cost, fb_loc = cost, loc
+            elif cost < f2_cost or (cost == f2_cost and loc < f2_loc):
+                f2_cost = cost
+                f2_loc = loc
+        if first:
+            alt[0] = f2_loc
+            alt[1] = f2_cost
+            first = False
+        if fb_loc >= 0:
+            best_loc = fb_loc
+            for j in range(nl):
+                qsel[j] = -1
+                if rem[j] > 0:
+                    s = l_sku[b + j]
+                    qsel[j] = find_location(s_loc, s_ptr[s], s_ptr[s + 1], best_loc)
+        else:
+            # -- the candidate supplying the most units, over the union of the lists
+            io[1] += 1
+            utag = io[1]
+            nc = 0
+            for j in range(nl):
+                rj = rem[j]
+                if rj <= 0:
+                    continue
+                s = l_sku[b + j]
+                for q in range(s_ptr[s], s_ptr[s + 1]):
+                    loc = s_loc[q]
+                    if not ok[loc] or loc == exclude:
+                        continue
+                    if stamp[loc] != utag:
+                        stamp[loc] = utag
+                        cslot[loc] = nc
+                        cand_loc[nc] = loc
+                        cand_ub[nc] = 0
+                        for jj in range(nl):
+                            cand_pos[nc, jj] = -1
+                        nc += 1
+                    k = cslot[loc]
+                    cand_pos[k, j] = q
+                    cand_ub[k] += rj
+            max_ub = 0
+            for k in range(nc):
+                cr = cap_rem[cand_loc[k]]
+                if cr >= 0 and cand_ub[k] > cr:
+                    cand_ub[k] = cr
+                if cand_ub[k] > max_ub:
+                    max_ub = cand_ub[k]
+            nb = -1
+            nb_s = 0
+            nb_cost = np.inf
+            nb_known = True
+            nb_loc = -1
+            for sweep in range(2):
+                for k in range(nc):
+                    u = cand_ub[k]
+                    if (u == max_ub) != (sweep == 0):
+                        continue
+                    if u <= 0 or u < nb_s:
+                        continue
+                    loc = cand_loc[k]
+                    if u == nb_s:
+                        # can at best tie on supply: compare a cost bound first
+                        if not nb_known:
+                            spu = ship_cost_unit(
+                                nb_loc, True, lat, lon, px, py, pz, zo, use_zone, loc_zone,
+                                zone_cost, c_km, loc_lat, loc_lon, xyz, tag, km_tag, km_val,
+                            )  # fmt: skip
+                            nb_cost = loc_mult[nb_loc] * (c_pkg + c_unit * nb_s) + spu * nb_s
+                            nb_known = True
+                        spu = ship_cost_unit(
+                            loc, False, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost,
+                            c_km, loc_lat, loc_lon, xyz, tag, km_tag, km_val,
+                        )  # fmt: skip
+                        if loc_mult[loc] * (c_pkg + c_unit * u) + spu * u > nb_cost:
+                            continue
+                    s = 0
+                    for j in range(nl):
+                        rj = rem[j]
+                        if rj > 0:
+                            q = cand_pos[k, j]
+                            if q >= 0:
+                                a = avail_at(
+                                    q, c, wav, rows, on_hand, safety, fence, lcap, reserved
+                                )
+                                s += a if a < rj else rj
+                    cr = cap_rem[loc]
+                    if cr >= 0 and s > cr:
+                        s = cr
+                    if s <= 0 or s < nb_s:
+                        continue
+                    if s > nb_s:
+                        nb, nb_s, nb_loc = k, s, loc
+                        nb_known = False
+                        continue
+                    if not nb_known:
+                        spu = ship_cost_unit(
+                            nb_loc, True, lat, lon, px, py, pz, zo, use_zone, loc_zone,
+                            zone_cost, c_km, loc_lat, loc_lon, xyz, tag, km_tag, km_val,
+                        )  # fmt: skip
+                        nb_cost = loc_mult[nb_loc] * (c_pkg + c_unit * nb_s) + spu * nb_s
+                        nb_known = True
+                    spu = ship_cost_unit(
+                        loc, True, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost,
+                        c_km, loc_lat, loc_lon, xyz, tag, km_tag, km_val,
+                    )  # fmt: skip
+                    cost = loc_mult[loc] * (c_pkg + c_unit * s) + spu * s
+                    if cost < nb_cost or (cost == nb_cost and loc < nb_loc):
+                        nb, nb_cost, nb_loc = k, cost, loc
+            if nb < 0:
+                break
+            best_loc = nb_loc
+            for j in range(nl):
+                qsel[j] = cand_pos[nb, j]
+        took = take_from(
+            best_loc,
+            qsel,
+            nl,
+            b,
+            c,
+            o,
+            transfer,
+            rem,
+            cap_rem,
+            wav,
+            rows,
+            on_hand,
+            safety,
+            fence,
+            lcap,
+            reserved,
+            r_order,
+            r_line,
+            r_loc,
+            r_qty,
+            r_transfer,
+            io,
+        )
         total -= took
         used += 1
     return used, total
@@ -420,9 +832,16 @@ def greedy(
     o_zone: np.ndarray,
     s_ptr: np.ndarray,
     s_loc: np.ndarray,
-    avail: np.ndarray,
+    s_row: np.ndarray,
+    wav: np.ndarray,
+    on_hand: np.ndarray,
+    safety: np.ndarray,
+    fence: np.ndarray,
+    lcap: np.ndarray,
+    reserved: np.ndarray,
     loc_lat: np.ndarray,
     loc_lon: np.ndarray,
+    xyz: np.ndarray,
     ok_ship: np.ndarray,
     loc_pickup: np.ndarray,
     loc_sd: np.ndarray,
@@ -440,12 +859,16 @@ def greedy(
     max_locs: int,
     stamp: np.ndarray,
     cslot: np.ndarray,
+    km_tag: np.ndarray,
+    km_val: np.ndarray,
     cand_loc: np.ndarray,
     cand_pos: np.ndarray,
     cand_km: np.ndarray,
     cand_spu: np.ndarray,
+    cand_ub: np.ndarray,
     rem: np.ndarray,
     pq: np.ndarray,
+    qsel: np.ndarray,
     r_order: np.ndarray,
     r_line: np.ndarray,
     r_loc: np.ndarray,
@@ -461,10 +884,13 @@ def greedy(
 
     ``ok_ship`` is ``(num_locations, 2 * num_channels)`` bool: column ``2c`` says the
     location is open (not excluded) and serves channel ``c``, column ``2c + 1`` that it
-    also ships online orders. Working arrays ``avail`` and ``cap_rem`` are consumed in
-    place. ``io[0]`` counts the rows written, ``io[1]`` is the candidate stamp counter.
-    Stops early (returning the next position in ``seq``) when the row buffers might not
-    hold the next order; the caller grows them and resumes.
+    also ships online orders. ``wav`` (lazy working availability, see :func:`avail_at`)
+    and ``cap_rem`` are consumed in place; ``on_hand`` ... ``reserved`` are the ledger's
+    per-position arrays and ``s_row`` the ledger row of each list entry. ``io[0]``
+    counts the rows written, ``io[1]`` is the stamp counter (``stamp`` for candidate
+    sets, ``km_tag`` for the per-order distance cache). Stops early (returning the next
+    position in ``seq``) when the row buffers might not hold the next order; the
+    caller grows them and resumes.
     """
     nloc = loc_lat.shape[0]
     alt = np.empty(2, dtype=np.float64)
@@ -480,72 +906,65 @@ def greedy(
         svc = o_service[o]
         lat = o_lat[o]
         lon = o_lon[o]
+        zo = o_zone[o]
         total = 0
         for j in range(nl):
             rem[j] = l_qty[b + j]
             total += l_qty[b + j]
         o_alt_loc[o] = -1
         o_alt_cost[o] = np.nan
+        io[1] += 1
+        tag = io[1]
         used = 0
         nc = 0
         p = -1
         unavailable = False
+        alt[0] = -1.0
+        alt[1] = np.nan
         if svc == S_PICKUP:
             p = o_pickup[o]
             if not ok_ship[p, 2 * c] or not loc_pickup[p]:
                 unavailable = True
             else:
-                budget = cap_rem[p]
-                took = 0
                 for j in range(nl):
                     s = l_sku[b + j]
-                    q = find_location(s_loc, s_ptr[s], s_ptr[s + 1], p)
-                    pq[j] = q
-                    if q < 0:
-                        continue
-                    tk = avail[q, c]
-                    if tk > rem[j]:
-                        tk = rem[j]
-                    if budget >= 0 and tk > budget - took:
-                        tk = budget - took
-                    if tk <= 0:
-                        continue
-                    avail[q, c] -= tk
-                    rem[j] -= tk
-                    took += tk
-                    n = io[0]
-                    r_order[n] = o
-                    r_line[n] = b + j
-                    r_loc[n] = p
-                    r_qty[n] = tk
-                    r_transfer[n] = False
-                    io[0] = n + 1
-                if budget >= 0:
-                    cap_rem[p] = budget - took
+                    pq[j] = find_location(s_loc, s_ptr[s], s_ptr[s + 1], p)
+                took = take_from(
+                    p,
+                    pq,
+                    nl,
+                    b,
+                    c,
+                    o,
+                    False,
+                    rem,
+                    cap_rem,
+                    wav,
+                    s_row,
+                    on_hand,
+                    safety,
+                    fence,
+                    lcap,
+                    reserved,
+                    r_order,
+                    r_line,
+                    r_loc,
+                    r_qty,
+                    r_transfer,
+                    io,
+                )
                 total -= took
                 if took > 0:
                     used = 1
                 if total > 0:
-                    io[1] += 1
-                    nc = gather_from_skus(
-                        b,
-                        nl,
-                        c,
-                        p,
-                        io[1],
-                        l_sku,
-                        s_ptr,
-                        s_loc,
-                        ok_ship[:, 2 * c + 1],
-                        stamp,
-                        cslot,
-                        cand_loc,
-                        cand_pos,
-                    )
-                    for k in range(nc):
-                        cand_km[k] = haversine_km(
-                            loc_lat[cand_loc[k]], loc_lon[cand_loc[k]], lat, lon
-                        )
+                    used, total = cover_lists(
+                        nl, b, c, o, used, max_locs, True, p, ok_ship[:, 2 * c + 1],
+                        l_sku, s_ptr, s_loc, wav, s_row, on_hand, safety, fence, lcap,
+                        reserved, cap_rem, loc_mult, c_pkg, c_unit, c_km, lat, lon, zo,
+                        use_zone, loc_zone, zone_cost, loc_lat, loc_lon, xyz, tag, km_tag,
+                        km_val, stamp, cslot, cand_loc, cand_pos, cand_ub, rem, total, qsel,
+                        r_order, r_line, r_loc, r_qty, r_transfer, io, alt,
+                    )  # fmt: skip
         elif svc == S_SAME_DAY:
             nc = gather_same_day(
                 b,
@@ -567,65 +986,28 @@ def greedy(
                 cand_pos,
                 cand_km,
             )
-        else:
-            io[1] += 1
-            nc = gather_from_skus(
-                b,
-                nl,
-                c,
-                -1,
-                io[1],
-                l_sku,
-                s_ptr,
-                s_loc,
-                ok_ship[:, 2 * c + 1],
-                stamp,
-                cslot,
-                cand_loc,
-                cand_pos,
-            )
             for k in range(nc):
-                cand_km[k] = haversine_km(loc_lat[cand_loc[k]], loc_lon[cand_loc[k]], lat, lon)
-        zo = o_zone[o]
-        for k in range(nc):
-            zl = loc_zone[cand_loc[k]]
-            if use_zone and zo >= 0 and zl >= 0:
-                cand_spu[k] = zone_cost[zl, zo]
-            else:
-                cand_spu[k] = c_km * cand_km[k]
-        alt[0] = -1.0
-        alt[1] = np.nan
-        if not unavailable and total > 0:
+                zl = loc_zone[cand_loc[k]]
+                if use_zone and zo >= 0 and zl >= 0:
+                    cand_spu[k] = zone_cost[zl, zo]
+                else:
+                    cand_spu[k] = c_km * cand_km[k]
             used, total = cover(
-                nc,
-                nl,
-                b,
-                c,
-                o,
-                used,
-                max_locs,
-                svc == S_PICKUP,
-                cand_loc,
-                cand_pos,
-                cand_spu,
-                avail,
-                cap_rem,
-                loc_mult,
-                c_pkg,
-                c_unit,
-                rem,
-                total,
-                r_order,
-                r_line,
-                r_loc,
-                r_qty,
-                r_transfer,
-                io,
-                alt,
-            )
-            if svc != S_PICKUP and alt[0] >= 0:
-                o_alt_loc[o] = int(alt[0])
-                o_alt_cost[o] = alt[1]
+                nc, nl, b, c, o, used, max_locs, False, cand_loc, cand_pos, cand_spu, wav,
+                s_row, on_hand, safety, fence, lcap, reserved, cap_rem, loc_mult, c_pkg,
+                c_unit, rem, total, qsel, r_order, r_line, r_loc, r_qty, r_transfer, io, alt,
+            )  # fmt: skip
+        else:
+            used, total = cover_lists(
+                nl, b, c, o, used, max_locs, False, -1, ok_ship[:, 2 * c + 1], l_sku, s_ptr,
+                s_loc, wav, s_row, on_hand, safety, fence, lcap, reserved, cap_rem, loc_mult,
+                c_pkg, c_unit, c_km, lat, lon, zo, use_zone, loc_zone, zone_cost, loc_lat,
+                loc_lon, xyz, tag, km_tag, km_val, stamp, cslot, cand_loc, cand_pos, cand_ub,
+                rem, total, qsel, r_order, r_line, r_loc, r_qty, r_transfer, io, alt,
+            )  # fmt: skip
+        if svc != S_PICKUP and alt[0] >= 0:
+            o_alt_loc[o] = int(alt[0])
+            o_alt_cost[o] = alt[1]
         limited = total > 0 and used >= max_locs
         for j in range(nl):
             line_unfilled[b + j] = rem[j]
@@ -635,20 +1017,51 @@ def greedy(
             if unavailable:
                 line_reason[b + j] = R_LOCATION_UNAVAILABLE
                 continue
+            # which candidates still hold the SKU: with open capacity (only matters
+            # when the split limit stopped the order) or with none left
             has_open = False
             has_blocked = False
-            for k in range(nc):
-                q = cand_pos[k, j]
-                if q >= 0 and avail[q, c] > 0:
-                    if cap_rem[cand_loc[k]] != 0:
+            if p >= 0 and pq[j] >= 0:
+                if avail_at(pq[j], c, wav, s_row, on_hand, safety, fence, lcap, reserved) > 0:
+                    if cap_rem[p] != 0:
                         has_open = True
                     else:
                         has_blocked = True
-            if p >= 0 and pq[j] >= 0 and avail[pq[j], c] > 0:
-                if cap_rem[p] != 0:
-                    has_open = True
-                else:
-                    has_blocked = True
+            s = l_sku[b + j]
+            if svc == S_SAME_DAY:
+                for k in range(nc):
+                    if has_open if limited else has_blocked:
+                        break
+                    q = cand_pos[k, j]
+                    if q < 0:
+                        continue
+                    open_ = cap_rem[cand_loc[k]] != 0
+                    if open_ and not limited:
+                        continue
+                    if not open_ and has_blocked:
+                        continue
+                    if avail_at(q, c, wav, s_row, on_hand, safety, fence, lcap, reserved) > 0:
+                        if open_:
+                            has_open = True
+                        else:
+                            has_blocked = True
+            else:
+                for q in range(s_ptr[s], s_ptr[s + 1]):
+                    if has_open if limited else has_blocked:
+                        break
+                    loc = s_loc[q]
+                    if not ok_ship[loc, 2 * c + 1] or loc == p:
+                        continue
+                    open_ = cap_rem[loc] != 0
+                    if open_ and not limited:
+                        continue
+                    if not open_ and has_blocked:
+                        continue
+                    if avail_at(q, c, wav, s_row, on_hand, safety, fence, lcap, reserved) > 0:
+                        if open_:
+                            has_open = True
+                        else:
+                            has_blocked = True
             if has_open and limited:
                 line_reason[b + j] = R_SPLIT_LIMIT
             elif has_blocked:
@@ -656,9 +1069,10 @@ def greedy(
             else:
                 reason = R_NO_STOCK
                 if svc == S_SAME_DAY:
-                    s = l_sku[b + j]
                     for q in range(s_ptr[s], s_ptr[s + 1]):
-                        if ok_ship[s_loc[q], 2 * c] and avail[q, c] > 0:
+                        if not ok_ship[s_loc[q], 2 * c]:
+                            continue
+                        if avail_at(q, c, wav, s_row, on_hand, safety, fence, lcap, reserved) > 0:
                             reason = R_RADIUS
                             break
                 line_reason[b + j] = reason

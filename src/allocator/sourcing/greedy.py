@@ -25,19 +25,25 @@ def solve_greedy(problem: SourcingProblem) -> SourcingPlan:
     n = orders.num_orders
     n_lines = orders.num_lines
     max_lines = int(np.diff(orders.indptr).max()) if n else 1
-    avail = np.array(problem.avail, dtype=np.int64, order="C")
+    ledger = problem.ledger
+    # working availability, read from the ledger on first use (-1: not read yet)
+    wav = np.full((problem.sku_loc.shape[0], net.num_channels), -1, dtype=np.int64)
     cap = np.array(problem.capacity, dtype=np.int64)
     ix = problem.locations
     loc_zone, zone_cost = problem.costs.arrays(net)
     costs = problem.costs
     stamp = np.full(nloc, -1, dtype=np.int64)
     cslot = np.empty(nloc, dtype=np.int64)
+    km_tag = np.full(nloc, -1, dtype=np.int64)
+    km_val = np.empty(nloc, dtype=np.float64)
     cand_loc = np.empty(nloc, dtype=np.int64)
     cand_pos = np.empty((nloc, max_lines), dtype=np.int64)
     cand_km = np.empty(nloc, dtype=np.float64)
     cand_spu = np.empty(nloc, dtype=np.float64)
+    cand_ub = np.empty(nloc, dtype=np.int64)
     rem = np.empty(max_lines, dtype=np.int64)
     pq = np.full(max_lines, -1, dtype=np.int64)
+    qsel = np.empty(max_lines, dtype=np.int64)
     size = 2 * n_lines + max_lines * min(problem.max_locations, max(nloc, 1))
     rows = _rows(size)
     io = np.zeros(2, dtype=np.int64)
@@ -61,9 +67,16 @@ def solve_greedy(problem: SourcingProblem) -> SourcingPlan:
             problem.dest_zone,
             problem.sku_ptr,
             problem.sku_loc,
-            avail,
+            problem.sku_row,
+            wav,
+            ledger.on_hand,
+            ledger.safety_stock,
+            ledger.fence,
+            ledger.cap,
+            ledger.reserved_by_channel,
             net.lat,
             net.lon,
+            ix.xyz,
             ix.ok,
             net.pickup,
             net.same_day_radius_km,
@@ -81,12 +94,16 @@ def solve_greedy(problem: SourcingProblem) -> SourcingPlan:
             problem.max_locations,
             stamp,
             cslot,
+            km_tag,
+            km_val,
             cand_loc,
             cand_pos,
             cand_km,
             cand_spu,
+            cand_ub,
             rem,
             pq,
+            qsel,
             *rows,
             io,
             line_unfilled,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -255,8 +256,13 @@ class SourcingProblem:
         Global SKU of each local SKU.
     sku_ptr, sku_loc, sku_row
         Per-local-SKU position lists (locations ascending; ledger position rows).
+    ledger
+        The ledger availability is read from (never changed).
     avail
-        ``(len(sku_loc), num_channels)`` ATP at preparation time (methods copy it).
+        ``(len(sku_loc), num_channels)`` ATP of the listed positions for the orders'
+        channels (other channels 0), read from the ledger on first use (methods copy
+        it). The greedy method reads only the positions it looks at, straight from
+        the ledger.
     capacity
         Remaining pick capacity per location (-1 = unlimited).
     dest_lat, dest_lon, dest_zone
@@ -275,12 +281,20 @@ class SourcingProblem:
     sku_ptr: np.ndarray
     sku_loc: np.ndarray
     sku_row: np.ndarray
-    avail: np.ndarray
+    ledger: Any
     capacity: np.ndarray
     dest_lat: np.ndarray
     dest_lon: np.ndarray
     dest_zone: np.ndarray
     locations: LocationIndex
+
+    @cached_property
+    def avail(self) -> np.ndarray:
+        """``(len(sku_loc), num_channels)`` ATP of the listed positions (read-only)."""
+        channels = np.unique(self.orders.channel)
+        return readonly(
+            availability(self.ledger, self.skus, self.sku_ptr, self.sku_row, self.sku_loc, channels)
+        )
 
     @classmethod
     def build(
@@ -321,7 +335,6 @@ class SourcingProblem:
         skus, line_sku = np.unique(orders.sku, return_inverse=True)
         skus = skus.astype(np.int64)
         ptr, row, loc = positions.subset(skus)
-        avail = availability(ledger, skus, ptr, row, loc, np.unique(orders.channel))
         dlat, dlon = orders.destination(network)
         zones, _ = costs.arrays(network)
         pick = orders.service == Service.PICKUP
@@ -337,7 +350,7 @@ class SourcingProblem:
             sku_ptr=ptr,
             sku_loc=loc,
             sku_row=row,
-            avail=readonly(avail),
+            ledger=ledger,
             capacity=readonly(capacity),
             dest_lat=np.ascontiguousarray(dlat),
             dest_lon=np.ascontiguousarray(dlon),
