@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from allocator.sourcing._optimal_model import Model
 
-__all__ = ["MipResult", "solve_mip"]
+__all__ = ["MipArrays", "MipResult", "mip_arrays", "solve_mip"]
 
 logger = logging.getLogger("allocator")
 
@@ -32,29 +33,39 @@ class MipResult:
     optimal: bool
 
 
-def solve_mip(
+@dataclass(frozen=True, eq=False)
+class MipArrays:
+    """The plain MIP of a set of orders in matrix form:
+    ``min obj·v  s.t.  row_lo <= A v <= row_hi,  var_lo <= v <= var_hi``, the first
+    ``num_integer`` variables integer. Variables: units per usable entry
+    (``entries_ok``), a package per candidate (``cands``), unfilled units per line
+    (``lines``), split excess per order with a split penalty (``split_orders``)."""
+
+    obj: np.ndarray
+    matrix: Any
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    var_lo: np.ndarray
+    var_hi: np.ndarray
+    num_integer: int
+    entries_ok: np.ndarray
+    entry_cand: np.ndarray
+    cands: np.ndarray
+    cand_order: np.ndarray
+    lines: np.ndarray
+    entry_line: np.ndarray
+    split_orders: np.ndarray
+
+
+def mip_arrays(
     model: Model,
     entries: np.ndarray,
     orders: np.ndarray,
     con_bind: np.ndarray,
     loc_bind: np.ndarray,
-    hint: np.ndarray,
-    time_limit: float,
-    seed: int = 0,
-) -> MipResult:
-    """Solve the orders ``orders`` (a whole component) exactly.
-
-    Parameters
-    ----------
-    entries
-        Global entry indices of the component, ascending.
-    con_bind, loc_bind
-        Which stock constraints and capacities can bind; the others can never be
-        exceeded by these orders and are left out.
-    hint
-        A feasible ``x`` over ``entries`` (the incumbent), given to the solver.
-    """
-    from ortools.linear_solver.python import model_builder as mb
+) -> MipArrays:
+    """Assemble the plain MIP of ``orders`` (entries ``entries``, ascending); only the
+    stock constraints and capacities flagged in ``con_bind``/``loc_bind`` get rows."""
     from scipy import sparse
 
     m = model
@@ -164,14 +175,62 @@ def solve_mip(
             np.full(ns, m.split),
         ]
     )
+    return MipArrays(
+        obj=obj,
+        matrix=matrix,
+        row_lo=np.concatenate(lo),
+        row_hi=np.concatenate(hi),
+        var_lo=var_lo,
+        var_hi=var_hi,
+        num_integer=s0,
+        entries_ok=e_ok,
+        entry_cand=k_of_e,
+        cands=cands,
+        cand_order=k_order,
+        lines=lines,
+        entry_line=line_pos,
+        split_orders=split_orders,
+    )
+
+
+def solve_mip(
+    model: Model,
+    entries: np.ndarray,
+    orders: np.ndarray,
+    con_bind: np.ndarray,
+    loc_bind: np.ndarray,
+    hint: np.ndarray,
+    time_limit: float,
+    seed: int = 0,
+) -> MipResult:
+    """Solve the orders ``orders`` (a whole component) exactly.
+
+    Parameters
+    ----------
+    entries
+        Global entry indices of the component, ascending.
+    con_bind, loc_bind
+        Which stock constraints and capacities can bind; the others can never be
+        exceeded by these orders and are left out.
+    hint
+        A feasible ``x`` over ``entries`` (the incumbent), given to the solver.
+    """
+    from ortools.linear_solver.python import model_builder as mb
+
+    m = model
+    a = mip_arrays(model, entries, orders, con_bind, loc_bind)
     builder = mb.ModelBuilder()
     helper = builder.helper
-    helper.fill_model_from_sparse_data(
-        var_lo, var_hi, obj, np.concatenate(lo), np.concatenate(hi), matrix
-    )
-    for i in range(s0):
+    helper.fill_model_from_sparse_data(a.var_lo, a.var_hi, a.obj, a.row_lo, a.row_hi, a.matrix)
+    for i in range(a.num_integer):
         helper.set_var_integrality(i, True)
     # hint: the incumbent
+    e_ok, k_of_e, line_pos = a.entries_ok, a.entry_cand, a.entry_line
+    ne, nk, nlines = e_ok.shape[0], a.cands.shape[0], a.lines.shape[0]
+    q = m.l_qty[a.lines].astype(np.float64)
+    split_orders, k_order, ns = a.split_orders, a.cand_order, a.split_orders.shape[0]
+    nvar = a.obj.shape[0]
+    nrow = a.row_lo.shape[0]
     pos = np.searchsorted(entries, e_ok)
     hx = hint[pos].astype(np.float64)
     hy = np.zeros(nk)

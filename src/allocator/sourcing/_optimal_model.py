@@ -87,6 +87,15 @@ def opportunity_per_entry(problem: SourcingProblem, value: Any, q: np.ndarray) -
         )
     arr = arr.astype(np.float64)
     net = problem.network
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        raise ValidationError(
+            f"expected a finite non-negative cost, got {arr[tuple(where)]}",
+            field="opportunity_cost",
+            row=int(where[0]),
+            code="out_of_range",
+        )
     if arr.ndim == 2:
         if arr.shape != (net.num_locations, net.num_skus):
             raise ValidationError(
@@ -104,28 +113,12 @@ def opportunity_per_entry(problem: SourcingProblem, value: Any, q: np.ndarray) -
                 field="opportunity_cost",
                 code="length_mismatch",
             )
-        bad = ~np.isfinite(arr) | (arr < 0)
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise ValidationError(
-                f"expected a finite non-negative cost, got {arr[row]}",
-                field="opportunity_cost",
-                row=row,
-                code="out_of_range",
-            )
         flat = arr[problem.sku_row]
     else:
         raise ValidationError(
             f"expected a 1-D (position) or 2-D (location, sku) array, got {arr.ndim}-D",
             field="opportunity_cost",
             code="length_mismatch",
-        )
-    bad = ~np.isfinite(flat) | (flat < 0)
-    if bad.any():
-        raise ValidationError(
-            f"expected a finite non-negative cost, got {flat[int(np.argmax(bad))]}",
-            field="opportunity_cost",
-            code="out_of_range",
         )
     ok = q >= 0
     out[ok] = flat[q[ok]]
@@ -154,7 +147,9 @@ def build_model(problem: SourcingProblem, opportunity_cost: Any = None) -> Model
     q = np.asarray(cand.entry, dtype=np.int64)
     chan = orders.channel[e_order]
     avail = np.asarray(problem.avail, dtype=np.int64)
-    a = np.where(q >= 0, avail[np.maximum(q, 0), chan], 0) if q.size else np.zeros(0, np.int64)
+    a = np.zeros(q.shape[0], dtype=np.int64)
+    has = q >= 0
+    a[has] = avail[q[has], chan[has]]
     cap = np.where(problem.capacity < 0, BIG, problem.capacity).astype(np.int64)
     usable = (q >= 0) & (a > 0) & (cap[e_loc] > 0)
     e_con = np.where(usable, q * nch + chan, -1).astype(np.int64)
