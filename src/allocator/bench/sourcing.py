@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-milp", action="store_true", help="optimal: skip the scipy MILP reference"
+    )
 
 
 def make_instance(
@@ -125,7 +128,13 @@ def make_instance(
     return network, ledger, orders
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> Any:
+    """Greedy figures (a dict); with ``--method optimal`` one row per instance of
+    :mod:`allocator.bench._optimal` (a list)."""
+    if args.method == "optimal":
+        from allocator.bench import _optimal
+
+        return _optimal.run(args)
     if args.quick:
         args.locations, args.skus, args.orders = 60, 2_000, 400
         args.single, args.reference_orders = 100, 100
