@@ -216,6 +216,7 @@ class _Snapshot:
     batch_hash: bytes
     digest: bytes
     checksum: bytes
+    pruned: bool = False  # data dropped by retention; the row still marks the point
     data: bytes | None = None
 
 
@@ -436,6 +437,7 @@ class DurableLedger(Ledger):
         snap = snaps.get(row.seq)
         if snap is not None and snap.horizon is not None:
             self._compact_live(snap.horizon)
+            self._snap_seq = row.seq
 
     def _compact_live(self, horizon: int | None) -> dict[str, np.ndarray]:
         snap, ids, ev = _compact(self._export_state(), self._ages, self._num_events, horizon)
@@ -653,8 +655,9 @@ class DurableLedger(Ledger):
     def snapshot(self) -> int:
         """Write a snapshot of the state now; returns the batch number it follows.
 
-        The journal keeps this snapshot and the one before it (the fallback should
-        this one fail its checksum), plus the anchor of a pruned journal.
+        The journal keeps the data of this snapshot and of the one before it (the
+        fallback should this one fail its checksum), plus the anchor of a pruned
+        journal; older snapshots keep only their row (batch, horizon, digest).
 
         Closed reservations and id entries first applied more than ``horizon``
         events ago are compacted first (see :func:`open_ledger`), in the live ledger
@@ -683,9 +686,13 @@ class DurableLedger(Ledger):
                 ),
             )
             self._flush_codes(conn)
-            # keep this snapshot, the one before (a fallback) and a pruned journal's anchor
+            # keep the data of this snapshot, of the one before (a fallback) and of a
+            # pruned journal's anchor; older rows stay, without data, because they mark
+            # where compaction happened (a replay from batch 1 compacts at the same
+            # points) and carry the digest that verification compares
             conn.execute(
-                "DELETE FROM snapshots WHERE seq < (SELECT max(seq) FROM snapshots WHERE seq < ?)"
+                "UPDATE snapshots SET data = x'' WHERE length(data) > 0 AND seq < "
+                "(SELECT max(seq) FROM snapshots WHERE seq < ?)"
                 " AND seq != coalesce((SELECT min(seq) - 1 FROM batches), -1)",
                 (self._seq,),
             )
@@ -766,6 +773,20 @@ class DurableLedger(Ledger):
         mark, _ = _store.read_hwm(self.path)  # read the mark before the data
         snaps = _snapshot_index(self._conn)
         before = self._seq
+        behind = [
+            s
+            for s in snaps.values()
+            if s.horizon is not None and (self._snap_seq or 0) < s.seq <= self._seq
+        ]
+        if behind:
+            # the writer compacted at a batch this reader had already passed: start
+            # again from that snapshot, so the reader stays equal to the writer
+            Ledger.__init__(self, self.network)
+            self._ages = _Ages()
+            self._seq, self._num_events, self._hash = 0, 0, self._genesis
+            self._snap_seq, self._snap_events = None, 0
+            _load(self, self._conn, verify="tail")
+            return self._seq - before
         for row in _rows(self._conn, self._seq + 1):
             if not row.check(self._hash):
                 raise _corrupt(row.seq, "hash chain broken")
@@ -901,12 +922,12 @@ def _rows(conn: sqlite3.Connection, first: int, last: int | None = None) -> Iter
 def _snapshot_index(conn: sqlite3.Connection) -> dict[int, _Snapshot]:
     try:
         rows = conn.execute(
-            "SELECT seq, num_events, horizon, batch_hash, digest, checksum "
-            "FROM snapshots ORDER BY seq"
+            "SELECT seq, num_events, horizon, batch_hash, digest, checksum, "
+            "length(data) = 0 FROM snapshots ORDER BY seq"
         ).fetchall()
     except sqlite3.DatabaseError as exc:
         raise _corrupt(None, f"snapshot table unreadable ({exc})") from None
-    return {r[0]: _Snapshot(*r) for r in rows}
+    return {r[0]: _Snapshot(*r[:6], pruned=bool(r[6])) for r in rows}
 
 
 def _snapshot_data(conn: sqlite3.Connection, snap: _Snapshot) -> bytes | None:
@@ -976,6 +997,8 @@ def _load(ledger: DurableLedger, conn: sqlite3.Connection, *, verify: str) -> No
     anchor_seq = _anchor_seq(conn, snaps)
     base: _Snapshot | None = None
     for snap in sorted(snaps.values(), key=lambda s: -s.seq):
+        if snap.pruned:
+            continue
         data = _snapshot_data(conn, snap)
         if data is not None:
             snap.data = data
@@ -1301,7 +1324,7 @@ def verify_journal(path: Any) -> JournalReport:
             if snap is not None:
                 if snap.batch_hash != row.hash:
                     raise _corrupt(row.seq, "snapshot does not follow this batch")
-                if _snapshot_data(conn, snap) is None:
+                if not snap.pruned and _snapshot_data(conn, snap) is None:
                     problems.append(f"snapshot at batch {row.seq} fails its checksum")
                 elif bytes.fromhex(ledger.state_digest()) != snap.digest:
                     raise _corrupt(row.seq, "replay does not reproduce the snapshot after it")
@@ -1431,7 +1454,7 @@ def repair_journal(path: Any) -> int:
                     ),
                 )
             for snap in keep_snap:
-                data = _snapshot_data(conn, snap)
+                data = b"" if snap.pruned else _snapshot_data(conn, snap)
                 if data is None:
                     continue
                 out.execute(
