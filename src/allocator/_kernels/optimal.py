@@ -146,6 +146,47 @@ def order_dp(
                     best_k[sub] = k
             sub = (sub - 1) & mask
     tmax = max_locs if max_locs < nl else nl
+    if tmax == nl:
+        # no binding split limit: one layer, the split penalty charged per group
+        # (Σ_groups split − split = split · (t − 1))
+        f[0, 0] = 0.0
+        best = nothing
+        best_m = 0
+        for m in range(1, full + 1):
+            low = m & (-m)
+            rest = m ^ low
+            s = rest
+            bv = np.inf
+            bg = 0
+            while True:
+                g = s | low
+                v = best_g[g] + split + f[0, m ^ g]
+                if v < bv:
+                    bv = v
+                    bg = g
+                if s == 0:
+                    break
+                s = (s - 1) & rest
+            f[0, m] = bv
+            back[0, m] = bg
+            if bv < np.inf:
+                pen = 0.0
+                for j in range(nl):
+                    if not (m >> j) & 1:
+                        pen += l_qty[b + j] * l_pen[b + j]
+                total = bv - split + pen
+                if total < best:
+                    best = total
+                    best_m = m
+        m = best_m
+        while m > 0:
+            g = back[0, m]
+            k = best_k[g]
+            for j in range(nl):
+                if (g >> j) & 1:
+                    choice[j] = k
+            m ^= g
+        return best
     f[0, 0] = 0.0
     for m in range(1, full + 1):
         f[0, m] = np.inf
@@ -481,6 +522,7 @@ def respond(
     choice: np.ndarray,
     need: np.ndarray,
     cap_used: np.ndarray,
+    variants: int,
 ) -> float:
     """Best response of order ``o`` to the state ``rem``/``cap_rem`` (which exclude
     its own units) at prices ``p``.
@@ -488,13 +530,14 @@ def respond(
     Candidates: the subset-DP pattern of whole lines extended by the savings rule
     (partial lines), the savings rule alone, and the greedy cover rule. The cheapest
     at prices ``p`` is written into ``x`` (the order's entries only); returns its cost.
-    ``xa`` is scratch of the same size as ``x``.
+    ``xa`` is scratch of the same size as ``x``; ``variants`` (1-3) says how many of the
+    three are tried, in that order.
     """
     eb = c_eptr[c_ptr[o]]
     ee = c_eptr[c_ptr[o + 1]]
     nl = o_ptr[o + 1] - o_ptr[o]
     best = np.inf
-    for variant in range(3):
+    for variant in range(variants):
         for e in range(eb, ee):
             xa[e] = 0
         if variant == 0:
@@ -619,6 +662,7 @@ def construct(
             choice,
             need,
             cap_used,
+            2,
         )
         take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, cap_rem, x, 1)
         val[o] = order_cost(o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p_true, split, x)
@@ -686,6 +730,7 @@ def improve(
                 choice,
                 need,
                 cap_used,
+                3,
             )
             if v < val[o] - 1e-7:
                 eb = c_eptr[c_ptr[o]]

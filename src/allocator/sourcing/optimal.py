@@ -45,6 +45,8 @@ logger = logging.getLogger("allocator")
 MIP_MAX_ENTRIES = 4_000
 #: Share of the time limit the Lagrangian phase may use when MIP candidates remain.
 LAGRANGE_SHARE = 0.6
+#: Share of the time limit kept for assembling the plan.
+RESERVE = 0.03
 #: Relative tolerance under which a component counts as proven optimal.
 PROVEN = 1e-7
 
@@ -101,7 +103,8 @@ def solve_optimal(
     gap = _fraction(gap)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise ValidationError(f"expected an int, got {seed!r}", field="seed", code="wrong_dtype")
-    deadline = t_start + time_limit
+    # keep a little time to assemble the plan
+    deadline = t_start + time_limit * (1.0 - RESERVE)
     greedy = solve_greedy(problem)
     model = build_model(problem, opportunity_cost)
     run = _Run(model, int(seed))
@@ -116,8 +119,11 @@ def solve_optimal(
         run.ncomp,
         run.total_ub(),
     )
-    hit_limit = run.search(deadline, gap)
+    hit_limit = run.search(deadline, gap, share=LAGRANGE_SHARE)
     run.exact(deadline)
+    if run.total_gap() > gap and time.perf_counter() < deadline:
+        # time left after the exact solves: resume the prices where they stopped
+        hit_limit = run.search(deadline, gap, share=1.0)
     if run.total_gap() > gap and time.perf_counter() >= deadline:
         hit_limit = True
     solve_s = time.perf_counter() - t_start - build_s
@@ -208,6 +214,11 @@ class _Run:
         self.lam = np.zeros(m.s_rhs.shape[0])
         self.mu = np.zeros(m.num_locations)
         self.iterations = 0
+        self.theta = np.full(self.ncomp, 1.0)
+        self.stale = np.zeros(self.ncomp, dtype=np.int64)
+        self.t_dual = 0.0
+        self.t_primal = 0.0
+        self.converged = False
 
     # -- incumbent --------------------------------------------------------------
     def start(self, x: np.ndarray) -> None:
@@ -363,53 +374,60 @@ class _Run:
         return p
 
     # -- phases -------------------------------------------------------------------
-    def search(self, deadline: float, gap: float) -> bool:
-        """Lagrangian bound and primal heuristics until the gap target, the time
-        budget, or convergence. Returns True when stopped by the time limit."""
+    def search(self, deadline: float, gap: float, share: float) -> bool:
+        """Lagrangian bound and primal heuristics until the gap target, ``share`` of
+        the time left (all of it when no small component awaits the exact MIP), or
+        convergence. Resumable. Returns True when stopped by the time limit."""
         m = self.m
         seq = np.arange(m.num_orders, dtype=np.int64)
-        rem, cap_rem = self.state(self.x)
-        x = self.x.copy()
-        val = self.val.copy()
-        self.improve(x, val, rem, cap_rem, seq)
-        self.adopt(x, val)
+        if self.iterations == 0:
+            rem, cap_rem = self.state(self.x)
+            x = self.x.copy()
+            val = self.val.copy()
+            self.improve(x, val, rem, cap_rem, seq)
+            self.adopt(x, val)
+        if self.converged:
+            return False
         now = time.perf_counter()
         small = (~self.proven()) & (self.comp_entries <= MIP_MAX_ENTRIES)
         budget = deadline - now
         if small.any():
-            budget *= LAGRANGE_SHARE
+            budget *= share
         stop_at = now + budget
-        theta = np.full(self.ncomp, 1.0)
-        stale = np.zeros(self.ncomp, dtype=np.int64)
+        theta, stale = self.theta, self.stale
         bc, bl = self.bc, self.bl
         rhs_c, rhs_l = m.s_rhs[bc].astype(np.float64), m.cap[bl].astype(np.float64)
         cc, cl = self.con_comp[bc], self.loc_comp[bl]
-        it = 0
+        it = self.iterations
         t_iter = 0.0
         while True:
             t0 = time.perf_counter()
             p = self.prices()
             value, use_con, use_loc = self.lagrange(p)
             it += 1
+            self.iterations = it
             improved = value > self.comp_lb + 1e-9 * np.maximum(np.abs(value), 1.0)
-            stale = np.where(improved, 0, stale + 1)
+            stale[:] = np.where(improved, 0, stale + 1)
             self.comp_lb = np.maximum(self.comp_lb, value)
+            t1 = time.perf_counter()
+            self.t_dual += t1 - t0
             if it == 1:
                 # components without binding constraints are solved by their
                 # subproblems alone: the bound is exact
                 free = np.bincount(cc, minlength=self.ncomp) + np.bincount(cl, minlength=self.ncomp)
                 self.comp_exact |= (free == 0) & (self.comp_lb >= self.comp_ub - 1e-6)
-            if it % 5 == 1 or it <= 3:
+            # primal plans at the current prices while they cost at most about as
+            # much time as the bound
+            if it <= 3 or self.t_primal < 0.6 * self.t_dual:
                 order = seq if it == 1 else self.rng.permutation(m.num_orders)
                 xc, vc = self.construct(p, order)
                 self.adopt(xc, vc)
+                self.t_primal += time.perf_counter() - t1
             open_ = ~self.proven()
             t_iter = time.perf_counter() - t0
             if self.total_gap() <= gap or not open_.any():
-                self.iterations = it
                 return False
-            if time.perf_counter() + t_iter > stop_at:
-                self.iterations = it
+            if time.perf_counter() + min(t_iter, 0.5 * budget) > stop_at:
                 return stop_at >= deadline - 1e-9 or not small.any()
             # projected subgradient, Polyak step per component
             g_c = use_con[bc] - rhs_c
@@ -419,12 +437,12 @@ class _Run:
             norm = np.bincount(cc, weights=g_c * g_c, minlength=self.ncomp) + np.bincount(
                 cl, weights=g_l * g_l, minlength=self.ncomp
             )
-            theta = np.where(stale >= 6, theta * 0.5, theta)
-            stale = np.where(stale >= 6, 0, stale)
+            theta[:] = np.where(stale >= 6, theta * 0.5, theta)
+            stale[:] = np.where(stale >= 6, 0, stale)
             target = np.maximum(self.comp_ub - value, 0.0)
             step = np.where(open_ & (norm > 0), theta * target / np.maximum(norm, 1e-12), 0.0)
             if not (step > 0).any() or theta.max() < 1e-4:
-                self.iterations = it
+                self.converged = True
                 return False
             self.lam[bc] = np.maximum(0.0, self.lam[bc] + step[cc] * g_c)
             self.mu[bl] = np.maximum(0.0, self.mu[bl] + step[cl] * g_l)
