@@ -221,7 +221,8 @@ def solve_mip(
     a = mip_arrays(model, entries, orders, con_bind, loc_bind)
     builder = mb.ModelBuilder()
     helper = builder.helper
-    helper.fill_model_from_sparse_data(a.var_lo, a.var_hi, a.obj, a.row_lo, a.row_hi, a.matrix)
+    fill: Any = helper.fill_model_from_sparse_data  # OR-Tools' stubs mistype the arrays
+    fill(a.var_lo, a.var_hi, a.obj, a.row_lo, a.row_hi, a.matrix)
     for i in range(a.num_integer):
         helper.set_var_integrality(i, True)
     # hint: the incumbent
