@@ -181,7 +181,7 @@ def grid_box(lat: float, lon: float, radius_km: float, params: np.ndarray) -> tu
     return r0, r1, k0, k1
 
 
-@jit
+@jit(inline="always")
 def find_location(s_loc: np.ndarray, lo: int, hi: int, loc: int) -> int:
     """Index ``q`` in ``[lo, hi)`` with ``s_loc[q] == loc``, or -1 (binary search)."""
     while lo < hi:
@@ -298,7 +298,7 @@ def gather_same_day(
 # entry ``q`` for channel ``c``, -1 until first read from the ledger's per-position
 # arrays (``atp`` of row ``rows[q]``). An order then touches the ledger only at the
 # positions its search actually looks at, not at every holder of its SKUs.
-@jit
+@jit(inline="always")
 def avail_at(
     q: int,
     c: int,
@@ -318,7 +318,7 @@ def avail_at(
     return v
 
 
-@jit
+@jit(inline="always")
 def km_lower(loc: int, px: float, py: float, pz: float, xyz: np.ndarray) -> float:
     """A lower bound on :func:`haversine_km` from location ``loc`` to the unit vector
     ``(px, py, pz)``: ``R · chord ≤ 2R asin(chord / 2)``, less a margin for rounding."""
@@ -328,7 +328,7 @@ def km_lower(loc: int, px: float, py: float, pz: float, xyz: np.ndarray) -> floa
     return EARTH_RADIUS_KM * math.sqrt(dx * dx + dy * dy + dz * dz) * (1.0 - 1e-9) - 1e-6
 
 
-@jit
+@jit(inline="always")
 def ship_cost_unit(
     loc: int,
     exact: bool,
@@ -1232,7 +1232,7 @@ def candidates(
     counts[1] = ne
 
 
-@jit
+@jit(inline="always")
 def atp(
     on_hand: np.ndarray,
     safety: np.ndarray,
