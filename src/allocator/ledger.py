@@ -16,13 +16,31 @@ import numpy as np
 
 from allocator._kernels import ledger as K
 from allocator._validate import readonly
-from allocator.events import ALL, NO_EXPIRY, Events, ResultCode
+from allocator.events import ALL, NO_EXPIRY, EventKind, Events, ResultCode
 from allocator.exceptions import CapacityError, ValidationError
 from allocator.network import NetworkData
 
 __all__ = ["ApplyResult", "Ledger", "Reservation", "ReservationState", "Shortfalls"]
 
 _LOAD = 0.7  # maximum load factor of both hash tables
+
+# Undo-log entries each kind writes inside a linked group (see _kernels/ledger.py).
+_UNDO_ENTRIES = np.zeros(len(EventKind), dtype=np.int64)
+_UNDO_ENTRIES[
+    [
+        EventKind.RECEIVE,
+        EventKind.SALE,
+        EventKind.RETURN,
+        EventKind.RETURN_NONSELLABLE,
+        EventKind.ADJUST,
+        EventKind.SET_FENCE,
+        EventKind.SET_CAP,
+        EventKind.SET_SAFETY,
+    ]
+] = 1
+_UNDO_ENTRIES[[EventKind.RESERVE, EventKind.TRANSFER_OUT, EventKind.TRANSFER_IN]] = 2
+_UNDO_ENTRIES[EventKind.RELEASE] = 3
+_UNDO_ENTRIES[EventKind.COMMIT] = 4
 
 
 class ReservationState(enum.IntEnum):
@@ -160,6 +178,8 @@ class Ledger:
         Expected number of positions (the arrays grow beyond it as needed).
     reservation_capacity
         Expected number of reservations.
+    event_capacity
+        Expected number of distinct event ids (sizes the idempotency index).
 
     Examples
     --------
@@ -180,7 +200,12 @@ class Ledger:
     """
 
     def __init__(
-        self, network: NetworkData, *, capacity: int = 1024, reservation_capacity: int = 1024
+        self,
+        network: NetworkData,
+        *,
+        capacity: int = 1024,
+        reservation_capacity: int = 1024,
+        event_capacity: int = 1024,
     ) -> None:
         if not isinstance(network, NetworkData):
             raise TypeError("Ledger needs a NetworkData (Network().build())")
@@ -198,7 +223,8 @@ class Ledger:
         self._state = np.zeros((max(16, capacity), K.F_CHAN + 3 * self._nchan), dtype=np.int64)
         self._ptab = np.full(_pow2_at_least(int(capacity / _LOAD) + 1), -1, dtype=np.int64)
         self._itab = np.zeros(
-            (_pow2_at_least(int(reservation_capacity / _LOAD) + 1), 2), dtype=np.int64
+            (_pow2_at_least(int(max(event_capacity, reservation_capacity) / _LOAD) + 1), 2),
+            dtype=np.int64,
         )
         self._res = self._new_reservations(max(16, reservation_capacity))
         self._meta = np.zeros(K.META_SIZE, dtype=np.int64)
@@ -225,7 +251,7 @@ class Ledger:
 
     @property
     def _ishift(self) -> int:
-        return 64 - (self._itab.shape[0].bit_length() - 1 - 6)
+        return 64 - (self._itab.shape[0].bit_length() - 1 - K.ID_RUN_BITS)
 
     def _limits(self) -> np.ndarray:
         return np.array(
@@ -263,7 +289,7 @@ class Ledger:
         want = nids + need_ids
         if want > int(self._itab.shape[0] * _LOAD):
             ids = np.zeros((_pow2_at_least(int(want / _LOAD) + 1), 2), dtype=np.int64)
-            shift = 64 - (ids.shape[0].bit_length() - 1 - 6)
+            shift = 64 - (ids.shape[0].bit_length() - 1 - K.ID_RUN_BITS)
             K.rehash_ids(self._itab, ids, shift)
             self._itab = ids
 
@@ -300,8 +326,13 @@ class Ledger:
         ends = np.flatnonzero(~events.link)
         if n and events.link[-1]:
             ends = np.append(ends, n - 1)
-        max_group = int(np.diff(np.concatenate(([-1], ends))).max()) if n else 1
-        undo = np.zeros((4 * max_group, 4), dtype=np.int64)
+        bounds = np.concatenate(([-1], ends))
+        max_group = int(np.diff(bounds).max()) if n else 1
+        undo_rows = 1
+        if max_group > 1:  # undo entries a group may log: the most of any group
+            per_group = np.add.reduceat(_UNDO_ENTRIES[events.kind], bounds[:-1] + 1)
+            undo_rows = int(per_group.max())
+        undo = np.zeros((undo_rows, 4), dtype=np.int64)
         gslot = np.zeros(max_group, dtype=np.int64)
         start = 0
         while start < n:
@@ -371,21 +402,25 @@ class Ledger:
         pos = self._positions_of(keys)
         on_hand = self._state[pos, K.F_ON_HAND]
         reserved = self._reserved_rows(pos)
-        keep = reserved > on_hand
+        keep = np.flatnonzero(reserved > on_hand)
+        keep = keep[np.argsort(pos[keep])]  # rows ordered by position row
         pos, keys, rows = pos[keep], keys[keep], rows[keep]
         on_hand, reserved = on_hand[keep], reserved[keep]
         shortage = reserved - on_hand
+        # open reservations at the short positions, grouped like the rows, newest first
         nres = int(self._meta[K.M_NRES])
-        r_pos = self._res["pos"][:nres]
-        open_mask = self._res["state"][:nres] == K.RS_OPEN
-        indptr = [0]
-        at_risk: list[int] = []
-        for p, short in zip(pos.tolist(), shortage.tolist(), strict=True):
-            slots = np.flatnonzero(open_mask & (r_pos == p))[::-1]  # newest first
-            covered = np.cumsum(self._res["open"][slots])
-            take = int(np.searchsorted(covered, short)) + 1
-            at_risk.extend(self._res["id"][slots[:take]].tolist())
-            indptr.append(len(at_risk))
+        slots = np.flatnonzero(self._res["state"][:nres] == K.RS_OPEN)
+        slots = slots[np.isin(self._res["pos"][slots], pos)]
+        slots = slots[np.lexsort((-slots, self._res["pos"][slots]))]
+        group = np.searchsorted(pos, self._res["pos"][slots])
+        qty = self._res["open"][slots]
+        csum = np.cumsum(qty)
+        first = np.searchsorted(group, group, side="left")
+        before = csum - qty - np.where(first > 0, csum[first - 1], 0)
+        take = before < shortage[group]  # just enough to cover each shortage
+        at_risk = self._res["id"][slots[take]]
+        counts = np.bincount(group[take], minlength=pos.shape[0])
+        indptr = np.concatenate(([0], np.cumsum(counts)))
         return Shortfalls(
             sku=readonly(keys // self._nloc),
             location=readonly(keys % self._nloc),
@@ -393,8 +428,8 @@ class Ledger:
             reserved=readonly(reserved),
             shortage=readonly(shortage),
             event=readonly(rows.astype(np.int64)),
-            indptr=readonly(np.asarray(indptr, dtype=np.int64)),
-            reservations=readonly(np.asarray(at_risk, dtype=np.int64)),
+            indptr=readonly(indptr.astype(np.int64)),
+            reservations=readonly(at_risk.astype(np.int64)),
         )
 
     # ------------------------------------------------------------------ conveniences

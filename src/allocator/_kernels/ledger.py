@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from allocator._kernels import jit
+from allocator._kernels.intrinsics import prefetch
 from allocator.events import EventKind, ResultCode
 
 # -- row layout -------------------------------------------------------------
@@ -125,10 +126,15 @@ def pfind(ptab: np.ndarray, pshift: int, pbits: int, key: int) -> int:
     return e & ((np.int64(1) << pbits) - 1)
 
 
+#: log2 of the run of consecutive ids kept together in the id index.
+ID_RUN_BITS = 6
+_RUN_MASK = (1 << ID_RUN_BITS) - 1
+
+
 @jit
 def ihash(ident: int, ishift: int, mask: int) -> Any:
-    blk = (np.uint64(ident >> 6) * _MULT) >> np.uint64(ishift)
-    return np.int64((blk << np.uint64(6)) | np.uint64(ident & 63)) & mask
+    blk = (np.uint64(ident >> ID_RUN_BITS) * _MULT) >> np.uint64(ishift)
+    return np.int64((blk << np.uint64(ID_RUN_BITS)) | np.uint64(ident & _RUN_MASK)) & mask
 
 
 @jit
@@ -145,11 +151,22 @@ def islot(itab: np.ndarray, ishift: int, ident: int) -> int:
 
 @jit
 def fingerprint(kind: int, sku: int, loc: int, chan: int, qty: int, ref: int, exp: int) -> Any:
-    """24-bit digest of an event's payload, to tell a redelivery from a clash."""
-    h = np.uint64(kind + 1) * _MULT
-    for x in (sku, loc, chan, qty, ref, exp):
-        h = (h ^ np.uint64(x)) * _MULT2
-        h ^= h >> np.uint64(31)
+    """24-bit digest of an event's payload, to tell a redelivery from a clash.
+
+    The fields are combined with independent multiplies (they run in parallel) and
+    one final avalanche, which is enough for a 24-bit check.
+    """
+    h = (
+        np.uint64(kind) * np.uint64(0x9E3779B97F4A7C15)
+        + np.uint64(sku) * np.uint64(0xC2B2AE3D27D4EB4F)
+        + np.uint64(loc) * np.uint64(0x165667B19E3779F9)
+        + np.uint64(chan) * np.uint64(0xD6E8FEB86659FD93)
+        + np.uint64(qty) * np.uint64(0xFF51AFD7ED558CCD)
+        + np.uint64(ref) * np.uint64(0xC4CEB9FE1A85EC53)
+        + np.uint64(exp) * np.uint64(0x94D049BB133111EB)
+    )
+    h ^= h >> np.uint64(32)
+    h *= _MULT2
     return np.int64(h >> np.uint64(40))
 
 
@@ -317,6 +334,50 @@ def heap_pop(heap_t: np.ndarray, heap_s: np.ndarray, meta: np.ndarray) -> int:
 
 
 # ---------------------------------------------------------------------------
+#: How many events ahead the apply loop prefetches table slots (rows: half as far).
+PREFETCH_DISTANCE = 16
+
+
+@jit
+def prefetch_event(
+    e: int,
+    n: int,
+    ev_kind: np.ndarray,
+    ev_sku: np.ndarray,
+    ev_loc: np.ndarray,
+    ev_ref: np.ndarray,
+    num_locations: int,
+    state: np.ndarray,
+    ptab: np.ndarray,
+    pshift: int,
+    pbits: int,
+    itab: np.ndarray,
+    ishift: int,
+) -> None:
+    """Start the cache misses of later events early (memory-level parallelism).
+
+    Event ``e + D``: its position-table slot (or, for commit/release, the id-index
+    slot of its reservation). Event ``e + D/2``: its state row, found through the
+    slot fetched D/2 events ago. Pure hints; results do not depend on them.
+    """
+    f = e + PREFETCH_DISTANCE
+    if f < n:
+        k = ev_kind[f]
+        if k == K_COMMIT or k == K_RELEASE:
+            ref = ev_ref[f]
+            prefetch(itab, 2 * ihash(ref, ishift, itab.shape[0] - 1))
+        elif k != K_EXPIRE:
+            prefetch(ptab, phash(ev_sku[f] * num_locations + ev_loc[f], pshift))
+    h = e + PREFETCH_DISTANCE // 2
+    if h < n:
+        k = ev_kind[h]
+        if k != K_COMMIT and k != K_RELEASE and k != K_EXPIRE:
+            entry = ptab[phash(ev_sku[h] * num_locations + ev_loc[h], pshift)]
+            if entry != -1:
+                prefetch(state, (entry & ((np.int64(1) << pbits) - 1)) * state.shape[1])
+
+
+# ---------------------------------------------------------------------------
 @jit
 def apply_batch(
     ev_id: np.ndarray,
@@ -363,11 +424,14 @@ def apply_batch(
     rbase = F_CHAN + 2 * nchan
     while i < n:
         j = i
+        extra = 1 if ev_kind[i] == K_TRANSFER_OUT else 0  # a transfer may add 2 positions
         while j < n - 1 and ev_link[j]:
             j += 1
+            if ev_kind[j] == K_TRANSFER_OUT:
+                extra += 1
         glen = j - i + 1
         if (
-            meta[M_NPOS] + 2 * glen > limits[0]
+            meta[M_NPOS] + glen + extra > limits[0]
             or meta[M_NRES] + glen > limits[1]
             or meta[M_NIDS] + glen > limits[2]
         ):
@@ -381,6 +445,21 @@ def apply_batch(
         meta[M_UNDO] = 0
         failed = -1
         for e in range(i, j + 1):
+            prefetch_event(
+                e,
+                n,
+                ev_kind,
+                ev_sku,
+                ev_loc,
+                ev_ref,
+                num_locations,
+                state,
+                ptab,
+                pshift,
+                pbits,
+                itab,
+                ishift,
+            )
             ident = ev_id[e]
             kind = ev_kind[e]
             qty = ev_qty[e]

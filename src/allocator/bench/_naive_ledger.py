@@ -92,7 +92,12 @@ class NaiveLedger:
                 out += [(r[0], ResultCode.LINKED_EVENT_FAILED, False, False) for r in group[:-1]]
                 out.append((group[-1][0], ResultCode.LINKED_EVENT_CHAIN_OPEN, False, False))
                 break
-            saved = (copy.deepcopy(self.positions), copy.deepcopy(self.reservations))
+            linked = len(group) > 1
+            saved = (
+                (copy.deepcopy(self.positions), copy.deepcopy(self.reservations))
+                if linked
+                else None
+            )
             results: list[tuple[int, int, bool, bool]] = []
             inserted: list[int] = []
             failed = False
@@ -114,7 +119,7 @@ class NaiveLedger:
                 self.results[ident] = (code, payload)
                 inserted.append(len(results))
                 results.append((ident, code, False, short))
-            if failed and len(group) > 1:
+            if failed and saved is not None:
                 self.positions, self.reservations = saved
                 first_bad = next(k for k, x in enumerate(results) if x[1] != ResultCode.OK)
                 for k in inserted:
@@ -132,7 +137,7 @@ class NaiveLedger:
     def _apply_one(self, r: list[int]) -> tuple[int, bool]:
         ident, kind, sku, loc, chan, qty, ref, exp, _ = r
         key = (sku, loc)
-        k = EventKind(kind)
+        k = kind  # IntEnum members compare equal to their int values
         if k == EventKind.EXPIRE:
             for res in self.reservations.values():
                 if res.state == "open" and res.expires_at != NO_EXPIRY and res.expires_at <= exp:
