@@ -1355,3 +1355,114 @@ def atp_rows(
         for t in range(channels.shape[0]):
             c = channels[t]
             out[i, c] = atp(on_hand, safety, fence, cap, reserved, rows[i], c)
+
+
+# ---------------------------------------------------------------------------
+# pricing
+@jit
+def price(
+    order: np.ndarray,
+    location: np.ndarray,
+    qty: np.ndarray,
+    o_ptr: np.ndarray,
+    o_service: np.ndarray,
+    o_pickup: np.ndarray,
+    o_lat: np.ndarray,
+    o_lon: np.ndarray,
+    o_zone: np.ndarray,
+    l_penalty: np.ndarray,
+    line_unfilled: np.ndarray,
+    loc_lat: np.ndarray,
+    loc_lon: np.ndarray,
+    loc_mult: np.ndarray,
+    loc_zone: np.ndarray,
+    zone_cost: np.ndarray,
+    c_pkg: float,
+    c_unit: float,
+    c_km: float,
+    c_split: float,
+    row_km: np.ndarray,
+    row_unit: np.ndarray,
+    row_ship: np.ndarray,
+    packages: np.ndarray,
+    units: np.ndarray,
+    km: np.ndarray,
+    package_cost: np.ndarray,
+    unit_cost: np.ndarray,
+    shipping_cost: np.ndarray,
+    split_cost: np.ndarray,
+    unfilled_units: np.ndarray,
+    unfilled_cost: np.ndarray,
+    cost: np.ndarray,
+) -> int:
+    """Cost parts of allocation rows ``(order, location, qty)`` and per-order totals
+    (the formula of :func:`allocator.sourcing.plan_costs`). Per-order outputs must be
+    zeroed by the caller. A package is a distinct ``(order, location)`` pair; rows
+    need not be sorted. Returns -1, or the first row whose order or location is out
+    of range (nothing is written then)."""
+    n = o_ptr.shape[0] - 1
+    nloc = loc_lat.shape[0]
+    use_zone = zone_cost.shape[0] > 0
+    nr = order.shape[0]
+    for i in range(nr):
+        if order[i] < 0 or order[i] >= n or location[i] < 0 or location[i] >= nloc:
+            return i
+    for i in range(nr):
+        o = order[i]
+        loc = location[i]
+        q = qty[i]
+        pick = o_service[o] == S_PICKUP
+        p = o_pickup[o]
+        if pick and p == loc:
+            d = 0.0
+            spu = 0.0
+        else:
+            if pick:
+                d = haversine_km(loc_lat[loc], loc_lon[loc], loc_lat[p], loc_lon[p])
+                zo = loc_zone[p]
+            else:
+                d = haversine_km(loc_lat[loc], loc_lon[loc], o_lat[o], o_lon[o])
+                zo = o_zone[o]
+            spu = c_km * d
+            zl = loc_zone[loc]
+            if use_zone and zl >= 0 and zo >= 0:
+                spu = zone_cost[zl, zo]
+        row_km[i] = d
+        row_unit[i] = loc_mult[loc] * c_unit * q
+        row_ship[i] = spu * q
+        units[o] += q
+        unit_cost[o] += row_unit[i]
+        shipping_cost[o] += row_ship[i]
+    # packages: group rows by order (stable counting sort), then distinct locations
+    start = np.zeros(n + 1, dtype=np.int64)
+    for i in range(nr):
+        start[order[i] + 1] += 1
+    for o in range(n):
+        start[o + 1] += start[o]
+    perm = np.empty(nr, dtype=np.int64)
+    fill = start[:-1].copy()
+    for i in range(nr):
+        o = order[i]
+        perm[fill[o]] = i
+        fill[o] += 1
+    seen = np.full(nloc, -1, dtype=np.int64)
+    for o in range(n):
+        for t in range(start[o], start[o + 1]):
+            i = perm[t]
+            loc = location[i]
+            if seen[loc] == o:
+                continue
+            seen[loc] = o
+            packages[o] += 1
+            package_cost[o] += loc_mult[loc] * c_pkg
+            km[o] += row_km[i]
+    for o in range(n):
+        extra = packages[o] - 1
+        split_cost[o] = c_split * (extra if extra > 0 else 0)
+        for j in range(o_ptr[o], o_ptr[o + 1]):
+            u = line_unfilled[j]
+            unfilled_units[o] += u
+            unfilled_cost[o] += l_penalty[j] * u
+        cost[o] = package_cost[o] + unit_cost[o] + shipping_cost[o] + split_cost[o]
+        cost[o] += unfilled_cost[o]
+    return -1

@@ -11,13 +11,29 @@ from typing import Any
 
 import numpy as np
 
+from allocator._kernels import sourcing as K
 from allocator._kernels.sourcing import EARTH_RADIUS_KM
 from allocator._validate import as_float64, as_int64, readonly
 from allocator.exceptions import ValidationError
 from allocator.network import NetworkData
-from allocator.sourcing.orders import Orders, Service
+from allocator.sourcing.orders import Orders
 
 __all__ = ["CostBreakdown", "CostModel", "haversine_km", "plan_costs"]
+
+# per-order parts of a CostBreakdown, in the order the pricing kernel writes them
+_ORDER_PARTS = (
+    "packages",
+    "units",
+    "km",
+    "package_cost",
+    "unit_cost",
+    "shipping_cost",
+    "split_cost",
+    "unfilled_units",
+    "unfilled_cost",
+    "cost",
+)
+_COUNTS = ("packages", "units", "unfilled_units")
 
 
 def haversine_km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
@@ -225,72 +241,60 @@ def plan_costs(
     ``unfilled_penalty``.
     """
     n = orders.num_orders
-    order = np.asarray(order, dtype=np.int64)
-    location = np.asarray(location, dtype=np.int64)
-    qty = np.asarray(qty, dtype=np.int64)
-    dlat, dlon = orders.destination(network)
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    location = np.ascontiguousarray(location, dtype=np.int64)
+    qty = np.ascontiguousarray(qty, dtype=np.int64)
+    line_unfilled = np.ascontiguousarray(line_unfilled, dtype=np.int64)
+    nr = order.shape[0]
+    if location.shape != (nr,) or qty.shape != (nr,):
+        raise ValidationError(
+            f"order, location and qty differ in length ({nr}, {location.shape}, {qty.shape})",
+            field="qty" if location.shape == (nr,) else "location",
+            code="length_mismatch",
+        )
+    if line_unfilled.shape != (orders.num_lines,):
+        raise ValidationError(
+            f"expected {orders.num_lines} entries, got {line_unfilled.shape}",
+            field="line_unfilled",
+            code="length_mismatch",
+        )
     zones, zone_cost = costs.arrays(network)
-    mult = network.cost_multiplier[location]
-    km = haversine_km(network.lat[location], network.lon[location], dlat[order], dlon[order])
-    at_store = (orders.service[order] == Service.PICKUP) & (
-        orders.pickup_location[order] == location
+    parts = {name: np.empty(nr) for name in ("row_km", "row_unit_cost", "row_shipping_cost")}
+    for name in _ORDER_PARTS:
+        parts[name] = np.zeros(n, dtype=np.int64 if name in _COUNTS else np.float64)
+    bad = K.price(
+        order,
+        location,
+        qty,
+        orders.indptr,
+        orders.service,
+        orders.pickup_location,
+        orders.lat,
+        orders.lon,
+        orders.zone,
+        costs.unit_penalty(network, orders.sku),
+        line_unfilled,
+        network.lat,
+        network.lon,
+        network.cost_multiplier,
+        zones,
+        zone_cost,
+        costs.per_package,
+        costs.per_unit,
+        costs.per_unit_km,
+        costs.split_penalty,
+        *parts.values(),
     )
-    km = np.where(at_store, 0.0, km)
-    dzone = np.where(
-        orders.service == Service.PICKUP, zones[np.maximum(orders.pickup_location, 0)], orders.zone
-    )
-    spu = costs.per_unit_km * km
-    if zone_cost.shape[0]:
-        zl, zo = zones[location], dzone[order]
-        use = (zl >= 0) & (zo >= 0)
-        spu = np.where(use, zone_cost[np.maximum(zl, 0), np.maximum(zo, 0)], spu)
-    spu = np.where(at_store, 0.0, spu)
-    row_unit = mult * costs.per_unit * qty
-    row_ship = spu * qty
-    # packages: distinct (order, location) pairs
-    if order.size:
-        key = order * network.num_locations + location
-        ukey, first = np.unique(key, return_index=True)
-        p_order = ukey // network.num_locations
-        p_loc = ukey % network.num_locations
-        p_km = km[first]
-    else:
-        p_order = p_loc = np.zeros(0, dtype=np.int64)
-        p_km = np.zeros(0)
-    packages = np.bincount(p_order, minlength=n).astype(np.int64)
-    package_cost = np.bincount(
-        p_order, weights=network.cost_multiplier[p_loc] * costs.per_package, minlength=n
-    )
-    units = np.bincount(order, weights=qty, minlength=n).astype(np.int64)
-    unit_cost = np.bincount(order, weights=row_unit, minlength=n)
-    shipping_cost = np.bincount(order, weights=row_ship, minlength=n)
-    order_km = np.bincount(p_order, weights=p_km, minlength=n)
-    split_cost = costs.split_penalty * np.maximum(packages - 1, 0)
-    line_order = orders.line_order
-    penalty = costs.unit_penalty(network, orders.sku) * line_unfilled
-    unfilled_units = np.bincount(line_order, weights=line_unfilled, minlength=n).astype(np.int64)
-    unfilled_cost = np.bincount(line_order, weights=penalty, minlength=n)
-    cost = package_cost + unit_cost + shipping_cost + split_cost + unfilled_cost
-    row_opp = np.zeros(qty.shape[0])
+    if bad >= 0:
+        field = "location" if 0 <= order[bad] < n else "order"
+        value = int((location if field == "location" else order)[bad])
+        raise ValidationError(f"{field} {value} out of range", field=field, row=int(bad))
+    row_opp = np.zeros(nr)
+    opp = np.zeros(n)
     if opportunity is not None:
         row_opp = np.asarray(opportunity, dtype=np.float64) * qty
-    opp = np.bincount(order, weights=row_opp, minlength=n)
-    cost = cost + opp
-    parts = dict(
-        row_km=km,
-        row_unit_cost=row_unit,
-        row_shipping_cost=row_ship,
-        packages=packages,
-        units=units,
-        km=order_km,
-        package_cost=package_cost,
-        unit_cost=unit_cost,
-        shipping_cost=shipping_cost,
-        split_cost=split_cost.astype(np.float64),
-        unfilled_units=unfilled_units,
-        unfilled_cost=unfilled_cost,
-        cost=cost,
-        row_opportunity_cost=row_opp,
-        opportunity_cost=opp,
-    )
+        opp = np.bincount(order, weights=row_opp, minlength=n)
+        parts["cost"] = parts["cost"] + opp
+    parts["row_opportunity_cost"] = row_opp
+    parts["opportunity_cost"] = opp
     return CostBreakdown(**{k: readonly(np.asarray(v)) for k, v in parts.items()})
