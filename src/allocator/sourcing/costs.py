@@ -259,7 +259,9 @@ def plan_costs(
             code="length_mismatch",
         )
     zones, zone_cost = costs.arrays(network)
-    parts = {name: np.empty(nr) for name in ("row_km", "row_unit_cost", "row_shipping_cost")}
+    parts: dict[str, np.ndarray] = {
+        name: np.empty(nr) for name in ("row_km", "row_unit_cost", "row_shipping_cost")
+    }
     for name in _ORDER_PARTS:
         parts[name] = np.zeros(n, dtype=np.int64 if name in _COUNTS else np.float64)
     bad = K.price(
@@ -289,8 +291,8 @@ def plan_costs(
         field = "location" if 0 <= order[bad] < n else "order"
         value = int((location if field == "location" else order)[bad])
         raise ValidationError(f"{field} {value} out of range", field=field, row=int(bad))
-    row_opp = np.zeros(nr)
-    opp = np.zeros(n)
+    row_opp: np.ndarray = np.zeros(nr)
+    opp: np.ndarray = np.zeros(n)
     if opportunity is not None:
         row_opp = np.asarray(opportunity, dtype=np.float64) * qty
         opp = np.bincount(order, weights=row_opp, minlength=n)
