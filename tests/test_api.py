@@ -15,20 +15,35 @@ EXPECTED = [
     "NO_EXPIRY",
     "AllocatorError",
     "ApplyResult",
+    "ChannelForecast",
+    "CostModel",
     "EventKind",
     "Events",
     "Ledger",
     "LocationKind",
     "Network",
     "NetworkData",
+    "Orders",
     "ResultCode",
+    "SourcingPlan",
     "ValidationError",
+    "allocate_channels",
+    "compare",
+    "department_store",
+    "nearby",
+    "replenish",
+    "safety_stock",
+    "simulate",
+    "source",
 ]
 
 
 def test_all_is_pinned_and_sorted():
     assert allocator.__all__ == EXPECTED
-    assert allocator.__all__ == sorted(allocator.__all__, key=lambda s: (not s.isupper(), s))
+    # constants first, then classes, then functions, each group alphabetical
+    assert allocator.__all__ == sorted(
+        allocator.__all__, key=lambda s: (not s.isupper(), not s[0].isupper(), s)
+    )
     for name in allocator.__all__:
         assert hasattr(allocator, name)
 
