@@ -803,3 +803,23 @@ def test_reader_follows_a_compacting_snapshot_taken_after_it_read(path: Path) ->
     assert reader.reservation(20) is None
     reader.close()
     writer.close()
+
+
+def test_snapshots_from_another_kernel_are_rebuilt(path: Path) -> None:
+    net = make_small_network()
+    with open_ledger(path, net, snapshot_every=None) as ledger:
+        _stock(ledger)
+        ledger.snapshot()
+        ledger.receive(0, 0, 1, id=70)
+        digest = ledger.state_digest()
+    conn = sqlite3.connect(path)  # as if written by a kernel that fingerprints otherwise
+    conn.execute("UPDATE meta SET value = x'00' WHERE key = 'kernel_probe'")
+    conn.commit()
+    conn.close()
+    with open_ledger(path) as again:  # rebuilt from batch 1, snapshot taken anew
+        assert again.state_digest() == digest
+        assert again.apply(Events.receive(0, 0, 1, id=70)).duplicate[0]
+    with open_ledger(path) as third:
+        assert third.state_digest() == digest
+    report = verify_journal(path)
+    assert report.ok, report.summary()
