@@ -165,7 +165,7 @@ def test_never_costlier_than_greedy_and_follows_the_rules(seed: int) -> None:
         opts["pick_capacity"] = rng.integers(-1, 6, net.num_locations)
     before = ledger.available_all().copy()
     greedy = source(net, ledger, orders, **opts)
-    plan = source(net, ledger, orders, method="optimal", time_limit=5.0, **opts)
+    plan = source(net, ledger, orders, method="optimal", time_limit=1.0, gap=0.01, **opts)
     assert np.array_equal(ledger.available_all(), before)
     assert plan.objective <= greedy.objective + 1e-7
     assert plan.bound <= plan.objective + 1e-7
