@@ -196,6 +196,105 @@ def find_location(s_loc: np.ndarray, lo: int, hi: int, loc: int) -> int:
     return -1
 
 
+@jit
+def orders_fit(
+    sku: np.ndarray,
+    channel: np.ndarray,
+    service: np.ndarray,
+    pickup: np.ndarray,
+    num_skus: int,
+    num_channels: int,
+    loc_pickup: np.ndarray,
+) -> bool:
+    """True when every SKU, channel and pick-up location lies inside the network and
+    every pick-up order names a pick-up point."""
+    for i in range(sku.shape[0]):
+        if sku[i] >= num_skus:
+            return False
+    nloc = loc_pickup.shape[0]
+    for o in range(channel.shape[0]):
+        if channel[o] >= num_channels or pickup[o] >= nloc:
+            return False
+        if service[o] == S_PICKUP and (pickup[o] < 0 or not loc_pickup[pickup[o]]):
+            return False
+    return True
+
+
+@jit
+def prepare_orders(
+    o_ptr: np.ndarray,
+    sku: np.ndarray,
+    priority: np.ndarray,
+    service: np.ndarray,
+    pickup: np.ndarray,
+    o_lat: np.ndarray,
+    o_lon: np.ndarray,
+    o_zone: np.ndarray,
+    loc_lat: np.ndarray,
+    loc_lon: np.ndarray,
+    loc_zone: np.ndarray,
+    s_ptr: np.ndarray,
+    seq: np.ndarray,
+    line_sku: np.ndarray,
+    skus: np.ndarray,
+    dest_lat: np.ndarray,
+    dest_lon: np.ndarray,
+    dest_zone: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Per-call order data: ``seq`` (priority descending, then arrival), the distinct
+    SKUs ``skus[:out[0]]`` ascending with each line's index into them (``line_sku``),
+    destinations (the pick-up store for pick-up orders), ``out[1]`` the number of
+    positions of those SKUs and ``out[2]`` the most lines of an order."""
+    n = o_ptr.shape[0] - 1
+    same = True
+    for o in range(1, n):
+        if priority[o] != priority[0]:
+            same = False
+            break
+    if same:
+        for o in range(n):
+            seq[o] = o
+    else:
+        neg = np.empty(n, dtype=np.int64)
+        for o in range(n):
+            neg[o] = -priority[o]
+        perm = np.argsort(neg, kind="mergesort")
+        for t in range(n):
+            seq[t] = perm[t]
+    m = sku.shape[0]
+    idx = np.argsort(sku, kind="mergesort")
+    k = -1
+    prev = -1
+    for t in range(m):
+        i = idx[t]
+        s = sku[i]
+        if k < 0 or s != prev:
+            k += 1
+            skus[k] = s
+            prev = s
+        line_sku[i] = k
+    total = 0
+    for i in range(k + 1):
+        total += s_ptr[skus[i] + 1] - s_ptr[skus[i]]
+    most = 0
+    for o in range(n):
+        if o_ptr[o + 1] - o_ptr[o] > most:
+            most = o_ptr[o + 1] - o_ptr[o]
+        if service[o] == S_PICKUP:
+            p = pickup[o]
+            dest_lat[o] = loc_lat[p]
+            dest_lon[o] = loc_lon[p]
+            dest_zone[o] = loc_zone[p]
+        else:
+            dest_lat[o] = o_lat[o]
+            dest_lon[o] = o_lon[o]
+            dest_zone[o] = o_zone[o]
+    out[0] = k + 1
+    out[1] = total
+    out[2] = most
+
+
 # ---------------------------------------------------------------------------
 # candidate generation
 @jit

@@ -6,6 +6,7 @@ Every sourcing method minimises the same objective, :func:`plan_costs`; see
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,15 @@ _ORDER_PARTS = (
     "cost",
 )
 _COUNTS = ("packages", "units", "unfilled_units")
+
+
+@functools.lru_cache(maxsize=16)
+def _no_zones(num_locations: int) -> tuple[np.ndarray, np.ndarray]:
+    """The zone arrays of a model without zones (shared, read-only)."""
+    return (
+        readonly(np.full(num_locations, -1, dtype=np.int64)),
+        readonly(np.zeros((0, 0), dtype=np.float64)),
+    )
 
 
 def haversine_km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
@@ -158,12 +168,9 @@ class CostModel:
                 )
 
     def arrays(self, network: NetworkData) -> tuple[np.ndarray, np.ndarray]:
-        """``(location_zone, zone_cost)`` as kernel inputs (empty when unused)."""
+        """``(location_zone, zone_cost)`` as kernel inputs (empty when unused; read-only)."""
         if self.zone_cost is None or self.location_zone is None:
-            return (
-                np.full(network.num_locations, -1, dtype=np.int64),
-                np.zeros((0, 0), dtype=np.float64),
-            )
+            return _no_zones(network.num_locations)
         return np.asarray(self.location_zone), np.asarray(self.zone_cost)
 
     def unit_penalty(self, network: NetworkData, sku: np.ndarray) -> np.ndarray:

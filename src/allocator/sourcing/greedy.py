@@ -24,33 +24,24 @@ def solve_greedy(problem: SourcingProblem) -> SourcingPlan:
     nloc = net.num_locations
     n = orders.num_orders
     n_lines = orders.num_lines
-    max_lines = int(np.diff(orders.indptr).max()) if n else 1
+    max_lines = problem.max_lines
     ledger = problem.ledger
     # working availability, read from the ledger on first use (-1: not read yet)
     wav = np.full((problem.sku_loc.shape[0], net.num_channels), -1, dtype=np.int64)
-    cap = np.array(problem.capacity, dtype=np.int64)
+    cap = problem.capacity.copy()
     ix = problem.locations
     loc_zone, zone_cost = problem.costs.arrays(net)
     costs = problem.costs
-    stamp = np.full(nloc, -1, dtype=np.int64)
-    cslot = np.empty(nloc, dtype=np.int64)
-    km_tag = np.full(nloc, -1, dtype=np.int64)
-    km_val = np.empty(nloc, dtype=np.float64)
-    cand_loc = np.empty(nloc, dtype=np.int64)
-    cand_pos = np.empty((nloc, max_lines), dtype=np.int64)
-    cand_km = np.empty(nloc, dtype=np.float64)
-    cand_spu = np.empty(nloc, dtype=np.float64)
-    cand_ub = np.empty(nloc, dtype=np.int64)
-    rem = np.empty(max_lines, dtype=np.int64)
-    pq = np.full(max_lines, -1, dtype=np.int64)
-    qsel = np.empty(max_lines, dtype=np.int64)
+    sc = ix.scratch(max_lines)
     size = 2 * n_lines + max_lines * min(problem.max_locations, max(nloc, 1))
     rows = _rows(size)
-    io = np.zeros(2, dtype=np.int64)
-    line_unfilled = np.zeros(n_lines, dtype=np.int64)
-    line_reason = np.zeros(n_lines, dtype=np.int8)
-    alt_loc = np.full(n, -1, dtype=np.int64)
-    alt_cost = np.full(n, np.nan)
+    io = sc.io
+    io[0] = 0
+    # written for every line and order by the kernel
+    line_unfilled = np.empty(n_lines, dtype=np.int64)
+    line_reason = np.empty(n_lines, dtype=np.int8)
+    alt_loc = np.empty(n, dtype=np.int64)
+    alt_cost = np.empty(n)
     start = 0
     while start < n:
         start = K.greedy(
@@ -92,18 +83,18 @@ def solve_greedy(problem: SourcingProblem) -> SourcingPlan:
             costs.per_unit_km,
             zone_cost,
             problem.max_locations,
-            stamp,
-            cslot,
-            km_tag,
-            km_val,
-            cand_loc,
-            cand_pos,
-            cand_km,
-            cand_spu,
-            cand_ub,
-            rem,
-            pq,
-            qsel,
+            sc.stamp,
+            sc.cslot,
+            sc.km_tag,
+            sc.km_val,
+            sc.cand_loc,
+            sc.cand_pos,
+            sc.cand_km,
+            sc.cand_spu,
+            sc.cand_ub,
+            sc.rem,
+            sc.pq,
+            sc.qsel,
             *rows,
             io,
             line_unfilled,

@@ -327,6 +327,17 @@ class Orders:
     def check_network(self, network: NetworkData) -> None:
         """Raise :class:`~allocator.ValidationError` if an index lies outside ``network``
         or a pick-up order names a location that is not a pick-up point."""
+        if K.orders_fit(
+            self.sku,
+            self.channel,
+            self.service,
+            self.pickup_location,
+            network.num_skus,
+            network.num_channels,
+            network.pickup,
+        ):
+            return
+        # something is wrong: find the first bad row of the first bad field
         for field, arr, limit in (
             ("sku", self.sku, network.num_skus),
             ("channel", self.channel, network.num_channels),

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,7 +27,7 @@ from allocator.network import NetworkData
 from allocator.sourcing.costs import CostModel
 from allocator.sourcing.orders import Orders, Service
 
-__all__ = ["Candidates", "LocationIndex", "PositionIndex", "SourcingProblem"]
+__all__ = ["Candidates", "LocationIndex", "PositionIndex", "Scratch", "SourcingProblem"]
 
 # Above this share of the ledger's positions one available_all() beats point lookups.
 _DENSE_SHARE = 0.125
@@ -71,6 +72,32 @@ class PositionIndex:
         return ptr, row, loc
 
 
+class Scratch:
+    """Working buffers of the greedy kernel, kept per thread between calls.
+
+    ``io[1]`` keeps counting across calls, so candidate stamps and the per-order
+    distance cache (``stamp``, ``km_tag``) left by earlier calls never match a new
+    order; the other buffers are overwritten before they are read.
+    """
+
+    def __init__(self, num_locations: int, max_lines: int) -> None:
+        n = max(num_locations, 1)
+        self.max_lines = max_lines
+        self.io = np.zeros(2, dtype=np.int64)
+        self.stamp = np.full(n, -1, dtype=np.int64)
+        self.km_tag = np.full(n, -1, dtype=np.int64)
+        self.cslot = np.empty(n, dtype=np.int64)
+        self.km_val = np.empty(n, dtype=np.float64)
+        self.cand_loc = np.empty(n, dtype=np.int64)
+        self.cand_pos = np.empty((n, max_lines), dtype=np.int64)
+        self.cand_km = np.empty(n, dtype=np.float64)
+        self.cand_spu = np.empty(n, dtype=np.float64)
+        self.cand_ub = np.empty(n, dtype=np.int64)
+        self.rem = np.empty(max_lines, dtype=np.int64)
+        self.pq = np.full(max_lines, -1, dtype=np.int64)
+        self.qsel = np.empty(max_lines, dtype=np.int64)
+
+
 class LocationIndex:
     """Static per-network structures for candidate search (see module docstring)."""
 
@@ -110,6 +137,15 @@ class LocationIndex:
             (np.cos(rlat) * np.cos(rlon), np.cos(rlat) * np.sin(rlon), np.sin(rlat))
         )
         self._eligible: dict[tuple[int, int], np.ndarray] = {}
+        self._local = threading.local()
+
+    def scratch(self, max_lines: int) -> Scratch:
+        """This thread's :class:`Scratch` for orders of up to ``max_lines`` lines."""
+        sc: Scratch | None = getattr(self._local, "scratch", None)
+        if sc is None or sc.max_lines < max_lines:
+            sc = Scratch(self.network.num_locations, max(max_lines, 8))
+            self._local.scratch = sc
+        return sc
 
     def eligible(self, channel: int, service: int | None) -> np.ndarray:
         """Locations that may serve ``channel`` with ``service`` (None: any service);
@@ -269,6 +305,8 @@ class SourcingProblem:
         Destination per order (the pick-up store for pick-up orders).
     locations
         The network's :class:`LocationIndex`.
+    max_lines
+        The most lines of an order (at least 1).
     """
 
     network: NetworkData
@@ -287,6 +325,7 @@ class SourcingProblem:
     dest_lon: np.ndarray
     dest_zone: np.ndarray
     locations: LocationIndex
+    max_lines: int = 1
 
     @cached_property
     def avail(self) -> np.ndarray:
@@ -326,36 +365,63 @@ class SourcingProblem:
                 )
             max_locs = max(1, min(int(max_splits) + 1, nl))
         if pick_capacity is None:
-            capacity = np.array(network.pick_capacity, dtype=np.int64)
+            capacity = readonly(network.pick_capacity)
         else:
-            capacity = as_int64(
-                pick_capacity, "pick_capacity", size=nl, lo=-1, code="negative_capacity"
+            capacity = readonly(
+                as_int64(pick_capacity, "pick_capacity", size=nl, lo=-1, code="negative_capacity")
             )
-        seq = np.lexsort((np.arange(orders.num_orders), -orders.priority)).astype(np.int64)
-        skus, line_sku = np.unique(orders.sku, return_inverse=True)
-        skus = skus.astype(np.int64)
-        ptr, row, loc = positions.subset(skus)
-        dlat, dlon = orders.destination(network)
+        n, n_lines = orders.num_orders, orders.num_lines
+        seq = np.empty(n, dtype=np.int64)
+        line_sku = np.empty(n_lines, dtype=np.int64)
+        skus = np.empty(n_lines, dtype=np.int64)
+        dlat, dlon = np.empty(n), np.empty(n)
+        dzone = np.empty(n, dtype=np.int64)
+        out = np.zeros(3, dtype=np.int64)
         zones, _ = costs.arrays(network)
-        pick = orders.service == Service.PICKUP
-        dzone = np.where(pick, zones[np.maximum(orders.pickup_location, 0)], orders.zone)
+        K.prepare_orders(
+            orders.indptr,
+            orders.sku,
+            orders.priority,
+            orders.service,
+            orders.pickup_location,
+            orders.lat,
+            orders.lon,
+            orders.zone,
+            network.lat,
+            network.lon,
+            zones,
+            positions.ptr,
+            seq,
+            line_sku,
+            skus,
+            dlat,
+            dlon,
+            dzone,
+            out,
+        )
+        skus = skus[: out[0]]
+        ptr = np.empty(skus.shape[0] + 1, dtype=np.int64)
+        row = np.empty(out[1], dtype=np.int64)
+        loc = np.empty(out[1], dtype=np.int64)
+        K.subset_index(skus, positions.ptr, positions.row, positions.loc, ptr, row, loc)
         return cls(
             network=network,
             orders=orders,
             costs=costs,
             max_locations=max_locs,
             sequence=seq,
-            line_sku=line_sku.astype(np.int64).ravel(),
+            line_sku=line_sku,
             skus=skus,
             sku_ptr=ptr,
             sku_loc=loc,
             sku_row=row,
             ledger=ledger,
-            capacity=readonly(capacity),
-            dest_lat=np.ascontiguousarray(dlat),
-            dest_lon=np.ascontiguousarray(dlon),
-            dest_zone=dzone.astype(np.int64),
+            capacity=capacity,
+            dest_lat=dlat,
+            dest_lon=dlon,
+            dest_zone=dzone,
             locations=locations,
+            max_lines=max(int(out[2]), 1),
         )
 
     def candidates(self) -> Candidates:
