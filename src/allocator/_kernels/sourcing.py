@@ -1469,7 +1469,10 @@ def price(
     o_lat: np.ndarray,
     o_lon: np.ndarray,
     o_zone: np.ndarray,
-    l_penalty: np.ndarray,
+    l_sku: np.ndarray,
+    sku_price: np.ndarray,
+    at_price: bool,
+    c_unfilled: float,
     line_unfilled: np.ndarray,
     loc_lat: np.ndarray,
     loc_lon: np.ndarray,
@@ -1495,10 +1498,11 @@ def price(
     cost: np.ndarray,
 ) -> int:
     """Cost parts of allocation rows ``(order, location, qty)`` and per-order totals
-    (the formula of :func:`allocator.sourcing.plan_costs`). Per-order outputs must be
-    zeroed by the caller. A package is a distinct ``(order, location)`` pair; rows
-    need not be sorted. Returns -1, or the first row whose order or location is out
-    of range (nothing is written then)."""
+    (the formula of :func:`allocator.sourcing.plan_costs`; an unfilled unit costs the
+    SKU's price when ``at_price`` and the price is known, else ``c_unfilled``).
+    Per-order outputs must be zeroed by the caller. A package is a distinct
+    ``(order, location)`` pair; rows need not be sorted. Returns -1, or the first row
+    whose order or location is out of range (nothing is written then)."""
     n = o_ptr.shape[0] - 1
     nloc = loc_lat.shape[0]
     use_zone = zone_cost.shape[0] > 0
@@ -1561,7 +1565,10 @@ def price(
         for j in range(o_ptr[o], o_ptr[o + 1]):
             u = line_unfilled[j]
             unfilled_units[o] += u
-            unfilled_cost[o] += l_penalty[j] * u
+            pen = c_unfilled
+            if at_price and not np.isnan(sku_price[l_sku[j]]):
+                pen = sku_price[l_sku[j]]
+            unfilled_cost[o] += pen * u
         cost[o] = package_cost[o] + unit_cost[o] + shipping_cost[o] + split_cost[o]
         cost[o] += unfilled_cost[o]
     return -1

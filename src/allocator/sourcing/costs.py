@@ -281,7 +281,10 @@ def plan_costs(
         orders.lat,
         orders.lon,
         orders.zone,
-        costs.unit_penalty(network, orders.sku),
+        orders.sku,
+        network.sku_price,
+        costs.unfilled_at_price,
+        costs.unfilled_penalty,
         line_unfilled,
         network.lat,
         network.lon,
@@ -306,4 +309,6 @@ def plan_costs(
         parts["cost"] = parts["cost"] + opp
     parts["row_opportunity_cost"] = row_opp
     parts["opportunity_cost"] = opp
-    return CostBreakdown(**{k: readonly(np.asarray(v)) for k, v in parts.items()})
+    for arr in parts.values():  # all freshly made here: freeze in place, no views
+        arr.flags.writeable = False
+    return CostBreakdown(**parts)
