@@ -63,7 +63,9 @@ class ReplenishmentPlan:
     Per position (aligned with the ledger's positions): ``sku``, ``location``,
     ``inventory_position`` (before any action), ``forecast_mean``,
     ``forecast_std``, ``safety_stock``, ``reorder_point``, ``order_up_to_level``,
-    ``days_of_cover`` (available stock over mean demand).
+    ``free_stock`` (physical free stock ``on_hand - reserved - backorders``, before
+    any action), ``transferable`` (the most units the position could give away)
+    and ``days_of_cover`` (available stock over mean demand).
 
     Per suggestion (transfers first, then purchases): ``action`` (:class:`Action`),
     ``suggestion_sku``, ``origin`` (-1 for a purchase), ``destination``, ``qty``,
@@ -84,6 +86,8 @@ class ReplenishmentPlan:
     safety_stock: np.ndarray
     reorder_point: np.ndarray
     order_up_to_level: np.ndarray
+    free_stock: np.ndarray
+    transferable: np.ndarray
     days_of_cover: np.ndarray
     action: np.ndarray
     suggestion_sku: np.ndarray
@@ -124,7 +128,9 @@ class ReplenishmentPlan:
             return (
                 f"transfer {int(self.qty[i])} x {sku} from {net.location_names[self.location[src]]}"
                 f" (inventory position {int(self.inventory_position[src])} above its "
-                f"order-up-to level {int(self.order_up_to_level[src])}) to {where} "
+                f"order-up-to level {int(self.order_up_to_level[src])}; "
+                f"{int(self.free_stock[src])} free on the shelf, which keeps more than its "
+                f"reorder point {int(self.reorder_point[src])}) to {where} "
                 f"(inventory position {ip} <= reorder point {s}); "
                 f"{self.unit_cost[i]:.2f} per unit moved is below the stockout cost avoided"
             )
@@ -339,7 +345,8 @@ def replenish(
     transfer_cost: Any = 1.0,
     transfer_cost_per_km: float = 0.0,
     transfer_buffer: Any = 0,
-    max_sources: int = 8,
+    max_sources: int | None = 8,
+    transfer_threads: int = 1,
     cover_threshold: float = 3.0,
     forecast_method: str = "auto",
     alpha: float = 0.2,
@@ -382,7 +389,10 @@ def replenish(
     transfer_buffer
         Units above the order-up-to level a source keeps before giving any away.
     max_sources
-        Candidate sources per needy position in the transfer network.
+        Candidate sources per needy position in the transfer network: its
+        cheapest ones (``None``: every source whose cost is below the benefit).
+    transfer_threads
+        Threads for the per-SKU transfer flows (the result does not depend on it).
     cover_threshold
         Days of cover below which a position is alerted.
     forecast_method, alpha
@@ -395,9 +405,16 @@ def replenish(
     Notes
     -----
     ``inventory_position = on_hand + in_transit + on_order - reserved - backorders``.
-    Transfers move ``min(on_hand - reserved, IP - S - buffer)`` at most from a
-    source (which therefore stays above its own reorder point) towards
-    ``min(S, shelf_max) - IP`` at a sink with ``IP <= s``; the benefit per unit is
+    A source gives away at most
+
+    ``transferable = max(0, min(IP - S - buffer, free - max(s + 1, safety)))``
+
+    with ``free = on_hand - reserved - backorders`` its physical free stock and
+    ``safety`` the ledger's safety stock: after the transfer the source stays above
+    its reorder point in inventory position *and* on the shelf (counting none of
+    its pending receipts, which cover nothing until they arrive), and never ships
+    units that are reserved, owed or withheld. Sinks (``IP <= s``) take up to
+    ``min(S, shelf_max) - IP``; the benefit per unit is
     the stockout cost times the drop in expected units short over ``L + R``,
     averaged over the units needed. Purchases then use the updated positions.
     ``days_of_cover = (on_hand - reserved) / mean``; ``cover_after`` is
@@ -459,6 +476,9 @@ def replenish(
     ip0 = on_hand + np.asarray(ledger.in_transit) + oo - reserved - bo
     ip = ip0.copy()
     free = np.maximum(on_hand - reserved, 0)
+    free_stock = on_hand - reserved - bo
+    keep = np.maximum(s + 1, np.asarray(ledger.safety_stock))
+    transferable = np.maximum(np.minimum(ip0 - big_s - buffer, free_stock - keep), 0)
     poisson = getattr(policy, "distribution", "poisson") == "poisson"
     mean_t = mean * (lt + rp)
     sigma_t = std * np.sqrt(lt + rp)
@@ -470,8 +490,7 @@ def replenish(
     if transfers and n:
         target = np.where(shelf >= 0, np.minimum(big_s, shelf), big_s)
         need = np.where(ip <= s, np.maximum(target - ip, 0), 0)
-        surplus = np.where(ip > big_s + buffer, np.minimum(free, ip - big_s - buffer), 0)
-        surplus = np.maximum(surplus, 0)
+        surplus = transferable
         if need.any() and surplus.any():
             if np.any(~np.isfinite(scost[need > 0])):
                 r = first_true((need > 0) & ~np.isfinite(scost))
@@ -489,7 +508,16 @@ def replenish(
             costs = transfer_cost_matrix(
                 network.lat, network.lon, transfer_cost, transfer_cost_per_km
             )
-            lines = plan_transfers(sku, loc, surplus, need, benefit, costs, max_sources=max_sources)
+            lines = plan_transfers(
+                sku,
+                loc,
+                surplus,
+                need,
+                benefit,
+                costs,
+                max_sources=max_sources,
+                threads=transfer_threads,
+            )
             t_origin, t_dest = np.asarray(lines.origin), np.asarray(lines.destination)
             t_qty, t_cost = np.asarray(lines.qty), np.asarray(lines.unit_cost)
             np.add.at(received, t_dest, t_qty)
@@ -558,6 +586,8 @@ def replenish(
         safety_stock=levels.safety_stock,
         reorder_point=levels.reorder_point,
         order_up_to_level=levels.order_up_to_level,
+        free_stock=ro(free_stock),
+        transferable=ro(transferable),
         days_of_cover=ro(cover),
         action=ro(action.astype(np.int8)),
         suggestion_sku=ro(sku[dest]),

@@ -1,23 +1,28 @@
-"""Transfers between locations as one min-cost flow (OR-Tools ``SimpleMinCostFlow``).
+"""Transfers between locations as min-cost flows (OR-Tools ``SimpleMinCostFlow``).
 
 Positions holding more than they need give their surplus to positions of the same
 SKU below their reorder point, where moving a unit costs less than the stockout
-cost it is expected to avoid. All SKUs go into one network: a node per source and
-per sink position, and one shared terminal that absorbs every unit, either as
-"stays where it is" (cost 0) or through a sink (negative cost = the benefit).
+cost it is expected to avoid. No constraint couples two SKUs, so each SKU is its
+own flow network (a node per source and per sink position and one terminal that
+absorbs every unit, either as "stays where it is", cost 0, or through a sink,
+negative cost = the benefit). Many small SKU networks are packed side by side as
+disjoint components into one solver call of moderate size, and those calls may
+run on threads.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from allocator._kernels import replenish as K
-from allocator._validate import readonly
-from allocator.exceptions import SolverError
+from allocator._validate import as_float64, as_int64, first_true, readonly, same_length
+from allocator.exceptions import SolverError, ValidationError
 
 __all__ = ["TransferLines", "haversine_km", "plan_transfers", "transfer_cost_matrix"]
 
@@ -26,13 +31,19 @@ logger = logging.getLogger("allocator")
 #: Money is scaled to integer cost units for the solver: 1 unit = 1/COST_SCALE.
 COST_SCALE = 10_000
 
+#: Arcs per solver call: SKU components are packed until a call holds about this many.
+BATCH_ARCS = 20_000
+
 
 @dataclass(frozen=True, eq=False)
 class TransferLines:
     """Transfers chosen by :func:`plan_transfers` (read-only arrays, one row a move).
 
     ``origin`` and ``destination`` are *position rows* (indices into the arrays
-    passed in), ``qty`` units, ``unit_cost`` money per unit.
+    passed in), ``qty`` units, ``unit_cost`` money per unit. ``num_arcs`` counts
+    the candidate source-to-sink arcs, ``num_components`` the SKUs with at least
+    one arc, ``num_solves`` the solver calls they were packed into, and
+    ``objective`` is the total transfer cost minus the benefit (money, <= 0).
     """
 
     origin: np.ndarray
@@ -41,6 +52,8 @@ class TransferLines:
     unit_cost: np.ndarray
     num_arcs: int
     objective: float
+    num_components: int = 0
+    num_solves: int = 0
 
     def __len__(self) -> int:
         return int(self.qty.shape[0])
@@ -71,15 +84,267 @@ def transfer_cost_matrix(
     return cost
 
 
-def plan_transfers(
+def _empty(num_arcs: int = 0) -> TransferLines:
+    e = readonly(np.empty(0, dtype=np.int64))
+    return TransferLines(e, e, e, readonly(np.empty(0)), num_arcs, 0.0)
+
+
+@dataclass(frozen=True, eq=False)
+class _Network:
+    """SKU components laid out side by side: nodes and arcs of component ``g`` are
+    ``node_ptr[g]:node_ptr[g + 1]`` and ``arc_ptr[g]:arc_ptr[g + 1]`` (empty for SKUs
+    without an arc); the transfer arcs of all components sit at ``transfer_at``."""
+
+    tails: np.ndarray
+    heads: np.ndarray
+    caps: np.ndarray
+    costs: np.ndarray
+    supply: np.ndarray
+    node_ptr: np.ndarray
+    arc_ptr: np.ndarray
+    transfer_at: np.ndarray
+
+
+def _ranks(group: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Rank of each element within its group, for elements sorted by group."""
+    first = np.concatenate(([0], np.cumsum(count)[:-1]))
+    return np.arange(group.size, dtype=np.int64) - first[group]
+
+
+def _component_network(
+    num_groups: int,
+    src_group: np.ndarray,
+    sink_group: np.ndarray,
+    arc_src: np.ndarray,
+    arc_sink: np.ndarray,
+    supply_src: np.ndarray,
+    need_sink: np.ndarray,
+    benefit_sink: np.ndarray,
+    arc_cost: np.ndarray,
+) -> _Network:
+    """One flow component per SKU group, built with array operations only.
+
+    Arcs arrive grouped by SKU group (as :func:`candidate_arcs` writes them).
+    Component ``g`` holds its used sources, then its used sinks, then its
+    terminal; its arcs are the transfer arcs, then sink -> terminal (capacity
+    = need, cost = -benefit), then source -> terminal (capacity = supply, cost 0).
+    """
+    g_count = num_groups
+    used_src = np.unique(arc_src)
+    used_sink = np.unique(arc_sink)
+    gs = src_group[used_src]
+    gk = sink_group[used_sink]
+    arc_group = src_group[arc_src]
+    ns = np.bincount(gs, minlength=g_count)
+    nk = np.bincount(gk, minlength=g_count)
+    na = np.bincount(arc_group, minlength=g_count)
+    has = na > 0
+    nodes = np.where(has, ns + nk + 1, 0)
+    node_ptr = np.concatenate(([0], np.cumsum(nodes))).astype(np.int64)
+    arc_ptr = np.concatenate(([0], np.cumsum(na + nk + ns))).astype(np.int64)
+    terminal = node_ptr[1:] - 1
+
+    src_rank = _ranks(gs, ns)
+    sink_rank = _ranks(gk, nk)
+    src_node = np.full(src_group.size, -1, dtype=np.int64)
+    src_node[used_src] = node_ptr[gs] + src_rank
+    sink_node = np.full(sink_group.size, -1, dtype=np.int64)
+    sink_node[used_sink] = node_ptr[gk] + ns[gk] + sink_rank
+
+    m = int(arc_ptr[-1])
+    tails = np.empty(m, dtype=np.int64)
+    heads = np.empty(m, dtype=np.int64)
+    caps = np.empty(m, dtype=np.int64)
+    costs = np.empty(m, dtype=np.int64)
+    e = supply_src[used_src]
+    n = need_sink[used_sink]
+    # transfer arcs
+    at = arc_ptr[arc_group] + _ranks(arc_group, na)
+    tails[at] = src_node[arc_src]
+    heads[at] = sink_node[arc_sink]
+    caps[at] = np.minimum(supply_src[arc_src], need_sink[arc_sink])
+    costs[at] = arc_cost
+    # sink -> terminal
+    k_at = arc_ptr[gk] + na[gk] + sink_rank
+    tails[k_at] = sink_node[used_sink]
+    heads[k_at] = terminal[gk]
+    caps[k_at] = n
+    costs[k_at] = -benefit_sink[used_sink]
+    # source -> terminal (the stock stays)
+    s_at = arc_ptr[gs] + na[gs] + nk[gs] + src_rank
+    tails[s_at] = src_node[used_src]
+    heads[s_at] = terminal[gs]
+    caps[s_at] = e
+    costs[s_at] = 0
+
+    supply = np.zeros(int(node_ptr[-1]), dtype=np.int64)
+    supply[src_node[used_src]] = e
+    cum = np.concatenate(([0], np.cumsum(e)))
+    first = np.concatenate(([0], np.cumsum(ns)))
+    total = cum[first[1:]] - cum[first[:-1]]
+    supply[terminal[has]] = -total[has]
+    return _Network(tails, heads, caps, costs, supply, node_ptr, arc_ptr, at)
+
+
+def _solve_range(net: _Network, g0: int, g1: int, flow: np.ndarray) -> int:
+    """Solve components ``g0:g1`` in one call; write their flows; return the cost."""
+    from ortools.graph.python import min_cost_flow
+
+    a0, a1 = int(net.arc_ptr[g0]), int(net.arc_ptr[g1])
+    n0, n1 = int(net.node_ptr[g0]), int(net.node_ptr[g1])
+    solver = min_cost_flow.SimpleMinCostFlow()
+    arcs = solver.add_arcs_with_capacity_and_unit_cost(
+        (net.tails[a0:a1] - n0).astype(np.int32),
+        (net.heads[a0:a1] - n0).astype(np.int32),
+        net.caps[a0:a1],
+        net.costs[a0:a1],
+    )
+    solver.set_nodes_supplies(np.arange(n1 - n0, dtype=np.int32), net.supply[n0:n1])
+    status = solver.solve()
+    if status != solver.OPTIMAL:
+        raise SolverError(f"min-cost flow ended with status {status}")
+    flow[a0:a1] = solver.flows(arcs)
+    return int(solver.optimal_cost())
+
+
+def _check(
+    sku: Any, location: Any, surplus: Any, need: Any, benefit: Any, unit_cost: Any
+) -> tuple[np.ndarray, ...]:
+    sku_a = as_int64(sku, "sku", lo=0)
+    loc_a = as_int64(location, "location", lo=0)
+    surplus_a = as_int64(surplus, "surplus", lo=0)
+    need_a = as_int64(need, "need", lo=0)
+    benefit_a = as_float64(benefit, "benefit", allow_nan=True)
+    same_length(
+        [
+            ("sku", sku_a),
+            ("location", loc_a),
+            ("surplus", surplus_a),
+            ("need", need_a),
+            ("benefit", benefit_a),
+        ]
+    )
+    bad = (need_a > 0) & ~np.isfinite(benefit_a)
+    if bad.any():
+        raise ValidationError(
+            "a needy position has no finite benefit",
+            field="benefit",
+            row=first_true(bad),
+            code="not_finite",
+        )
+    cost = np.asarray(unit_cost, dtype=np.float64)
+    size = int(loc_a.max()) + 1 if loc_a.size else 0
+    if cost.ndim != 2 or cost.shape[0] != cost.shape[1] or cost.shape[0] < size:
+        raise ValidationError(
+            f"expected a square matrix over at least {size} locations, got shape {cost.shape}",
+            field="unit_cost",
+            code="wrong_shape",
+        )
+    if not np.all(np.isfinite(cost)) or np.any(cost < 0):
+        raise ValidationError(
+            "transfer costs must be finite and >= 0", field="unit_cost", code="out_of_range"
+        )
+    return sku_a, loc_a, surplus_a, need_a, benefit_a, cost
+
+
+@dataclass(frozen=True, eq=False)
+class _Candidates:
+    """Sources and sinks grouped by SKU (``skus``) and the candidate arcs between
+    them. Group ``g`` owns ``src_rows[src_ptr[g]:src_ptr[g + 1]]``, the sinks
+    likewise, and arcs ``arc_ptr[g]:arc_ptr[g + 1]``; ``arc_src`` / ``arc_sink``
+    index ``src_rows`` / ``sink_rows``."""
+
+    skus: np.ndarray
+    src_rows: np.ndarray
+    sink_rows: np.ndarray
+    src_ptr: np.ndarray
+    sink_ptr: np.ndarray
+    arc_ptr: np.ndarray
+    arc_src: np.ndarray
+    arc_sink: np.ndarray
+
+
+def _candidates(
     sku: np.ndarray,
     location: np.ndarray,
     surplus: np.ndarray,
     need: np.ndarray,
     benefit: np.ndarray,
     unit_cost: np.ndarray,
+    k: int,
+) -> _Candidates | None:
+    """Candidate arcs per SKU (``k = 0``: every source cheaper than the benefit);
+    ``None`` when there is none."""
+    src_rows = np.flatnonzero(surplus > 0)
+    sink_rows = np.flatnonzero(need > 0)
+    if src_rows.size == 0 or sink_rows.size == 0:
+        return None
+    # Group both sides by SKU (stable: rows stay ascending within a SKU).
+    src_rows = src_rows[np.argsort(sku[src_rows], kind="stable")]
+    sink_rows = sink_rows[np.argsort(sku[sink_rows], kind="stable")]
+    skus = np.intersect1d(sku[src_rows], sku[sink_rows])
+    if skus.size == 0:
+        return None
+    src_rows = src_rows[np.isin(sku[src_rows], skus)]
+    sink_rows = sink_rows[np.isin(sku[sink_rows], skus)]
+    bounds = np.arange(skus.size + 1)
+    src_ptr = np.searchsorted(np.searchsorted(skus, sku[src_rows]), bounds).astype(np.int64)
+    sink_ptr = np.searchsorted(np.searchsorted(skus, sku[sink_rows]), bounds).astype(np.int64)
+    per_sink = np.diff(src_ptr) if k == 0 else np.minimum(np.diff(src_ptr), k)
+    arc_count = per_sink * np.diff(sink_ptr)
+    arc_src = np.empty(int(arc_count.sum()), dtype=np.int64)
+    arc_sink = np.empty(arc_src.size, dtype=np.int64)
+    n_arcs = K.candidate_arcs(
+        location[src_rows],
+        src_ptr,
+        location[sink_rows],
+        sink_ptr,
+        np.ascontiguousarray(unit_cost.T),
+        np.ascontiguousarray(benefit[sink_rows]),
+        k,
+        arc_src,
+        arc_sink,
+    )
+    if n_arcs == 0:
+        return None
+    arc_src = arc_src[:n_arcs]
+    arc_sink = arc_sink[:n_arcs]
+    # arcs come out group by group, so a group's arcs start where its sinks' do
+    arc_ptr = np.searchsorted(arc_sink, sink_ptr).astype(np.int64)
+    return _Candidates(skus, src_rows, sink_rows, src_ptr, sink_ptr, arc_ptr, arc_src, arc_sink)
+
+
+def _chunks(ptr: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """Consecutive groups ``[g0, g1)`` holding about ``size`` arcs each (only
+    groups with arcs start a chunk; a group is never split)."""
+    groups = np.flatnonzero(np.diff(ptr) > 0)
+    if groups.size == 0:
+        return []
+    bucket = ptr[groups] // size
+    starts = groups[np.concatenate(([0], np.flatnonzero(np.diff(bucket)) + 1))]
+    bounds = np.append(starts, ptr.size - 1)
+    return [(int(bounds[i]), int(bounds[i + 1])) for i in range(bounds.size - 1)]
+
+
+def _run(jobs: list[Any], threads: int) -> list[int]:
+    if threads > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(lambda job: job(), jobs))
+    return [job() for job in jobs]
+
+
+def plan_transfers(
+    sku: Any,
+    location: Any,
+    surplus: Any,
+    need: Any,
+    benefit: Any,
+    unit_cost: Any,
     *,
-    max_sources: int = 8,
+    max_sources: int | None = 8,
+    solver: str = "shortest_paths",
+    batch_arcs: int = BATCH_ARCS,
+    threads: int = 1,
 ) -> TransferLines:
     """Min-cost transfers from surplus positions to needy positions of the same SKU.
 
@@ -92,11 +357,23 @@ def plan_transfers(
     need
         Units each position would take (0 for most).
     benefit
-        Expected stockout cost avoided per unit received, per position (money).
+        Expected stockout cost avoided per unit received, per position (money;
+        only read where ``need > 0``).
     unit_cost
-        ``(num_locations, num_locations)`` money per unit moved.
+        ``(num_locations, num_locations)`` money per unit moved, origin by row.
     max_sources
-        Each needy position considers at most this many cheapest sources.
+        Each needy position considers at most this many cheapest sources
+        (``None`` or ``0``: every source whose unit cost is below its benefit).
+    solver
+        ``"shortest_paths"`` (default): an exact successive-shortest-path kernel
+        per SKU (numba); ``"ortools"``: OR-Tools ``SimpleMinCostFlow``, with SKU
+        components packed side by side into calls of about ``batch_arcs`` arcs.
+        Both reach the same optimal cost.
+    batch_arcs
+        SKUs are handed out (to a kernel call or a solver call) in chunks of
+        about this many arcs; a SKU is never split.
+    threads
+        Solver calls run on this many threads (the result does not depend on it).
 
     Returns
     -------
@@ -104,7 +381,7 @@ def plan_transfers(
 
     Notes
     -----
-    For sources :math:`i` (supply :math:`e_i`), sinks :math:`j` (need
+    Per SKU, for sources :math:`i` (supply :math:`e_i`), sinks :math:`j` (need
     :math:`n_j`, benefit :math:`b_j`) and a terminal :math:`T`:
 
     .. math::
@@ -113,88 +390,81 @@ def plan_transfers(
         y_j = \\sum_i x_{ij} \\le n_j
 
     where :math:`k_i` (cost 0) is the stock that stays. Only arcs with
-    :math:`c_{ij} < b_j` are built, so every unit moved lowers the cost.
+    :math:`c_{ij} < b_j` are built: a unit on any other arc would cost at least
+    what it saves, so dropping them never changes the optimum. No constraint
+    links two SKUs, so the sum of the per-SKU optima equals the optimum of one
+    network over all SKUs. Limiting each sink to its ``max_sources`` cheapest
+    sources is the only approximation (none when ``max_sources`` is ``None``).
     """
-    from ortools.graph.python import min_cost_flow
-
-    src_rows = np.flatnonzero(surplus > 0)
-    sink_rows = np.flatnonzero(need > 0)
-    empty = np.empty(0, dtype=np.int64)
-    if src_rows.size == 0 or sink_rows.size == 0:
-        return TransferLines(
-            readonly(empty), readonly(empty), readonly(empty), readonly(np.empty(0)), 0, 0.0
-        )
-    # Group both sides by SKU (stable, so results do not depend on input order ties).
-    src_rows = src_rows[np.argsort(sku[src_rows], kind="stable")]
-    sink_rows = sink_rows[np.argsort(sku[sink_rows], kind="stable")]
-    skus = np.union1d(sku[src_rows], sku[sink_rows])
-    src_ptr = np.searchsorted(sku[src_rows], skus, side="left")
-    src_ptr = np.append(src_ptr, src_rows.size)
-    sink_ptr = np.searchsorted(sku[sink_rows], skus, side="left")
-    sink_ptr = np.append(sink_ptr, sink_rows.size)
-    cap = sink_rows.size * max_sources
-    arc_src = np.empty(cap, dtype=np.int64)
-    arc_sink = np.empty(cap, dtype=np.int64)
-    n_arcs = K.candidate_arcs(
-        skus.astype(np.int64),
-        src_rows.astype(np.int64),
-        src_ptr.astype(np.int64),
-        sink_rows.astype(np.int64),
-        sink_ptr.astype(np.int64),
-        np.ascontiguousarray(location),
-        np.ascontiguousarray(unit_cost, dtype=np.float64),
-        np.ascontiguousarray(benefit[sink_rows], dtype=np.float64),
-        int(max_sources),
-        arc_src,
-        arc_sink,
+    sku, location, surplus, need, benefit, unit_cost = _check(
+        sku, location, surplus, need, benefit, unit_cost
     )
-    arc_src = arc_src[:n_arcs]
-    arc_sink = arc_sink[:n_arcs]
-    if n_arcs == 0:
-        return TransferLines(
-            readonly(empty), readonly(empty), readonly(empty), readonly(np.empty(0)), 0, 0.0
+    if batch_arcs < 1 or threads < 1:
+        raise ValidationError(
+            "batch_arcs and threads must be >= 1",
+            field="batch_arcs" if batch_arcs < 1 else "threads",
         )
-    # Keep only sources and sinks that some arc touches.
-    used_src = np.unique(arc_src)
-    used_sink = np.unique(arc_sink)
-    src_node = np.full(src_rows.size, -1, dtype=np.int64)
-    src_node[used_src] = np.arange(used_src.size)
-    sink_node = np.full(sink_rows.size, -1, dtype=np.int64)
-    sink_node[used_sink] = used_src.size + np.arange(used_sink.size)
-    terminal = used_src.size + used_sink.size
-
-    e = surplus[src_rows[used_src]].astype(np.int64)
-    n = need[sink_rows[used_sink]].astype(np.int64)
+    if solver not in ("shortest_paths", "ortools"):
+        raise ValidationError(
+            f"unknown solver {solver!r}; expected 'shortest_paths' or 'ortools'",
+            field="solver",
+            code="unknown_method",
+        )
+    k = 0 if max_sources is None else int(max_sources)
+    if k < 0:
+        raise ValidationError("expected max_sources >= 0 or None", field="max_sources")
+    cand = _candidates(sku, location, surplus, need, benefit, unit_cost, k)
+    if cand is None:
+        return _empty()
+    src_rows, sink_rows = cand.src_rows, cand.sink_rows
+    arc_src, arc_sink = cand.arc_src, cand.arc_sink
     c = unit_cost[location[src_rows[arc_src]], location[sink_rows[arc_sink]]]
-    b = benefit[sink_rows[used_sink]]
-    if max(float(np.max(b, initial=0.0)), float(np.max(c, initial=0.0))) * COST_SCALE > 2**52:
+    b = benefit[sink_rows]
+    if max(float(np.max(b[arc_sink])), float(np.max(c))) * COST_SCALE > 2**52:
         logger.warning("transfer costs are too large to scale exactly; results may round")
-    tails = np.concatenate([src_node[arc_src], sink_node[used_sink], src_node[used_src]])
-    heads = np.concatenate(
-        [sink_node[arc_sink], np.full(used_sink.size, terminal), np.full(used_src.size, terminal)]
-    )
-    arc_cap = np.minimum(e[src_node[arc_src]], n[np.searchsorted(used_sink, arc_sink)])
-    caps = np.concatenate([arc_cap, n, e])
-    costs = np.concatenate(
-        [
-            np.round(c * COST_SCALE),
-            -np.round(b * COST_SCALE),
-            np.zeros(used_src.size),
+    c_int = np.round(c * COST_SCALE).astype(np.int64)
+    b_int = np.zeros(b.size, dtype=np.int64)
+    b_int[arc_sink] = np.round(b[arc_sink] * COST_SCALE).astype(np.int64)
+    e, n = surplus[src_rows], need[sink_rows]
+    flow = np.zeros(arc_src.size, dtype=np.int64)
+    if solver == "shortest_paths":
+        chunks = _chunks(cand.arc_ptr, batch_arcs)
+        jobs = [
+            partial(
+                K.transfer_flows,
+                g0,
+                g1,
+                cand.src_ptr,
+                cand.sink_ptr,
+                cand.arc_ptr,
+                arc_src,
+                arc_sink,
+                c_int,
+                e,
+                n,
+                b_int,
+                flow,
+            )
+            for g0, g1 in chunks
         ]
-    ).astype(np.int64)
-    flow = min_cost_flow.SimpleMinCostFlow()
-    arcs = flow.add_arcs_with_capacity_and_unit_cost(
-        tails.astype(np.int32), heads.astype(np.int32), caps.astype(np.int64), costs
-    )
-    nodes = np.arange(terminal + 1, dtype=np.int32)
-    supplies = np.zeros(terminal + 1, dtype=np.int64)
-    supplies[: used_src.size] = e
-    supplies[terminal] = -int(e.sum())
-    flow.set_nodes_supplies(nodes, supplies)
-    status = flow.solve()
-    if status != flow.OPTIMAL:
-        raise SolverError(f"min-cost flow ended with status {status}")
-    x = np.asarray(flow.flows(arcs[:n_arcs]), dtype=np.int64)
+        parts = _run(jobs, threads)
+        x = flow
+    else:
+        net = _component_network(
+            cand.skus.size,
+            np.repeat(np.arange(cand.skus.size), np.diff(cand.src_ptr)),
+            np.repeat(np.arange(cand.skus.size), np.diff(cand.sink_ptr)),
+            arc_src,
+            arc_sink,
+            e,
+            n,
+            b_int,
+            c_int,
+        )
+        chunks = _chunks(net.arc_ptr, batch_arcs)
+        full = np.zeros(net.tails.size, dtype=np.int64)
+        parts = _run([partial(_solve_range, net, g0, g1, full) for g0, g1 in chunks], threads)
+        x = full[net.transfer_at]
     moved = x > 0
     origin = src_rows[arc_src[moved]]
     dest = sink_rows[arc_sink[moved]]
@@ -204,6 +474,8 @@ def plan_transfers(
         readonly(dest[order].astype(np.int64)),
         readonly(x[moved][order]),
         readonly(c[moved][order]),
-        int(n_arcs),
-        float(flow.optimal_cost()) / COST_SCALE,
+        int(arc_src.size),
+        float(sum(parts)) / COST_SCALE,
+        int(np.count_nonzero(np.diff(cand.arc_ptr))),
+        len(chunks),
     )
