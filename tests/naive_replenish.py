@@ -123,3 +123,114 @@ def optimal_ss_brute(
             if c < best[2] - 1e-12:
                 best = (s, big_s, c)
     return best
+
+
+def candidate_arcs(
+    sku: list[int],
+    location: list[int],
+    surplus: list[int],
+    need: list[int],
+    benefit: list[float],
+    unit_cost: np.ndarray,
+    max_sources: int | None,
+) -> list[tuple[int, int]]:
+    """(source row, sink row) pairs: per sink, its cheapest sources with cost < benefit.
+
+    Sinks in order of (sku, row); per sink, sources by (cost, row); at most
+    ``max_sources`` of them (all when ``None`` or 0).
+    """
+    arcs = []
+    sinks = sorted((sku[j], j) for j in range(len(sku)) if need[j] > 0)
+    for s, j in sinks:
+        cands = sorted(
+            (float(unit_cost[location[i], location[j]]), i)
+            for i in range(len(sku))
+            if sku[i] == s and surplus[i] > 0
+        )
+        cands = [(c, i) for c, i in cands if c < benefit[j]]
+        if max_sources:
+            cands = cands[:max_sources]
+        arcs.extend((i, j) for _, i in cands)
+    return arcs
+
+
+def single_flow_transfers(
+    sku: list[int],
+    location: list[int],
+    surplus: list[int],
+    need: list[int],
+    benefit: list[float],
+    unit_cost: np.ndarray,
+    max_sources: int | None,
+    scale: int,
+) -> tuple[int, dict[tuple[int, int], int]]:
+    """Every SKU in ONE min-cost flow with one shared terminal, built arc by arc.
+
+    Returns the optimal cost in integer cost units (money times ``scale``) and
+    the flow per (source row, sink row).
+    """
+    from ortools.graph.python import min_cost_flow
+
+    arcs = candidate_arcs(sku, location, surplus, need, benefit, unit_cost, max_sources)
+    flow = min_cost_flow.SimpleMinCostFlow()
+    n = len(sku)
+    terminal = n  # node i is position row i; one terminal for everything
+    handles = []
+    for i, j in arcs:
+        c = round(float(unit_cost[location[i], location[j]]) * scale)
+        handles.append(flow.add_arc_with_capacity_and_unit_cost(i, j, min(surplus[i], need[j]), c))
+    for j in {j for _, j in arcs}:
+        flow.add_arc_with_capacity_and_unit_cost(j, terminal, need[j], -round(benefit[j] * scale))
+    total = 0
+    for i in {i for i, _ in arcs}:
+        flow.add_arc_with_capacity_and_unit_cost(i, terminal, surplus[i], 0)
+        flow.set_node_supply(i, surplus[i])
+        total += surplus[i]
+    if not arcs:
+        return 0, {}
+    flow.set_node_supply(terminal, -total)
+    assert flow.solve() == flow.OPTIMAL
+    return int(flow.optimal_cost()), {
+        arc: int(flow.flow(h)) for arc, h in zip(arcs, handles, strict=True) if flow.flow(h)
+    }
+
+
+def lp_transfer_objective(
+    sku: list[int],
+    location: list[int],
+    surplus: list[int],
+    need: list[int],
+    benefit: list[float],
+    unit_cost: np.ndarray,
+) -> float:
+    """The transfer problem over every same-SKU pair as a plain LP (scipy HiGHS).
+
+    ``min sum (c_ij - b_j) x_ij`` s.t. ``sum_j x_ij <= e_i``, ``sum_i x_ij <= n_j``,
+    ``x >= 0`` (the LP of a transportation problem has an integral optimum).
+    """
+    from scipy.optimize import linprog
+
+    pairs = [
+        (i, j)
+        for i in range(len(sku))
+        for j in range(len(sku))
+        if sku[i] == sku[j] and surplus[i] > 0 and need[j] > 0
+    ]
+    if not pairs:
+        return 0.0
+    c = [float(unit_cost[location[i], location[j]]) - benefit[j] for i, j in pairs]
+    rows = sorted({i for i, _ in pairs}) + sorted({j for _, j in pairs})
+    index = {("s", i): r for r, i in enumerate(sorted({i for i, _ in pairs}))}
+    off = len(index)
+    for r, j in enumerate(sorted({j for _, j in pairs})):
+        index[("k", j)] = off + r
+    a = np.zeros((len(rows), len(pairs)))
+    bound = np.zeros(len(rows))
+    for col, (i, j) in enumerate(pairs):
+        a[index[("s", i)], col] = 1.0
+        a[index[("k", j)], col] = 1.0
+        bound[index[("s", i)]] = surplus[i]
+        bound[index[("k", j)]] = need[j]
+    res = linprog(c, A_ub=a, b_ub=bound, bounds=(0, None), method="highs")
+    assert res.status == 0
+    return float(res.fun)

@@ -12,6 +12,7 @@ from scipy import stats
 
 from allocator import Ledger, Network, NetworkData
 from allocator._kernels import replenish as K
+from allocator.events import Events
 from allocator.exceptions import ValidationError
 from allocator.replenishment import (
     Action,
@@ -22,8 +23,10 @@ from allocator.replenishment import (
     ReorderPointPolicy,
     eoq,
     optimal_ss,
+    plan_transfers,
     replenish,
 )
+from allocator.replenishment import transfers as T
 from tests import naive_replenish as naive
 
 ONE = np.ones(1)
@@ -304,6 +307,260 @@ def test_plan_invariants(seed: int, pack: int, moq_packs: int, shelf: int, kind:
     assert np.all(after[src] >= plan.order_up_to_level[src] + 2)
     assert np.all(plan.suggestion_sku[~buy] == plan.sku[plan.origin[~buy]])
     assert np.all(plan.qty[~buy] <= np.asarray(led.on_hand)[plan.origin[~buy]])
+
+
+def test_transfer_leaves_the_reorder_point_on_the_shelf() -> None:
+    # L1 has just bought 100 units (on order) and holds 30 on the shelf:
+    # S = ceil(15 + 1.6449 * sqrt(3)) = 18, s = 17, IP = 130. By inventory position
+    # it could give 112, but only 30 - (17 + 1) = 12 are physically spare.
+    net = _network(2, 1)
+    led = Ledger(net)
+    led.receive([0, 0], [0, 1], [1, 30])
+    fc = Forecast(np.array([20.0, 5.0]), np.array([1.0, 1.0]))
+    plan = replenish(
+        net, led, fc, lead_time=2, review_period=1, on_order=np.array([0, 100]), transfer_cost=0.5
+    )
+    assert list(plan.order_up_to_level) == [63, 18]
+    assert list(plan.transferable) == [0, 12]
+    t = plan.action == Action.TRANSFER
+    assert plan.qty[t].tolist() == [12] and plan.origin[t].tolist() == [1]
+    assert int(plan.free_stock[1]) - 12 == 18 > int(plan.reorder_point[1])
+    assert "30 free on the shelf" in plan.explain(int(np.flatnonzero(t)[0]))
+    # Without the purchase on order the shelf is all there is: the same 12 units.
+    plan = replenish(net, led, fc, lead_time=2, review_period=1, transfer_cost=0.5)
+    assert plan.qty[plan.action == Action.TRANSFER].tolist() == [12]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.sampled_from(["order_up_to", "reorder_point", "min_max"]),
+    st.integers(0, 3),
+)
+def test_transfers_respect_physical_free_stock(seed: int, kind: str, buffer: int) -> None:
+    net = _network(6, 3)
+    rng = np.random.default_rng(seed)
+    led = Ledger(net)
+    sku, loc = np.meshgrid(np.arange(3), np.arange(6), indexing="ij")
+    sku, loc = sku.ravel(), loc.ravel()
+    led.receive(sku, loc, rng.integers(1, 60, sku.size))
+    pick = np.flatnonzero(rng.random(sku.size) < 0.4)
+    for p in pick:
+        have = int(np.asarray(led.on_hand)[led.position_index(sku[p], loc[p])])
+        if have:
+            led.reserve(sku[p], loc[p], int(rng.integers(1, have + 1)), channel=1)
+    safe = rng.integers(0, 6, sku.size) * (rng.random(sku.size) < 0.3)
+    assert led.apply(Events.set_safety(sku, loc, safe, network=net)).ok
+    n = led.num_positions
+    on_order = rng.integers(0, 200, n) * (rng.random(n) < 0.5)
+    backorders = rng.integers(0, 4, n) * (rng.random(n) < 0.2)
+    hist = rng.poisson(rng.uniform(0.5, 6.0, (n, 1)), (n, 28))
+    policy = {
+        "order_up_to": OrderUpToPolicy(service_level=0.9),
+        "reorder_point": ReorderPointPolicy(order_quantity=10),
+        "min_max": MinMaxPolicy(order_cost=20.0, holding_cost=0.05, distribution="poisson"),
+    }[kind]
+    plan = replenish(
+        net,
+        led,
+        hist,
+        policy=policy,
+        lead_time=3,
+        on_order=on_order,
+        backorders=backorders,
+        transfer_buffer=buffer,
+        transfer_cost=0.1,
+        stockout_cost=50.0,
+    )
+    t = plan.action == Action.TRANSFER
+    given_away = np.zeros(n, np.int64)
+    np.add.at(given_away, plan.origin[t], plan.qty[t])
+    src = given_away > 0
+    on_hand, reserved = np.asarray(led.on_hand), np.asarray(led.reserved)
+    free_stock = on_hand - reserved - backorders
+    np.testing.assert_array_equal(plan.free_stock, free_stock)
+    # never more than is free on the shelf, in total per source
+    assert np.all(given_away <= np.maximum(on_hand - reserved, 0))
+    # physical free stock stays above the reorder point and at the ledger's safety stock
+    assert np.all(free_stock[src] - given_away[src] > plan.reorder_point[src])
+    assert np.all(free_stock[src] - given_away[src] >= np.asarray(led.safety_stock)[src])
+    # and so does the inventory position, with the buffer above the order-up-to level
+    after = plan.inventory_position - given_away
+    assert np.all(after[src] >= plan.order_up_to_level[src] + buffer)
+    assert np.all(given_away <= plan.transferable)
+    if t.any():
+        assert led.apply(plan.to_events(10_000)).ok
+
+
+# ------------------------------------------------------------------- transfers
+def _transfer_case(seed: int, num_sku: int, num_loc: int) -> tuple[list, ...]:
+    """A random transfer instance; money in cents so scaling to integers is exact."""
+    rng = np.random.default_rng(seed)
+    sku, loc = np.divmod(np.arange(num_sku * num_loc), num_loc)
+    keep = rng.random(sku.size) < 0.8
+    keep[0] = True
+    sku, loc = sku[keep], loc[keep]
+    m = sku.size
+    role = rng.integers(0, 3, m)
+    surplus = np.where(role == 0, rng.integers(1, 12, m), 0)
+    need = np.where(role == 1, rng.integers(1, 12, m), 0)
+    benefit = rng.integers(50, 600, m) / 100.0
+    cost = rng.integers(0, 8, (num_loc, num_loc)) * 0.5  # coarse: many ties
+    return (
+        sku.tolist(),
+        loc.tolist(),
+        surplus.tolist(),
+        need.tolist(),
+        benefit.tolist(),
+        cost,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 4),
+    st.integers(2, 8),
+    st.sampled_from([None, 1, 2, 3]),
+)
+def test_candidate_arcs_match_naive(seed: int, num_sku: int, num_loc: int, k: int | None) -> None:
+    sku, loc, surplus, need, benefit, cost = _transfer_case(seed, num_sku, num_loc)
+    a = [np.asarray(v) for v in (sku, loc, surplus, need)]
+    cand = T._candidates(*a, np.asarray(benefit), cost, k or 0)
+    expect = naive.candidate_arcs(sku, loc, surplus, need, benefit, cost, k)
+    if cand is None:
+        assert expect == []
+        return
+    got = list(
+        zip(
+            cand.src_rows[cand.arc_src].tolist(),
+            cand.sink_rows[cand.arc_sink].tolist(),
+            strict=True,
+        )
+    )
+    assert got == expect
+    # arc_ptr delimits each SKU's arcs
+    for g, s in enumerate(cand.skus):
+        arcs = range(cand.arc_ptr[g], cand.arc_ptr[g + 1])
+        assert all(sku[cand.sink_rows[cand.arc_sink[a]]] == s for a in arcs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 5),
+    st.integers(2, 8),
+    st.sampled_from([None, 1, 2, 3]),
+    st.sampled_from(["shortest_paths", "ortools"]),
+    st.integers(1, 40),
+    st.integers(1, 2),
+)
+def test_per_sku_transfers_equal_one_flow(
+    seed: int, num_sku: int, num_loc: int, k: int | None, solver: str, batch: int, threads: int
+) -> None:
+    sku, loc, surplus, need, benefit, cost = _transfer_case(seed, num_sku, num_loc)
+    lines = plan_transfers(
+        sku,
+        loc,
+        surplus,
+        need,
+        benefit,
+        cost,
+        max_sources=k,
+        solver=solver,
+        batch_arcs=batch,
+        threads=threads,
+    )
+    ref, _ = naive.single_flow_transfers(sku, loc, surplus, need, benefit, cost, k, T.COST_SCALE)
+    assert round(lines.objective * T.COST_SCALE) == ref
+    # the lines are feasible and their own cost is the objective
+    o, d, q = (np.asarray(v) for v in (lines.origin, lines.destination, lines.qty))
+    assert np.all(q > 0)
+    assert np.all(np.asarray(sku)[o] == np.asarray(sku)[d])
+    given = np.bincount(o, weights=q, minlength=len(sku))
+    got = np.bincount(d, weights=q, minlength=len(sku))
+    assert np.all(given <= np.asarray(surplus)) and np.all(got <= np.asarray(need))
+    np.testing.assert_allclose(lines.unit_cost, cost[np.asarray(loc)[o], np.asarray(loc)[d]])
+    value = float(np.sum(q * (np.asarray(lines.unit_cost) - np.asarray(benefit)[d])))
+    assert value == pytest.approx(lines.objective, abs=1e-6)
+    if k is None:
+        lp = naive.lp_transfer_objective(sku, loc, surplus, need, benefit, cost)
+        assert lines.objective == pytest.approx(lp, abs=1e-6)
+
+
+def test_transfers_do_not_depend_on_threads_or_batches() -> None:
+    sku, loc, surplus, need, benefit, cost = _transfer_case(3, 40, 12)
+    base = plan_transfers(sku, loc, surplus, need, benefit, cost)
+    for kwargs in ({"threads": 2, "batch_arcs": 7}, {"batch_arcs": 1}, {"batch_arcs": 10**6}):
+        other = plan_transfers(sku, loc, surplus, need, benefit, cost, **kwargs)
+        for f in ("origin", "destination", "qty"):
+            np.testing.assert_array_equal(getattr(base, f), getattr(other, f))
+        assert other.objective == base.objective
+    arcs = naive.candidate_arcs(sku, loc, surplus, need, benefit, cost, 8)
+    assert base.num_components == len({sku[j] for _, j in arcs}) > 30
+    assert base.num_arcs == len(arcs) and base.objective < 0
+    one_each = plan_transfers(sku, loc, surplus, need, benefit, cost, batch_arcs=1)
+    assert one_each.num_solves == base.num_components and base.num_solves == 1
+
+
+def test_transfer_known_answer() -> None:
+    # One SKU; sources A (5 units) and B (5 units); sinks C (need 6, benefit 10)
+    # and D (need 4, benefit 3). C is 1 from A and 2 from B; D is 2 from A, 4 from B.
+    # D only pays from A (2 < 3 < 4). Best: A -> D 4 (saves 1 each), A -> C 1,
+    # B -> C 5: cost 4*2 + 1*1 + 5*2 - 6*10 - 4*3 = -53; A -> C 5, B -> C 1,
+    # A -> ... leaves D 0: 5 + 2 - 60 = -53 as well, so check the objective.
+    cost = np.array(
+        [[0, 0, 1.0, 2.0], [0, 0, 2.0, 4.0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float64
+    )
+    for solver in ("shortest_paths", "ortools"):
+        lines = plan_transfers(
+            [0, 0, 0, 0],
+            [0, 1, 2, 3],
+            [5, 5, 0, 0],
+            [0, 0, 6, 4],
+            [0, 0, 10.0, 3.0],
+            cost,
+            solver=solver,
+        )
+        assert lines.objective == pytest.approx(-53.0, abs=1e-9)
+        assert int(np.asarray(lines.qty).sum()) == 10 or int(np.asarray(lines.qty).sum()) == 6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"surplus": [1, -1]}, "surplus"),
+        ({"need": [0]}, "need"),
+        ({"benefit": [1.0, np.nan], "need": [0, 2]}, "benefit"),
+        ({"unit_cost": np.ones((1, 1))}, "unit_cost"),
+        ({"unit_cost": -np.ones((2, 2))}, "unit_cost"),
+        ({"solver": "simplex"}, "solver"),
+        ({"max_sources": -1}, "max_sources"),
+        ({"threads": 0}, "threads"),
+        ({"surplus": [1.5, 0.0]}, "surplus"),
+    ],
+)
+def test_plan_transfers_bad_input(kwargs: dict, field: str) -> None:
+    args = {
+        "sku": [0, 0],
+        "location": [0, 1],
+        "surplus": [3, 0],
+        "need": [0, 2],
+        "benefit": [1.0, 5.0],
+        "unit_cost": np.ones((2, 2)),
+        **kwargs,
+    }
+    with pytest.raises(ValidationError) as info:
+        plan_transfers(
+            args.pop("sku"),
+            args.pop("location"),
+            args.pop("surplus"),
+            args.pop("need"),
+            args.pop("benefit"),
+            args.pop("unit_cost"),
+            **args,
+        )
+    assert info.value.field == field
 
 
 def test_alerts() -> None:
