@@ -665,8 +665,15 @@ def test_bench_quick_reports_keys() -> None:
         "reference_ss_positions_per_s",
         "scipy_order_up_to_positions_per_s",
         "transfer_lines",
+        "transfer_seconds",
+        "transfer_baseline_seconds",
+        "transfer_2_threads_seconds",
+        "transfer_ortools_per_sku_seconds",
+        "transfer_speedup",
         "jit_compile_s",
     ):
         assert out[key] > 0
+    assert out["transfer_objective_agreement"] == 1.0
+    assert out["transfer_objective"] < 0 and 0.0 <= out["transfer_k8_gap"] < 0.05
     assert out["order_up_to_agreement"] == 1.0
     assert out["reference_ss_agreement"] == 1.0

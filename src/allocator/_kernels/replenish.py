@@ -244,6 +244,8 @@ def greedy_budget(
 # --------------------------------------------------------------------------- transfers
 @jit
 def candidate_arcs(
+    group_lo: int,
+    group_hi: int,
     src_loc: np.ndarray,
     src_ptr: np.ndarray,
     sink_loc: np.ndarray,
@@ -256,8 +258,9 @@ def candidate_arcs(
 ) -> int:
     """Up to ``max_sources`` cheapest sources per sink, same SKU, cost < benefit.
 
-    Sources of SKU group ``g`` are ``src_ptr[g]:src_ptr[g + 1]``, at locations
-    ``src_loc``; sinks likewise; ``benefit[b]`` belongs to sink ``b``.
+    Only SKU groups ``group_lo:group_hi`` are scanned. Sources of SKU group ``g``
+    are ``src_ptr[g]:src_ptr[g + 1]``, at locations ``src_loc``; sinks likewise;
+    ``benefit[b]`` belongs to sink ``b``.
     ``cost_to[d, o]`` is the money per unit moved from location ``o`` to ``d``
     (the transposed cost matrix, so one sink reads one contiguous row).
     ``max_sources <= 0`` keeps every source whose cost is below the benefit.
@@ -267,12 +270,12 @@ def candidate_arcs(
     """
     n_arcs = 0
     width = 0
-    for g in range(src_ptr.shape[0] - 1):
+    for g in range(group_lo, group_hi):
         width = max(width, src_ptr[g + 1] - src_ptr[g])
     keep = width if max_sources <= 0 else min(width, max_sources)
     best_c = np.empty(keep + 1)
     best_a = np.empty(keep + 1, dtype=np.int64)
-    for g in range(src_ptr.shape[0] - 1):
+    for g in range(group_lo, group_hi):
         a0, a1 = src_ptr[g], src_ptr[g + 1]
         b0, b1 = sink_ptr[g], sink_ptr[g + 1]
         if a0 == a1 or b0 == b1:

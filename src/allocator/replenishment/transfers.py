@@ -272,6 +272,8 @@ def _candidates(
     benefit: np.ndarray,
     unit_cost: np.ndarray,
     k: int,
+    batch_arcs: int = BATCH_ARCS,
+    threads: int = 1,
 ) -> _Candidates | None:
     """Candidate arcs per SKU (``k = 0``: every source cheaper than the benefit);
     ``None`` when there is none."""
@@ -291,24 +293,38 @@ def _candidates(
     src_ptr = np.searchsorted(np.searchsorted(skus, sku[src_rows]), bounds).astype(np.int64)
     sink_ptr = np.searchsorted(np.searchsorted(skus, sku[sink_rows]), bounds).astype(np.int64)
     per_sink = np.diff(src_ptr) if k == 0 else np.minimum(np.diff(src_ptr), k)
-    arc_count = per_sink * np.diff(sink_ptr)
-    arc_src = np.empty(int(arc_count.sum()), dtype=np.int64)
-    arc_sink = np.empty(arc_src.size, dtype=np.int64)
-    n_arcs = K.candidate_arcs(
-        location[src_rows],
-        src_ptr,
-        location[sink_rows],
-        sink_ptr,
-        np.ascontiguousarray(unit_cost.T),
-        np.ascontiguousarray(benefit[sink_rows]),
-        k,
-        arc_src,
-        arc_sink,
-    )
-    if n_arcs == 0:
+    arc_count = np.concatenate(([0], np.cumsum(per_sink * np.diff(sink_ptr))))
+    src_loc = location[src_rows]
+    sink_loc = location[sink_rows]
+    cost_to = np.ascontiguousarray(unit_cost.T)
+    sink_benefit = np.ascontiguousarray(benefit[sink_rows])
+
+    def scan(g0: int, g1: int) -> tuple[np.ndarray, np.ndarray]:
+        out_src = np.empty(int(arc_count[g1] - arc_count[g0]), dtype=np.int64)
+        out_sink = np.empty(out_src.size, dtype=np.int64)
+        m = K.candidate_arcs(
+            g0,
+            g1,
+            src_loc,
+            src_ptr,
+            sink_loc,
+            sink_ptr,
+            cost_to,
+            sink_benefit,
+            k,
+            out_src,
+            out_sink,
+        )
+        return out_src[:m], out_sink[:m]
+
+    # The scan is the costliest step after the flows: split it like them.
+    parts = _run([partial(scan, g0, g1) for g0, g1 in _chunks(arc_count, batch_arcs)], threads)
+    if not parts:
         return None
-    arc_src = arc_src[:n_arcs]
-    arc_sink = arc_sink[:n_arcs]
+    arc_src = np.concatenate([p[0] for p in parts])
+    arc_sink = np.concatenate([p[1] for p in parts])
+    if arc_src.size == 0:
+        return None
     # arcs come out group by group, so a group's arcs start where its sinks' do
     arc_ptr = np.searchsorted(arc_sink, sink_ptr).astype(np.int64)
     return _Candidates(skus, src_rows, sink_rows, src_ptr, sink_ptr, arc_ptr, arc_src, arc_sink)
@@ -326,7 +342,7 @@ def _chunks(ptr: np.ndarray, size: int) -> list[tuple[int, int]]:
     return [(int(bounds[i]), int(bounds[i + 1])) for i in range(bounds.size - 1)]
 
 
-def _run(jobs: list[Any], threads: int) -> list[int]:
+def _run(jobs: list[Any], threads: int) -> list[Any]:
     if threads > 1 and len(jobs) > 1:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             return list(pool.map(lambda job: job(), jobs))
@@ -413,7 +429,7 @@ def plan_transfers(
     k = 0 if max_sources is None else int(max_sources)
     if k < 0:
         raise ValidationError("expected max_sources >= 0 or None", field="max_sources")
-    cand = _candidates(sku, location, surplus, need, benefit, unit_cost, k)
+    cand = _candidates(sku, location, surplus, need, benefit, unit_cost, k, batch_arcs, threads)
     if cand is None:
         return _empty()
     src_rows, sink_rows = cand.src_rows, cand.sink_rows
