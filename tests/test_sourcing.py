@@ -597,6 +597,165 @@ def test_sourcer_reuses_and_refreshes_its_index() -> None:
     assert sourcer.positions(ledger) is not index
 
 
+def crowded_instance(seed: int) -> tuple[NetworkData, Ledger, Orders, dict[str, Any]]:
+    """More locations than :func:`random_instance`, many at shared coordinates (exact
+    cost ties), small pick capacities, dense stock, zone models and extreme per-km
+    costs: the instances where the kernel's cost bounds and supply bounds prune."""
+    rng = np.random.default_rng(seed)
+    nl = int(rng.integers(10, 50))
+    ns = int(rng.integers(2, 9))
+    net = Network()
+    net.add_channel("store")
+    net.add_channel("online")
+    spots = [(float(rng.uniform(31.0, 31.4)), float(rng.uniform(121.2, 121.7))) for _ in range(4)]
+    for i in range(nl):
+        if rng.random() < 0.5:
+            lat, lon = spots[int(rng.integers(0, len(spots)))]
+        else:
+            lat, lon = float(rng.uniform(31.0, 31.4)), float(rng.uniform(121.2, 121.7))
+        net.add_location(
+            f"L{i}",
+            kind="store",
+            lat=lat,
+            lon=lon,
+            channels=None if rng.random() < 0.9 else ["store"],
+            ships=bool(rng.random() < 0.9),
+            pickup=bool(rng.random() < 0.5),
+            same_day_radius_km=float(rng.choice([0.0, 8.0, 20.0])),
+            excluded=bool(rng.random() < 0.05),
+            pick_capacity=None if rng.random() < 0.5 else int(rng.integers(0, 6)),
+            cost_multiplier=float(rng.choice([1.0, 1.0, 1.4, 2.0])),
+        )
+    for s in range(ns):
+        net.add_sku(f"K{s}", price=None if rng.random() < 0.3 else float(rng.uniform(1, 30)))
+    data = net.build()
+    ledger = Ledger(data)
+    density = float(rng.uniform(0.3, 0.9))
+    cells = [(s, loc) for s in range(ns) for loc in range(nl) if rng.random() < density]
+    if cells:
+        ledger.apply(
+            Events.receive(
+                [c[0] for c in cells],
+                [c[1] for c in cells],
+                rng.integers(1, 4, len(cells)).tolist(),
+            )
+        )
+    pick_points = np.flatnonzero(data.pickup)
+    cols: dict[str, list[Any]] = {}
+    for o in range(int(rng.integers(1, 30))):
+        svc = int(rng.integers(0, 3))
+        if svc == Service.PICKUP and pick_points.size == 0:
+            svc = Service.SHIP
+        p = int(rng.choice(pick_points)) if svc == Service.PICKUP else -1
+        if rng.random() < 0.3:
+            lat, lon = spots[int(rng.integers(0, len(spots)))]
+        else:
+            lat, lon = float(rng.uniform(31.0, 31.4)), float(rng.uniform(121.2, 121.7))
+        chan, prio = int(rng.integers(0, 2)), int(rng.integers(0, 3))
+        for s in rng.choice(ns, size=int(rng.integers(1, min(ns, 5) + 1)), replace=False):
+            row = dict(
+                order=o + 1,
+                sku=int(s),
+                qty=int(rng.integers(1, 4)),
+                channel=chan,
+                lat=lat,
+                lon=lon,
+                service=svc,
+                pickup_location=p,
+                priority=prio,
+            )
+            for k, v in row.items():
+                cols.setdefault(k, []).append(v)
+    orders = Orders.from_lines(**{k: np.array(v) for k, v in cols.items()}, network=data)
+    if rng.random() < 0.3:
+        costs = CostModel(
+            location_zone=rng.integers(-1, 3, nl),
+            zone_cost=np.round(rng.uniform(0, 2, (3, 3)), 1),
+            split_penalty=float(rng.choice([0.0, 4.0])),
+        )
+    else:
+        costs = CostModel(
+            per_unit_km=float(rng.choice([0.0, 0.000336, 0.5])),
+            split_penalty=float(rng.choice([0.0, 4.0])),
+        )
+    options: dict[str, Any] = {"max_splits": [None, 0, 1, 2][int(rng.integers(0, 4))]}
+    options["costs"] = costs
+    return data, ledger, orders, options
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_kernel_matches_naive_on_crowded_networks(seed: int) -> None:
+    net, ledger, orders, opts = crowded_instance(seed)
+    plan = source(net, ledger, orders, **opts)
+    ref = naive.reference_plan(net, ledger, orders, **opts)
+    for name in (
+        "order",
+        "line",
+        "location",
+        "qty",
+        "transfer",
+        "line_unfilled",
+        "line_reason",
+        "alt_location",
+    ):
+        assert getattr(plan, name).tolist() == getattr(ref, name).tolist(), name
+    assert np.allclose(plan.alt_cost, ref.alt_cost, equal_nan=True)
+    assert plan.objective == pytest.approx(ref.objective)
+
+
+def test_repeated_and_concurrent_calls_match_one_batch_call() -> None:
+    """A Sourcer keeps working buffers between calls and per thread: single-order
+    calls, in sequence or from several threads, give what separate fresh calls give."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    net, ledger, orders, opts = crowded_instance(7)
+    sourcer = Sourcer(net, opts["costs"])
+    singles = [orders.take([i]) for i in range(orders.num_orders)]
+    fresh = [source(net, ledger, one, **opts) for one in singles]
+    kw = {"max_splits": opts["max_splits"]}
+    again = [sourcer.source(ledger, one, **kw) for one in singles + singles]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        threaded = list(pool.map(lambda one: sourcer.source(ledger, one, **kw), singles * 3))
+    for i, plan in enumerate(again + threaded):
+        want = fresh[i % len(singles)]
+        assert plan.location.tolist() == want.location.tolist()
+        assert plan.qty.tolist() == want.qty.tolist()
+        assert plan.line_reason.tolist() == want.line_reason.tolist()
+        assert plan.alt_location.tolist() == want.alt_location.tolist()
+
+
+def test_problem_availability_is_the_ledgers() -> None:
+    net, ledger, orders, opts = crowded_instance(11)
+    problem = Sourcer(net, opts["costs"]).prepare(ledger, orders)
+    channels = np.unique(orders.channel)
+    assert not problem.avail.flags.writeable
+    for q, (row, loc) in enumerate(zip(problem.sku_row, problem.sku_loc, strict=True)):
+        s = int(ledger.position_sku[row])
+        assert loc == ledger.position_location[row]
+        for c in range(net.num_channels):
+            want = ledger.available(s, int(loc), c) if c in channels else 0
+            assert problem.avail[q, c] == want
+
+
+def test_plan_costs_rejects_rows_outside_the_batch() -> None:
+    from allocator.sourcing import plan_costs
+
+    net = city()
+    orders = orders_of(net, ship([("A", 1)]))
+    rows = dict(location=np.array([0]), qty=np.array([1]), line_unfilled=np.zeros(1, int))
+    with pytest.raises(ValidationError) as err:
+        plan_costs(net, orders, C, order=np.array([1]), **rows)
+    assert err.value.field == "order"
+    rows["location"] = np.array([3])
+    with pytest.raises(ValidationError) as err:
+        plan_costs(net, orders, C, order=np.array([0]), **rows)
+    assert err.value.field == "location"
+    rows["location"] = np.array([0])
+    ok = plan_costs(net, orders, C, order=np.array([0]), **rows)
+    assert ok.cost[0] == pytest.approx(landed(1, km(net, "S1", *CUSTOMER), 1.0))
+
+
 # ---------------------------------------------------------------------------
 # nearby
 @settings(max_examples=40, deadline=None)
