@@ -1,9 +1,10 @@
 """Nightly replenishment: forecast from sales, move surplus between stores, then buy.
 
-Builds a small chain (a DC and six stores, 40 SKUs), stocks it unevenly, runs
-``replenish`` with an order-up-to policy and a purchase budget, prints the plan,
-applies the transfers to the ledger and, for comparison, prints the exact
-optimal (s, S) of a few slow movers.
+Builds a small chain (a DC and six stores, 40 SKUs), stocks it unevenly, places a
+few open purchase orders, runs ``replenish`` with an order-up-to policy and a
+purchase budget, prints the plan, shows that every transfer source keeps more than
+its reorder point physically on the shelf, applies the transfers to the ledger
+and, for comparison, prints the exact optimal (s, S) of a few slow movers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from allocator import Ledger, Network
-from allocator.replenishment import OrderUpToPolicy, optimal_ss, replenish
+from allocator.replenishment import Action, OrderUpToPolicy, optimal_ss, replenish
 
 
 def main() -> None:
@@ -34,6 +35,8 @@ def main() -> None:
     ledger.receive(sku, loc, rng.integers(1, 60, sku.size))
     rates = rng.gamma(1.2, 2.0, ledger.num_positions)
     history = rng.poisson(rates[:, None], (ledger.num_positions, 56))
+    # Some positions have just ordered: their inventory position is high, their shelf is not.
+    on_order = np.where(rng.random(ledger.num_positions) < 0.3, 60, 0)
 
     plan = replenish(
         network,
@@ -48,8 +51,17 @@ def main() -> None:
         budget=20_000.0,
         transfer_cost=0.4,
         transfer_cost_per_km=0.05,
+        on_order=on_order,
     )
     print(plan.summary())
+    moves = plan.action == Action.TRANSFER
+    given = np.bincount(plan.origin[moves], weights=plan.qty[moves], minlength=len(on_order))
+    src = np.flatnonzero(given > 0)
+    margin = plan.free_stock[src] - given[src] - plan.reorder_point[src]
+    print(
+        f"  {src.size} sources ({int((on_order[src] > 0).sum())} with a purchase on order) "
+        f"keep more than their reorder point on the shelf: smallest margin {int(margin.min())}"
+    )
     print()
     frame = plan.to_frame()
     print(frame.head(8).to_string(index=False, max_colwidth=110))
