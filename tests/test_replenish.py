@@ -503,27 +503,39 @@ def test_transfers_do_not_depend_on_threads_or_batches() -> None:
     assert one_each.num_solves == base.num_components and base.num_solves == 1
 
 
+@pytest.mark.parametrize("k", [None, 8])
+def test_wide_skus_match_one_flow(k: int | None) -> None:
+    # Few SKUs over many locations: long searches, many sinks competing for sources.
+    sku, loc, surplus, need, benefit, cost = _transfer_case(11, 3, 70)
+    ref, _ = naive.single_flow_transfers(sku, loc, surplus, need, benefit, cost, k, T.COST_SCALE)
+    for solver in ("shortest_paths", "ortools"):
+        lines = plan_transfers(sku, loc, surplus, need, benefit, cost, max_sources=k, solver=solver)
+        assert round(lines.objective * T.COST_SCALE) == ref < 0
+
+
 def test_transfer_known_answer() -> None:
-    # One SKU; sources A (5 units) and B (5 units); sinks C (need 6, benefit 10)
-    # and D (need 4, benefit 3). C is 1 from A and 2 from B; D is 2 from A, 4 from B.
-    # D only pays from A (2 < 3 < 4). Best: A -> D 4 (saves 1 each), A -> C 1,
-    # B -> C 5: cost 4*2 + 1*1 + 5*2 - 6*10 - 4*3 = -53; A -> C 5, B -> C 1,
-    # A -> ... leaves D 0: 5 + 2 - 60 = -53 as well, so check the objective.
-    cost = np.array(
-        [[0, 0, 1.0, 2.0], [0, 0, 2.0, 4.0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float64
-    )
+    # One SKU; sources A, B (5 units each); sinks C (need 6, benefit 10) and D
+    # (need 4, benefit 3). Unit costs A->C 1, A->D 2, B->C 1.5, B->D 4 (>= 3: no arc).
+    # Greedy on the best margin (A->C 9) would send A's 5 units to C, then B->C 1:
+    # 45 + 8.5 = 53.5 saved. Best: B->C 5, A->C 1, A->D 4: 42.5 + 9 + 4 = 55.5.
+    cost = np.zeros((4, 4))
+    cost[0, 2], cost[0, 3], cost[1, 2], cost[1, 3] = 1.0, 2.0, 1.5, 4.0
     for solver in ("shortest_paths", "ortools"):
         lines = plan_transfers(
             [0, 0, 0, 0],
             [0, 1, 2, 3],
             [5, 5, 0, 0],
             [0, 0, 6, 4],
-            [0, 0, 10.0, 3.0],
+            [0.0, 0.0, 10.0, 3.0],
             cost,
             solver=solver,
         )
-        assert lines.objective == pytest.approx(-53.0, abs=1e-9)
-        assert int(np.asarray(lines.qty).sum()) == 10 or int(np.asarray(lines.qty).sum()) == 6
+        assert lines.objective == pytest.approx(-55.5, abs=1e-9)
+        got = list(
+            zip(lines.origin.tolist(), lines.destination.tolist(), lines.qty.tolist(), strict=True)
+        )
+        assert got == [(0, 2, 1), (0, 3, 4), (1, 2, 5)]
+        assert lines.num_arcs == 3 and lines.num_components == 1
 
 
 @pytest.mark.parametrize(
