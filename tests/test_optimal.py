@@ -1,5 +1,6 @@
 """Optimal sourcing: brute-force equality, honest bounds, never worse than greedy, plan
-rules, kernels against their naive twins, opportunity cost and bad input."""
+rules (pick-up store first, stock shared by channels), kernels against their naive
+twins, opportunity cost and bad input."""
 
 from __future__ import annotations
 
@@ -37,8 +38,20 @@ def _compiled() -> None:
 # ---------------------------------------------------------------------------
 # random instances
 def tiny_instance(
-    seed: int, *, max_orders: int = 6, max_locations: int = 5, max_lines: int = 3, max_qty: int = 2
+    seed: int,
+    *,
+    max_orders: int = 6,
+    max_locations: int = 5,
+    max_lines: int = 3,
+    max_qty: int = 2,
+    shared: bool = False,
+    store_share: float = 0.2,
+    priority: str = "none",
 ) -> tuple[NetworkData, Ledger, Orders, dict[str, Any]]:
+    """A random tiny batch; ``shared`` adds fences, caps and safety stock,
+    ``store_share`` is the share of orders on the ``store`` channel (the rest online)
+    and ``priority`` is ``"none"``, ``"pickup"`` (pick-up orders first) or
+    ``"random"``."""
     rng = np.random.default_rng(seed)
     nl = int(rng.integers(2, max_locations + 1))
     ns = int(rng.integers(1, 5))
@@ -75,10 +88,30 @@ def tiny_instance(
         for s, loc in cells:
             if rng.random() < 0.2:
                 ledger.reserve(s, loc, 1, channel=int(rng.integers(0, 2)))
+        if shared:
+            # channel policies that make the channels compete for one pool
+            for s, loc in cells:
+                r = rng.random()
+                if r < 0.3:
+                    ledger.apply(Events.set_fence([s], [loc], [0], [int(rng.integers(1, 3))]))
+                elif r < 0.45:
+                    ledger.apply(Events.set_cap([s], [loc], [1], [int(rng.integers(0, 3))]))
+                elif r < 0.55:
+                    ledger.apply(Events.set_safety([s], [loc], [1]))
     pick_points = np.flatnonzero(data.pickup)
     rows: dict[str, list[Any]] = {
         k: []
-        for k in ("order", "sku", "qty", "channel", "lat", "lon", "service", "pickup_location")
+        for k in (
+            "order",
+            "sku",
+            "qty",
+            "channel",
+            "lat",
+            "lon",
+            "service",
+            "pickup_location",
+            "priority",
+        )
     }
     for o in range(int(rng.integers(1, max_orders + 1))):
         svc = int(rng.choice(3, p=[0.6, 0.2, 0.2]))
@@ -86,8 +119,9 @@ def tiny_instance(
             svc = Service.SHIP
         p = int(rng.choice(pick_points)) if svc == Service.PICKUP else -1
         lat, lon = float(rng.uniform(31.0, 31.4)), float(rng.uniform(121.2, 121.7))
-        chan = int(rng.choice(2, p=[0.2, 0.8]))
+        chan = int(rng.choice(2, p=[store_share, 1 - store_share]))
         k = int(rng.integers(1, min(ns, max_lines) + 1))
+        prio = {"none": 0, "pickup": int(svc == Service.PICKUP), "random": int(rng.integers(0, 3))}
         for s in rng.choice(ns, size=k, replace=False):
             for key, v in (
                 ("order", o + 1),
@@ -98,6 +132,7 @@ def tiny_instance(
                 ("lon", lon),
                 ("service", svc),
                 ("pickup_location", p),
+                ("priority", prio[priority]),
             ):
                 rows[key].append(v)
     orders = Orders.from_lines(**{k: np.array(v) for k, v in rows.items()}, network=data)
@@ -109,9 +144,11 @@ def tiny_instance(
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(0, 2**32 - 1))
-def test_equals_brute_force_and_bound_is_honest(seed: int) -> None:
-    net, ledger, orders, opts = tiny_instance(seed)
+@given(st.integers(0, 2**32 - 1), st.booleans())
+def test_equals_brute_force_and_bound_is_honest(seed: int, shared: bool) -> None:
+    net, ledger, orders, opts = tiny_instance(
+        seed, shared=shared, store_share=0.5 if shared else 0.2, priority="random"
+    )
     plan = source(net, ledger, orders, method="optimal", **opts)
     best = naive.brute_force(net, ledger, orders, **opts)
     assert plan.objective == pytest.approx(best, rel=1e-9, abs=1e-7)
@@ -120,17 +157,51 @@ def test_equals_brute_force_and_bound_is_honest(seed: int) -> None:
     assert plan.gap == pytest.approx(0.0, abs=1e-6)
 
 
+def takes_of(orders: Orders, plan: Any) -> dict[tuple[int, int, int], int]:
+    """Units per (sku, location, channel) of a plan."""
+    takes: dict[tuple[int, int, int], int] = {}
+    chan = orders.channel[plan.order]
+    for s, loc, c, q in zip(
+        plan.sku.tolist(), plan.location.tolist(), chan.tolist(), plan.qty.tolist(), strict=True
+    ):
+        takes[(s, loc, c)] = takes.get((s, loc, c), 0) + q
+    return takes
+
+
+def pickup_rows(orders: Orders, plan: Any) -> dict[int, dict[int, int]]:
+    """Units per line that pick-up orders take at their pick-up store."""
+    out: dict[int, dict[int, int]] = {}
+    for o, j, loc, q in zip(
+        plan.order.tolist(),
+        plan.line.tolist(),
+        plan.location.tolist(),
+        plan.qty.tolist(),
+        strict=True,
+    ):
+        if orders.service[o] == Service.PICKUP and loc == orders.pickup_location[o]:
+            out.setdefault(o, {})[j - int(orders.indptr[o])] = q
+    return out
+
+
+def follows_pickup_rule(
+    net: NetworkData, ledger: Ledger, orders: Orders, plan: Any, opts: dict[str, Any]
+) -> bool:
+    """The pick-up store gives each pick-up order what the rule says, no more, no less."""
+    cap = list(np.asarray(opts.get("pick_capacity", net.pick_capacity)).tolist())
+    _, fixed = naive.pickup_first(net, ledger, orders, cap, naive.Stock(net, ledger))
+    return pickup_rows(orders, plan) == fixed
+
+
 def check_rules(
     net: NetworkData, ledger: Ledger, orders: Orders, plan: Any, opts: dict[str, Any]
 ) -> None:
-    """Availability per (position, channel), pick capacity, split limit, service rules."""
-    atp = ledger.available_all()
-    chan = orders.channel[plan.order]
+    """Stock shared by channels, pick capacity, split limit, service rules, pick-up
+    store first."""
     pos = np.asarray(ledger.position_index(plan.sku, plan.location))
     assert (pos >= 0).all() and (plan.qty > 0).all()
-    used = np.zeros_like(atp)
-    np.add.at(used, (pos, chan), plan.qty)
-    assert (used <= atp).all()
+    assert naive.Stock(net, ledger).ok(takes_of(orders, plan))
+    assert follows_pickup_rule(net, ledger, orders, plan, opts)
+    chan = orders.channel[plan.order]
     cap = np.asarray(opts.get("pick_capacity", net.pick_capacity))
     picked = np.bincount(plan.location, weights=plan.qty, minlength=net.num_locations)
     assert ((cap < 0) | (picked <= cap)).all()
@@ -155,10 +226,17 @@ def check_rules(
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2**32 - 1))
-def test_never_costlier_than_greedy_and_follows_the_rules(seed: int) -> None:
+@given(st.integers(0, 2**32 - 1), st.booleans())
+def test_never_costlier_than_greedy_and_follows_the_rules(seed: int, shared: bool) -> None:
     net, ledger, orders, opts = tiny_instance(
-        seed, max_orders=40, max_locations=8, max_lines=4, max_qty=3
+        seed,
+        max_orders=40,
+        max_locations=8,
+        max_lines=4,
+        max_qty=3,
+        shared=shared,
+        store_share=0.5 if shared else 0.0,
+        priority="none" if shared else "pickup",
     )
     rng = np.random.default_rng(seed)
     if rng.random() < 0.4:
@@ -167,7 +245,15 @@ def test_never_costlier_than_greedy_and_follows_the_rules(seed: int) -> None:
     greedy = source(net, ledger, orders, **opts)
     plan = source(net, ledger, orders, method="optimal", time_limit=1.0, gap=0.01, **opts)
     assert np.array_equal(ledger.available_all(), before)
-    assert plan.objective <= greedy.objective + 1e-7
+    # greedy's plan is the warm start when it follows the same rules. It may not:
+    # greedy checks stock per channel only, and an earlier order of its sequence (a
+    # transfer for another pick-up order, say) may take a pick-up store's stock. One
+    # channel with pick-up orders first makes that rare.
+    greedy_ok = naive.Stock(net, ledger).ok(takes_of(orders, greedy)) and follows_pickup_rule(
+        net, ledger, orders, greedy, opts
+    )
+    if greedy_ok:
+        assert plan.objective <= greedy.objective + 1e-7
     assert plan.bound <= plan.objective + 1e-7
     assert plan.method == "optimal" and plan.status in set(PlanStatus) - {PlanStatus.HEURISTIC}
     check_rules(net, ledger, orders, plan, opts)
@@ -256,6 +342,147 @@ def test_unfilled_when_cheaper_and_split_limit() -> None:
 
 
 # ---------------------------------------------------------------------------
+# the pick-up rule
+def store_and_dc(pick_capacity: int | None = None) -> NetworkData:
+    """Pick-up store S (handling x1.5) and a DC 5.6 km away (x1.0): sending a pick-up
+    order's units from the DC as a transfer is cheaper than picking them at S."""
+    net = Network()
+    net.add_channel("store")
+    net.add_channel("online")
+    net.add_location(
+        "S",
+        kind="store",
+        lat=0.0,
+        lon=0.0,
+        pickup=True,
+        cost_multiplier=1.5,
+        pick_capacity=pick_capacity,
+    )
+    net.add_location("DC", kind="warehouse", lat=0.0, lon=0.05)
+    for sku in ("A", "B"):
+        net.add_sku(sku, price=100.0)
+    return net.build()
+
+
+def pickup_order(net: NetworkData, lines: list[tuple[str, int]], **kw: Any) -> Orders:
+    return Orders.from_lines(
+        order=[1] * len(lines),
+        sku=[s for s, _ in lines],
+        qty=[q for _, q in lines],
+        channel="online",
+        service="pickup",
+        pickup_location="S",
+        network=net,
+        **kw,
+    )
+
+
+def test_pickup_store_supplies_what_it_has_first() -> None:
+    net = store_and_dc()
+    ledger = Ledger(net)
+    ledger.apply(Events.receive(["A", "A", "B"], ["S", "DC", "DC"], [1, 9, 9], network=net))
+    orders = pickup_order(net, [("A", 2), ("B", 1)])
+    # without the rule everything would come from the DC in one transfer package
+    d = haversine(0.0, 0.05, 0.0, 0.0)
+    assert landed(3, d) < landed(1, 0.0, 1.5) + landed(2, d)
+    for method in ("greedy", "optimal"):
+        plan = source(net, ledger, orders, method=method)
+        rows = sorted(
+            zip(plan.line.tolist(), plan.location.tolist(), plan.qty.tolist(), strict=True)
+        )
+        assert rows == [(0, 0, 1), (0, 1, 1), (1, 1, 1)], method
+        assert plan.transfer.tolist() == [loc == 1 for loc in plan.location.tolist()]
+        assert plan.objective == pytest.approx(landed(1, 0.0, 1.5) + landed(2, d))
+    assert plan.status == PlanStatus.OPTIMAL and plan.bound == pytest.approx(plan.objective)
+
+
+def test_pickup_store_capacity_limits_what_it_gives() -> None:
+    """A pick capacity of 1 at S: line 0 takes the unit, line 1 comes by transfer."""
+    net = store_and_dc(pick_capacity=1)
+    ledger = Ledger(net)
+    ledger.apply(
+        Events.receive(["A", "B", "A", "B"], ["S", "S", "DC", "DC"], [5, 5, 5, 5], network=net)
+    )
+    orders = pickup_order(net, [("A", 1), ("B", 1)])
+    greedy = source(net, ledger, orders)
+    plan = source(net, ledger, orders, method="optimal")
+    for p in (greedy, plan):
+        assert sorted(zip(p.line.tolist(), p.location.tolist(), strict=True)) == [(0, 0), (1, 1)]
+    assert plan.objective == pytest.approx(greedy.objective)
+
+
+def test_pickup_orders_take_their_store_by_priority() -> None:
+    """One unit at S, two pick-up orders for it: the higher priority gets it, the other
+    a transfer, even though giving it to a ship order would save more."""
+    net = store_and_dc()
+    ledger = Ledger(net)
+    ledger.apply(Events.receive(["A", "A"], ["S", "DC"], [1, 9], network=net))
+    orders = Orders.from_lines(
+        order=[1, 2, 3],
+        sku=["A", "A", "A"],
+        qty=[1, 1, 1],
+        channel="online",
+        service=["pickup", "pickup", "ship"],
+        pickup_location=["S", "S", None],
+        lat=[np.nan, np.nan, 0.0],
+        lon=[np.nan, np.nan, -0.5],
+        priority=[0, 1, 0],
+        network=net,
+    )
+    plan = source(net, ledger, orders, method="optimal")
+    at_store = plan.order[plan.location == 0].tolist()
+    assert at_store == [1]
+    assert plan.transfer[plan.order == 0].tolist() == [True]
+    assert not plan.transfer[plan.order == 2].any()
+
+
+# ---------------------------------------------------------------------------
+# stock shared by channels
+def test_channels_share_one_pool() -> None:
+    """3 units at S and none elsewhere; the store channel has 1 fenced. Per channel the
+    ledger shows online 2 and store 3, but only 3 units exist: 1 fenced for the store
+    and 2 shared. The plan must fit all three channels' takes together."""
+    net = store_and_dc()
+    ledger = Ledger(net)
+    ledger.apply(Events.receive(["A"], ["S"], [3], network=net))
+    ledger.apply(Events.set_fence(["A"], ["S"], ["store"], [1], network=net))
+    assert ledger.available("A", "S", "online") == 2
+    assert ledger.available("A", "S", "store") == 3
+    orders = Orders.from_lines(
+        order=[1, 2],
+        sku=["A", "A"],
+        qty=[2, 3],
+        channel=["online", "store"],
+        lat=0.0,
+        lon=0.0,
+        network=net,
+    )
+    plan = source(net, ledger, orders, method="optimal")
+    assert int(plan.qty.sum()) == 3
+    assert naive.Stock(net, ledger).ok(takes_of(orders, plan))
+    assert plan.status == PlanStatus.OPTIMAL
+    # the store order is the one filled in full: one package of 3 beats 2 + 1
+    assert plan.qty[plan.order == 1].tolist() == [3]
+    assert plan.objective == pytest.approx(landed(3, 0.0, 1.5) + 2 * 100.0)
+    assert plan.objective == pytest.approx(naive.brute_force(net, ledger, orders))
+    reserved = ledger.reserve_plan(plan)
+    assert reserved.ok and reserved.accepted.tolist() == [1]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_the_ledger_accepts_every_order_of_a_mixed_channel_plan(seed: int) -> None:
+    net, ledger, orders, opts = tiny_instance(
+        seed, max_orders=30, max_locations=6, max_lines=3, max_qty=3, shared=True, store_share=0.5
+    )
+    plan = source(net, ledger, orders, method="optimal", time_limit=1.0, **opts)
+    filled = np.unique(plan.order)
+    reserved = ledger.reserve_plan(plan)
+    assert reserved.rejected.tolist() == []
+    assert reserved.accepted.tolist() == filled.tolist()
+
+
+# ---------------------------------------------------------------------------
 # kernels against their naive twins
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1))
@@ -270,6 +497,7 @@ def test_order_dp_matches_enumeration(seed: int) -> None:
     price[rng.random((nk, nl)) < 0.3] = np.inf
     max_locs = int(rng.integers(1, 4))
     split = float(rng.choice([0.0, 2.5]))
+    open_ = int(rng.integers(0, 2))
     e_con = np.where(np.isinf(price), -1, 0).ravel().astype(np.int64)
     size = 1 << K.LMAX
     choice = np.empty(nl, dtype=np.int64)
@@ -286,8 +514,11 @@ def test_order_dp_matches_enumeration(seed: int) -> None:
         price.ravel(),
         max_locs,
         split,
+        open_,
         False,
         np.zeros(1, dtype=np.int64),
+        np.zeros(2, dtype=np.int64),
+        np.zeros(0, dtype=np.int64),
         np.zeros(1, dtype=np.int64),
         np.empty(size),
         np.empty(size, dtype=np.int64),
@@ -295,36 +526,54 @@ def test_order_dp_matches_enumeration(seed: int) -> None:
         np.empty((K.LMAX + 1, size), dtype=np.int64),
         choice,
     )
-    want = naive.order_dp(qty.tolist(), pen.tolist(), pkg.tolist(), price.tolist(), max_locs, split)
+    want = naive.order_dp(
+        qty.tolist(), pen.tolist(), pkg.tolist(), price.tolist(), max_locs, split, open_
+    )
     assert got == pytest.approx(want)
     # the reported choice attains the value
     used = {int(k) for k in choice if k >= 0}
-    cost = sum(pkg[k] for k in used) + split * max(0, len(used) - 1)
+    cost = sum(pkg[k] for k in used) + split * max(0, len(used) + open_ - 1)
     cost += sum(qty[j] * (pen[j] if k < 0 else price[k, j]) for j, k in enumerate(choice))
-    assert cost == pytest.approx(want) and len(used) <= max_locs
+    assert cost == pytest.approx(want) and len(used) + open_ <= max_locs
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 2**32 - 1))
 def test_component_labels_match_set_merging(seed: int) -> None:
-    net, ledger, orders, opts = tiny_instance(seed, max_orders=12, max_locations=6)
+    net, ledger, orders, opts = tiny_instance(
+        seed, max_orders=12, max_locations=6, shared=True, store_share=0.5
+    )
     problem = Sourcer(net, opts["costs"]).prepare(ledger, orders, max_splits=opts["max_splits"])
     m = build_model(problem)
     rng = np.random.default_rng(seed)
-    con_bind = rng.random(m.s_rhs.shape[0]) < 0.5
+    con_bind = rng.random(m.num_rows) < 0.5
     loc_bind = rng.random(m.num_locations) < 0.5
     label = np.empty(m.num_orders, dtype=np.int64)
     count = K.component_labels(
-        m.o_ptr, m.l_qty, m.c_ptr, m.c_loc, m.c_eptr, m.e_con, con_bind, loc_bind, label
+        m.o_ptr,
+        m.l_qty,
+        m.c_ptr,
+        m.c_loc,
+        m.c_eptr,
+        m.e_con,
+        m.j_ptr,
+        m.j_row,
+        con_bind,
+        loc_bind,
+        label,
     )
+    joint = {
+        int(c): {int(r) for r in m.jm_row[m.jm_con == c]} for c in np.unique(m.jm_con).tolist()
+    }
     groups: dict[tuple[str, int], set[int]] = {}
     for e in range(m.num_entries):
         con = int(m.e_con[e])
         if con < 0:
             continue
         o = int(m.e_order[e])
-        if con_bind[con]:
-            groups.setdefault(("s", con), set()).add(o)
+        for row in {con} | joint.get(con, set()):
+            if con_bind[row]:
+                groups.setdefault(("s", row), set()).add(o)
         if loc_bind[m.e_loc[e]]:
             groups.setdefault(("l", int(m.e_loc[e])), set()).add(o)
     want = naive.component_labels(list(groups.values()), m.num_orders)

@@ -9,9 +9,17 @@ Model layout (built by :mod:`allocator.sourcing._optimal_model`):
   and package cost ``c_pkg[k]``;
 * entries ``e = c_eptr[k] + j`` (line ``j`` of the order at candidate ``k``; entries of
   one order are contiguous) with stock constraint ``e_con[e]`` (-1: the location cannot
-  supply the line) and a per-unit price ``p[e]`` (``inf`` when unusable).
+  supply the line) and a per-unit price ``p[e]`` (``inf`` when unusable);
+* per order, ``o_open[o]`` (1 when a package at the pick-up store is already fixed, see
+  :func:`pickup_first`) and ``o_fixed[o]`` (the cost of that fixed part).
 
-State of a plan: ``x[e]`` units per entry, ``rem[con]`` stock left per constraint and
+Stock rows: row ``con < ncon`` is one (position, channel) with the channel's
+availability as right-hand side; rows ``>= ncon`` are joint rows of one position over
+a set of channels (the stock they share). The joint rows of ``con`` are
+``j_row[j_ptr[con]:j_ptr[con + 1]]``, so taking ``t`` units at ``con`` uses ``t`` of
+``con`` and of each of those rows (:func:`avail`, :func:`use`).
+
+State of a plan: ``x[e]`` units per entry, ``rem[row]`` stock left per row and
 ``cap_rem[loc]`` pick capacity left (``BIG`` when unlimited).
 
 Prices ``p`` are either the true per-unit costs or those costs plus Lagrangian prices
@@ -31,6 +39,25 @@ LMAX = 8
 BIG = 1 << 60
 
 
+@jit(inline="always")
+def avail(con: int, rem: np.ndarray, j_ptr: np.ndarray, j_row: np.ndarray) -> int:
+    """Units row ``con`` can still give: ``min(rem[con], rem[r] for its joint rows r)``."""
+    a = rem[con]
+    for i in range(j_ptr[con], j_ptr[con + 1]):
+        v = rem[j_row[i]]
+        if v < a:
+            a = v
+    return a
+
+
+@jit(inline="always")
+def use(con: int, t: int, rem: np.ndarray, j_ptr: np.ndarray, j_row: np.ndarray) -> None:
+    """Take ``t`` units (negative: give back) from row ``con`` and its joint rows."""
+    rem[con] -= t
+    for i in range(j_ptr[con], j_ptr[con + 1]):
+        rem[j_row[i]] -= t
+
+
 @jit
 def prices(
     e_cost: np.ndarray,
@@ -38,15 +65,66 @@ def prices(
     e_loc: np.ndarray,
     lam: np.ndarray,
     mu: np.ndarray,
+    j_ptr: np.ndarray,
+    j_row: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """``out[e] = e_cost[e] + lam[e_con[e]] + mu[e_loc[e]]`` (``inf`` when unusable)."""
+    """``out[e] = e_cost[e] + lam[con] + Σ_{joint rows r of con} lam[r] + mu[e_loc[e]]``
+    with ``con = e_con[e]`` (``inf`` when unusable)."""
     for e in range(e_cost.shape[0]):
         con = e_con[e]
         if con < 0:
             out[e] = np.inf
         else:
-            out[e] = e_cost[e] + lam[con] + mu[e_loc[e]]
+            v = e_cost[e] + lam[con] + mu[e_loc[e]]
+            for i in range(j_ptr[con], j_ptr[con + 1]):
+                v += lam[j_row[i]]
+            out[e] = v
+
+
+@jit
+def pickup_first(
+    seq: np.ndarray,
+    o_pick: np.ndarray,
+    o_ptr: np.ndarray,
+    l_qty: np.ndarray,
+    c_ptr: np.ndarray,
+    c_loc: np.ndarray,
+    c_eptr: np.ndarray,
+    e_con: np.ndarray,
+    rem: np.ndarray,
+    j_ptr: np.ndarray,
+    j_row: np.ndarray,
+    cap_rem: np.ndarray,
+    fix: np.ndarray,
+) -> None:
+    """The pick-up rule: every pick-up order (``o_pick``), in ``seq`` order, takes from
+    its pick-up store (its first candidate) all the store has of each line, lines in
+    order, within the store's remaining pick capacity (the greedy method's step).
+    ``fix[e]`` receives the units per entry; ``rem`` and ``cap_rem`` are consumed."""
+    for t in range(seq.shape[0]):
+        o = seq[t]
+        if not o_pick[o] or c_ptr[o + 1] == c_ptr[o]:
+            continue
+        k = c_ptr[o]
+        loc = c_loc[k]
+        eb = c_eptr[k]
+        b = o_ptr[o]
+        for j in range(o_ptr[o + 1] - b):
+            con = e_con[eb + j]
+            if con < 0:
+                continue
+            u = l_qty[b + j]
+            a = avail(con, rem, j_ptr, j_row)
+            if a < u:
+                u = a
+            if cap_rem[loc] < u:
+                u = cap_rem[loc]
+            if u <= 0:
+                continue
+            fix[eb + j] = u
+            use(con, u, rem, j_ptr, j_row)
+            cap_rem[loc] -= u
 
 
 @jit
@@ -63,8 +141,11 @@ def order_dp(
     p: np.ndarray,
     max_locs: int,
     split: float,
+    open_: int,
     use_rem: bool,
     rem: np.ndarray,
+    j_ptr: np.ndarray,
+    j_row: np.ndarray,
     cap_rem: np.ndarray,
     best_g: np.ndarray,
     best_k: np.ndarray,
@@ -79,9 +160,11 @@ def order_dp(
     lines into at most ``max_locs`` such groups plus an unfilled rest by a subset DP
     (``f[t, mask]``: ``mask`` covered by exactly ``t`` groups). With ``use_rem`` a
     line may only go where ``rem`` holds its whole quantity and a group only where
-    ``cap_rem`` holds its units. ``choice[j]`` receives the candidate of line ``j``
-    (-1: unfilled). Returns the cost; ``inf`` when the order has more than ``LMAX``
-    lines and ``use_rem`` is set (the caller falls back to other moves).
+    ``cap_rem`` holds its units. ``open_`` packages are already fixed: they count
+    towards ``max_locs`` and the split penalty, and their cost is not included.
+    ``choice[j]`` receives the candidate of line ``j`` (-1: unfilled). Returns the
+    cost; ``inf`` when the order has more than ``LMAX`` lines and ``use_rem`` is set
+    (the caller falls back to other moves).
 
     Without ``use_rem`` this is the exact Lagrangian subproblem of the order (local
     stock limits dropped); orders above ``LMAX`` lines get the valid weaker bound
@@ -95,8 +178,8 @@ def order_dp(
     for j in range(nl):
         nothing += l_qty[b + j] * l_pen[b + j]
         choice[j] = -1
-    if nl == 0:
-        return 0.0
+    if nl == 0 or max_locs - open_ <= 0:
+        return nothing
     if nl > LMAX:
         if use_rem:
             return np.inf
@@ -126,7 +209,7 @@ def order_dp(
             e = eb + j
             if e_con[e] < 0 or p[e] == np.inf:
                 continue
-            if use_rem and rem[e_con[e]] < l_qty[b + j]:
+            if use_rem and avail(e_con[e], rem, j_ptr, j_row) < l_qty[b + j]:
                 continue
             mask |= 1 << j
         if mask == 0:
@@ -145,10 +228,11 @@ def order_dp(
                     best_g[sub] = cost
                     best_k[sub] = k
             sub = (sub - 1) & mask
-    tmax = max_locs if max_locs < nl else nl
+    ml = max_locs - open_
+    tmax = ml if ml < nl else nl
     if tmax == nl:
         # no binding split limit: one layer, the split penalty charged per group
-        # (Σ_groups split − split = split · (t − 1))
+        # (Σ_groups split − split · (1 − open_) = split · (t + open_ − 1))
         f[0, 0] = 0.0
         best = nothing
         best_m = 0
@@ -174,7 +258,7 @@ def order_dp(
                 for j in range(nl):
                     if not (m >> j) & 1:
                         pen += l_qty[b + j] * l_pen[b + j]
-                total = bv - split + pen
+                total = bv - split * (1 - open_) + pen
                 if total < best:
                     best = total
                     best_m = m
@@ -217,7 +301,7 @@ def order_dp(
                 for j in range(nl):
                     if not (m >> j) & 1:
                         pen += l_qty[b + j] * l_pen[b + j]
-                total = bv + pen + split * (t - 1)
+                total = bv + pen + split * (t - 1 + open_)
                 if total < best:
                     best = total
                     best_t = t
@@ -248,6 +332,10 @@ def lagrange_pass(
     p: np.ndarray,
     max_locs: int,
     split: float,
+    o_open: np.ndarray,
+    o_fixed: np.ndarray,
+    j_ptr: np.ndarray,
+    j_row: np.ndarray,
     sub_val: np.ndarray,
     use_con: np.ndarray,
     use_loc: np.ndarray,
@@ -260,16 +348,16 @@ def lagrange_pass(
 ) -> None:
     """Solve every order's Lagrangian subproblem at prices ``p``.
 
-    Writes each order's value to ``sub_val``, the chosen candidate of each line to
-    ``line_choice`` and the units the choices draw from each stock constraint and
-    location to ``use_con`` and ``use_loc`` (the subgradient before subtracting the
-    right-hand sides).
+    Writes each order's value (its fixed cost included) to ``sub_val``, the chosen
+    candidate of each line to ``line_choice`` and the units the choices draw from each
+    stock row (joint rows included) and location to ``use_con`` and ``use_loc`` (the
+    subgradient before subtracting the right-hand sides).
     """
     use_con[:] = 0
     use_loc[:] = 0
     dummy = np.zeros(1, dtype=np.int64)
     for o in range(o_ptr.shape[0] - 1):
-        sub_val[o] = order_dp(
+        sub_val[o] = o_fixed[o] + order_dp(
             o,
             o_ptr,
             l_qty,
@@ -282,8 +370,11 @@ def lagrange_pass(
             p,
             max_locs,
             split,
+            o_open[o],
             False,
             dummy,
+            j_ptr,
+            j_row,
             dummy,
             best_g,
             best_k,
@@ -297,7 +388,7 @@ def lagrange_pass(
             line_choice[b + j] = k
             if k >= 0:
                 q = l_qty[b + j]
-                use_con[e_con[c_eptr[k] + j]] += q
+                use(e_con[c_eptr[k] + j], -q, use_con, j_ptr, j_row)
                 use_loc[c_loc[k]] += q
 
 
@@ -312,14 +403,17 @@ def order_cost(
     c_eptr: np.ndarray,
     p: np.ndarray,
     split: float,
+    open_: int,
+    fixed: float,
     x: np.ndarray,
 ) -> float:
-    """Cost of order ``o``'s allocation ``x`` at prices ``p``: packages, units, split
-    penalty and unfilled penalty."""
+    """Cost of order ``o``'s allocation ``x`` at prices ``p``: the fixed part
+    (``fixed``, ``open_`` packages), packages, units, split penalty and unfilled
+    penalty."""
     b = o_ptr[o]
     nl = o_ptr[o + 1] - b
-    total = 0.0
-    npk = 0
+    total = fixed
+    npk = open_
     for j in range(nl):
         got = 0
         for k in range(c_ptr[o], c_ptr[o + 1]):
@@ -350,6 +444,8 @@ def take(
     c_eptr: np.ndarray,
     e_con: np.ndarray,
     rem: np.ndarray,
+    j_ptr: np.ndarray,
+    j_row: np.ndarray,
     cap_rem: np.ndarray,
     x: np.ndarray,
     sign: int,
@@ -362,7 +458,7 @@ def take(
         for j in range(nl):
             xe = x[eb + j]
             if xe > 0:
-                rem[e_con[eb + j]] -= sign * xe
+                use(e_con[eb + j], sign * xe, rem, j_ptr, j_row)
                 cap_rem[loc] -= sign * xe
 
 
@@ -380,7 +476,10 @@ def fill(
     p: np.ndarray,
     max_locs: int,
     split: float,
+    open_: int,
     rem: np.ndarray,
+    j_ptr: np.ndarray,
+    j_row: np.ndarray,
     cap_rem: np.ndarray,
     cover_rule: bool,
     x: np.ndarray,
@@ -395,7 +494,8 @@ def fill(
     is new; each line only where its price is below its penalty. Cover rule: the
     greedy method's step (cheapest candidate that supplies everything missing, else
     the one supplying most units) on the remaining lines. Stops when nothing is
-    missing, no step helps, or ``max_locs`` locations are used.
+    missing, no step helps, or ``max_locs`` locations are used (``open_`` fixed
+    packages included).
     """
     b = o_ptr[o]
     nl = o_ptr[o + 1] - b
@@ -408,7 +508,7 @@ def fill(
             got += x[c_eptr[k] + j]
         need[j] = l_qty[b + j] - got
         total += need[j]
-    used = 0
+    used = open_
     for k in range(kb, ke):
         s = 0
         eb = c_eptr[k]
@@ -441,7 +541,7 @@ def fill(
                     continue
                 if not cover_rule and p[e] >= l_pen[b + j]:
                     continue
-                a = rem[e_con[e]] - x[e]
+                a = avail(e_con[e], rem, j_ptr, j_row) - x[e]
                 t = nj if nj < a else a
                 if t > room - units:
                     t = room - units
@@ -484,7 +584,7 @@ def fill(
                 continue
             if not cover_rule and p[e] >= l_pen[b + j]:
                 continue
-            a = rem[e_con[e]] - x[e]
+            a = avail(e_con[e], rem, j_ptr, j_row) - x[e]
             t = nj if nj < a else a
             if t > room:
                 t = room
@@ -511,7 +611,11 @@ def respond(
     p: np.ndarray,
     max_locs: int,
     split: float,
+    open_: int,
+    fixed: float,
     rem: np.ndarray,
+    j_ptr: np.ndarray,
+    j_row: np.ndarray,
     cap_rem: np.ndarray,
     x: np.ndarray,
     xa: np.ndarray,
@@ -554,8 +658,11 @@ def respond(
                 p,
                 max_locs,
                 split,
+                open_,
                 True,
                 rem,
+                j_ptr,
+                j_row,
                 cap_rem,
                 best_g,
                 best_k,
@@ -590,14 +697,17 @@ def respond(
             p,
             max_locs,
             split,
+            open_,
             rem,
+            j_ptr,
+            j_row,
             cap_rem,
             variant == 2,
             xa,
             need,
             cap_used,
         )
-        v = order_cost(o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p, split, xa)
+        v = order_cost(o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p, split, open_, fixed, xa)
         if v < best - 1e-9:
             best = v
             for e in range(eb, ee):
@@ -620,7 +730,11 @@ def construct(
     p_true: np.ndarray,
     max_locs: int,
     split: float,
+    o_open: np.ndarray,
+    o_fixed: np.ndarray,
     rem: np.ndarray,
+    j_ptr: np.ndarray,
+    j_row: np.ndarray,
     cap_rem: np.ndarray,
     x: np.ndarray,
     val: np.ndarray,
@@ -651,7 +765,11 @@ def construct(
             p,
             max_locs,
             split,
+            o_open[o],
+            o_fixed[o],
             rem,
+            j_ptr,
+            j_row,
             cap_rem,
             x,
             xa,
@@ -664,8 +782,10 @@ def construct(
             cap_used,
             2,
         )
-        take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, cap_rem, x, 1)
-        val[o] = order_cost(o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p_true, split, x)
+        take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, j_ptr, j_row, cap_rem, x, 1)
+        val[o] = order_cost(
+            o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p_true, split, o_open[o], o_fixed[o], x
+        )
 
 
 @jit
@@ -683,7 +803,11 @@ def improve(
     p_true: np.ndarray,
     max_locs: int,
     split: float,
+    o_open: np.ndarray,
+    o_fixed: np.ndarray,
     rem: np.ndarray,
+    j_ptr: np.ndarray,
+    j_row: np.ndarray,
     cap_rem: np.ndarray,
     x: np.ndarray,
     val: np.ndarray,
@@ -705,7 +829,7 @@ def improve(
         gain = 0.0
         for t in range(seq.shape[0]):
             o = seq[t]
-            take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, cap_rem, x, -1)
+            take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, j_ptr, j_row, cap_rem, x, -1)
             v = respond(
                 o,
                 o_ptr,
@@ -719,7 +843,11 @@ def improve(
                 p_true,
                 max_locs,
                 split,
+                o_open[o],
+                o_fixed[o],
                 rem,
+                j_ptr,
+                j_row,
                 cap_rem,
                 xb,
                 xa,
@@ -739,11 +867,78 @@ def improve(
                     x[e] = xb[e]
                 gain += val[o] - v
                 val[o] = v
-            take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, cap_rem, x, 1)
+            take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, j_ptr, j_row, cap_rem, x, 1)
         saved += gain
         if gain <= 1e-7:
             break
     return saved
+
+
+@jit
+def repair(
+    seq: np.ndarray,
+    o_ptr: np.ndarray,
+    l_qty: np.ndarray,
+    c_ptr: np.ndarray,
+    c_loc: np.ndarray,
+    c_eptr: np.ndarray,
+    e_con: np.ndarray,
+    max_locs: int,
+    o_open: np.ndarray,
+    rem: np.ndarray,
+    j_ptr: np.ndarray,
+    j_row: np.ndarray,
+    cap_rem: np.ndarray,
+    x_in: np.ndarray,
+    x: np.ndarray,
+) -> int:
+    """Make a plan feasible by keeping what fits: orders in ``seq`` order, each entry
+    keeps ``min(x_in[e], what its line still needs, what its stock rows and location
+    still give)``, and an order opens no location beyond ``max_locs`` (``o_open``
+    fixed packages included). ``x`` (zero on entry) receives the plan, ``rem`` and
+    ``cap_rem`` (the empty plan's state on entry) are consumed. Returns the units
+    dropped."""
+    dropped = 0
+    for t in range(seq.shape[0]):
+        o = seq[t]
+        b = o_ptr[o]
+        nl = o_ptr[o + 1] - b
+        used = o_open[o]
+        for k in range(c_ptr[o], c_ptr[o + 1]):
+            eb = c_eptr[k]
+            loc = c_loc[k]
+            opened = False
+            for j in range(nl):
+                e = eb + j
+                want = x_in[e]
+                if want <= 0:
+                    continue
+                u = want
+                con = e_con[e]
+                if con < 0 or (not opened and used >= max_locs):
+                    u = 0
+                else:
+                    got = 0
+                    for kk in range(c_ptr[o], c_ptr[o + 1]):
+                        got += x[c_eptr[kk] + j]
+                    if l_qty[b + j] - got < u:
+                        u = l_qty[b + j] - got
+                    a = avail(con, rem, j_ptr, j_row)
+                    if a < u:
+                        u = a
+                    if cap_rem[loc] < u:
+                        u = cap_rem[loc]
+                    if u < 0:
+                        u = 0
+                dropped += want - u
+                if u > 0:
+                    if not opened:
+                        opened = True
+                        used += 1
+                    x[e] = u
+                    use(con, u, rem, j_ptr, j_row)
+                    cap_rem[loc] -= u
+    return dropped
 
 
 @jit
@@ -754,13 +949,15 @@ def component_labels(
     c_loc: np.ndarray,
     c_eptr: np.ndarray,
     e_con: np.ndarray,
+    j_ptr: np.ndarray,
+    j_row: np.ndarray,
     con_bind: np.ndarray,
     loc_bind: np.ndarray,
     label: np.ndarray,
 ) -> int:
     """Label orders by connected component: two orders are joined when both could
-    draw on one binding stock constraint or one binding capacity. Labels are
-    consecutive from 0 in order of first appearance; returns their count."""
+    draw on one binding stock row (joint rows included) or one binding capacity.
+    Labels are consecutive from 0 in order of first appearance; returns their count."""
     n = o_ptr.shape[0] - 1
     parent = np.arange(n)
     con_first = np.full(con_bind.shape[0], -1, dtype=np.int64)
@@ -776,12 +973,14 @@ def component_labels(
                 if con < 0:
                     continue
                 any_use = True
-                if con_bind[con]:
-                    r = con_first[con]
-                    if r < 0:
-                        con_first[con] = o
-                    else:
-                        _union(parent, r, o)
+                for i in range(j_ptr[con] - 1, j_ptr[con + 1]):
+                    row = con if i < j_ptr[con] else j_row[i]
+                    if con_bind[row]:
+                        r = con_first[row]
+                        if r < 0:
+                            con_first[row] = o
+                        else:
+                            _union(parent, r, o)
             if any_use and loc_bind[loc]:
                 r = loc_first[loc]
                 if r < 0:
@@ -828,12 +1027,16 @@ def order_costs(
     c_eptr: np.ndarray,
     p: np.ndarray,
     split: float,
+    o_open: np.ndarray,
+    o_fixed: np.ndarray,
     x: np.ndarray,
     out: np.ndarray,
 ) -> None:
     """:func:`order_cost` of every order."""
     for o in range(o_ptr.shape[0] - 1):
-        out[o] = order_cost(o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p, split, x)
+        out[o] = order_cost(
+            o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p, split, o_open[o], o_fixed[o], x
+        )
 
 
 @jit
@@ -853,7 +1056,10 @@ def unfilled_reasons(
     s_loc: np.ndarray,
     ok: np.ndarray,
     max_locs: int,
+    o_open: np.ndarray,
     rem: np.ndarray,
+    j_ptr: np.ndarray,
+    j_row: np.ndarray,
     cap_rem: np.ndarray,
     x: np.ndarray,
     reason: np.ndarray,
@@ -868,7 +1074,7 @@ def unfilled_reasons(
         b = o_ptr[o]
         nl = o_ptr[o + 1] - b
         c = o_chan[o]
-        npk = 0
+        npk = o_open[o]
         for k in range(c_ptr[o], c_ptr[o + 1]):
             for j in range(nl):
                 if x[c_eptr[k] + j] > 0:
@@ -888,7 +1094,7 @@ def unfilled_reasons(
             has_blocked = False
             for k in range(c_ptr[o], c_ptr[o + 1]):
                 con = e_pos[c_eptr[k] + j]
-                if con >= 0 and rem[con] > 0:
+                if con >= 0 and avail(con, rem, j_ptr, j_row) > 0:
                     if cap_rem[c_loc[k]] > 0:
                         has_open = True
                     else:
@@ -902,7 +1108,7 @@ def unfilled_reasons(
                 if o_same_day[o]:
                     s = l_sku[b + j]
                     for q in range(s_ptr[s], s_ptr[s + 1]):
-                        if ok[s_loc[q], 2 * c] and rem[q * nch + c] > 0:
+                        if ok[s_loc[q], 2 * c] and avail(q * nch + c, rem, j_ptr, j_row) > 0:
                             r = 3
                             break
                 reason[b + j] = r

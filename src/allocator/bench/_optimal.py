@@ -137,8 +137,8 @@ def milp_reference(problem: Any, time_limit: float) -> dict[str, Any]:
     has = res.x is not None
     bound = getattr(res, "mip_dual_bound", None)
     return {
-        "milp_cost": float(res.fun) if has else None,
-        "milp_bound": float(bound) if bound is not None and np.isfinite(bound) else None,
+        "milp_cost": float(res.fun) + a.offset if has else None,
+        "milp_bound": float(bound) + a.offset if bound is not None and np.isfinite(bound) else None,
         "milp_status": "optimal"
         if res.status == 0
         else ("time_limit" if res.status == 1 else f"status_{res.status}"),

@@ -2,7 +2,9 @@
 
 The model is the plain one: integer units per (order line, candidate), a binary
 package per (order, candidate), unfilled units per line, and the split excess per
-order. It is assembled as one sparse matrix (``fill_model_from_sparse_data``), so
+order; stock rows per (position, channel) and the joint rows of shared stock, pick
+capacity, and each order's fixed pick-up package counted towards its split limit.
+It is assembled as one sparse matrix (``fill_model_from_sparse_data``), so
 building it costs a few numpy calls whatever its size. OR-Tools is imported here,
 lazily, and nothing of it leaves this module.
 """
@@ -39,7 +41,9 @@ class MipArrays:
     ``min obj·v  s.t.  row_lo <= A v <= row_hi,  var_lo <= v <= var_hi``, the first
     ``num_integer`` variables integer. Variables: units per usable entry
     (``entries_ok``), a package per candidate (``cands``), unfilled units per line
-    (``lines``), split excess per order with a split penalty (``split_orders``)."""
+    (``lines``), split excess per order with a split penalty (``split_orders``).
+    ``offset`` is the orders' fixed cost (pick-up store units), to add to the
+    objective and the bound."""
 
     obj: np.ndarray
     matrix: Any
@@ -55,6 +59,7 @@ class MipArrays:
     lines: np.ndarray
     entry_line: np.ndarray
     split_orders: np.ndarray
+    offset: float
 
 
 def mip_arrays(
@@ -65,7 +70,8 @@ def mip_arrays(
     loc_bind: np.ndarray,
 ) -> MipArrays:
     """Assemble the plain MIP of ``orders`` (entries ``entries``, ascending); only the
-    stock constraints and capacities flagged in ``con_bind``/``loc_bind`` get rows."""
+    stock rows (joint rows included) and capacities flagged in ``con_bind``/``loc_bind``
+    get rows."""
     from scipy import sparse
 
     m = model
@@ -82,7 +88,8 @@ def mip_arrays(
     nlines = lines.shape[0]
     k_order = np.searchsorted(orders, m.e_order[m.c_eptr[cands]])
     k_per_order = np.bincount(k_order, minlength=orders.shape[0])
-    need_split = (m.split > 0) & (k_per_order >= 2)
+    opened = m.o_open[orders]
+    need_split = (m.split > 0) & (k_per_order + opened >= 2)
     split_orders = np.flatnonzero(need_split)
     ns = split_orders.shape[0]
     x0, y0, u0, s0 = 0, ne, ne + nk, ne + nk + nlines
@@ -122,23 +129,30 @@ def mip_arrays(
         np.full(ne, -np.inf),
         np.zeros(ne),
     )
-    # stock and capacity that can bind
-    for ids, rhs_all, bind in (
-        (m.e_con[e_ok], m.s_rhs, con_bind),
-        (m.e_loc[e_ok], m.cap, loc_bind),
+    # stock (each entry in its (position, channel) row and that row's joint rows)
+    # and capacity that can bind
+    con = m.e_con[e_ok]
+    nj = m.j_ptr[con + 1] - m.j_ptr[con]
+    total = int(nj.sum())
+    j_at = np.repeat(m.j_ptr[con], nj) + np.arange(total) - np.repeat(np.cumsum(nj) - nj, nj)
+    stock_ids = np.concatenate([con, m.j_row[j_at]])
+    stock_ent = np.concatenate([np.arange(ne), np.repeat(np.arange(ne), nj)])
+    for ids, ent, rhs_all, bind in (
+        (stock_ids, stock_ent, m.s_rhs, con_bind),
+        (m.e_loc[e_ok], np.arange(ne), m.cap, loc_bind),
     ):
         sel = bind[ids]
         if sel.any():
             uniq, r = np.unique(ids[sel], return_inverse=True)
             block(
                 r,
-                x0 + np.flatnonzero(sel),
+                x0 + ent[sel],
                 np.ones(int(sel.sum())),
                 np.full(uniq.shape[0], -np.inf),
                 rhs_all[uniq].astype(np.float64),
             )
-    # at most max_locs packages per order
-    limited = k_per_order > m.max_locs
+    # at most max_locs packages per order (its fixed pick-up package included)
+    limited = k_per_order + opened > m.max_locs
     if limited.any():
         sel = limited[k_order]
         uniq, r = np.unique(k_order[sel], return_inverse=True)
@@ -147,9 +161,9 @@ def mip_arrays(
             y0 + np.flatnonzero(sel),
             np.ones(int(sel.sum())),
             np.full(uniq.shape[0], -np.inf),
-            np.full(uniq.shape[0], float(m.max_locs)),
+            (m.max_locs - opened[uniq]).astype(np.float64),
         )
-    # split excess: packages - s <= 1
+    # split excess: packages - s <= 1 - fixed package
     if ns:
         spos = np.full(orders.shape[0], -1, dtype=np.int64)
         spos[split_orders] = np.arange(ns)
@@ -160,7 +174,7 @@ def mip_arrays(
             np.concatenate([y0 + np.flatnonzero(sel), s0 + np.arange(ns)]),
             np.concatenate([np.ones(int(sel.sum())), -np.ones(ns)]),
             np.full(ns, -np.inf),
-            np.ones(ns),
+            1.0 - opened[split_orders],
         )
     matrix = sparse.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, nvar)
@@ -190,6 +204,7 @@ def mip_arrays(
         lines=lines,
         entry_line=line_pos,
         split_orders=split_orders,
+        offset=float(m.o_fixed[orders].sum()),
     )
 
 
@@ -240,7 +255,7 @@ def solve_mip(
     hu = q - got
     hs = np.zeros(ns)
     if ns:
-        npk = np.bincount(k_order, weights=hy, minlength=orders.shape[0])
+        npk = np.bincount(k_order, weights=hy, minlength=orders.shape[0]) + m.o_open[orders]
         hs = np.maximum(npk[split_orders] - 1.0, 0.0)
     for i, v in enumerate(np.concatenate([hx, hy, hu, hs]).tolist()):
         helper.add_hint(i, v)
@@ -250,7 +265,7 @@ def solve_mip(
     status = solver.solve(builder)
     optimal = status == mb.SolveStatus.OPTIMAL
     has = status in (mb.SolveStatus.OPTIMAL, mb.SolveStatus.FEASIBLE)
-    bound = float(solver.best_objective_bound) if has else -np.inf
+    bound = float(solver.best_objective_bound) + a.offset if has else -np.inf
     if not np.isfinite(bound):
         bound = -np.inf
     logger.debug(
@@ -265,7 +280,7 @@ def solve_mip(
     values = _values(solver, builder, nvar)
     xs = np.zeros(entries.shape[0], dtype=np.int64)
     xs[pos] = np.rint(values[:ne]).astype(np.int64)
-    return MipResult(xs, float(solver.objective_value), bound, optimal)
+    return MipResult(xs, float(solver.objective_value) + a.offset, bound, optimal)
 
 
 def _values(solver: object, builder: object, nvar: int) -> np.ndarray:

@@ -11,12 +11,22 @@ from typing import Any
 
 import numpy as np
 
+from allocator._kernels import optimal as K
 from allocator._kernels.optimal import BIG
 from allocator.exceptions import ValidationError
+from allocator.sourcing.orders import Service
 from allocator.sourcing.plan import SourcingPlan
 from allocator.sourcing.problem import SourcingProblem
 
-__all__ = ["Model", "build_model", "opportunity_per_entry", "plan_to_x"]
+__all__ = [
+    "JOINT_MAX_CHANNELS",
+    "Model",
+    "build_model",
+    "joint_rows",
+    "opportunity_per_entry",
+    "plan_to_x",
+    "shared_stock",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -26,9 +36,18 @@ class Model:
     ``e_order``, ``e_cand``, ``e_line`` and ``e_loc`` map each entry back to its order,
     candidate, global order line and location; ``e_ub`` is the most units the entry can
     give on its own (line quantity, availability and capacity); ``e_pos`` is the stock
-    constraint of the entry's position whatever its availability. Stock constraint
-    ``con = q * num_channels + c`` is position list entry ``q`` for channel ``c``;
-    ``s_rhs[con]`` its availability. ``cap[loc]`` is ``BIG`` when unlimited.
+    row of the entry's position whatever its availability. Stock row
+    ``con = q * num_channels + c`` (``con < ncon``) is position list entry ``q`` for
+    channel ``c``; rows from ``ncon`` on are joint rows of one position over a set of
+    channels (CSR ``j_ptr``/``j_row`` by ``con``; the same pairs as ``jm_con``/``jm_row``).
+    ``s_rhs[row]`` is each row's right-hand side. ``cap[loc]`` is ``BIG`` when unlimited.
+
+    The pick-up rule is applied before the model: ``e_fix`` are the units every pick-up
+    order takes from its pick-up store (:func:`~allocator._kernels.optimal.pickup_first`),
+    already taken out of ``s_rhs``, ``cap`` and the line quantities ``l_qty``; the
+    entries of pick-up orders at their pick-up store (``e_store``) are unusable
+    (``e_con = -1``). ``o_open`` (0/1) and ``o_fixed`` are each
+    order's fixed package and fixed cost.
     """
 
     num_orders: int
@@ -50,8 +69,17 @@ class Model:
     e_line: np.ndarray
     e_ub: np.ndarray
     e_opp: np.ndarray
+    e_fix: np.ndarray
+    e_store: np.ndarray
     s_rhs: np.ndarray
     cap: np.ndarray
+    ncon: int
+    j_ptr: np.ndarray
+    j_row: np.ndarray
+    jm_con: np.ndarray
+    jm_row: np.ndarray
+    o_open: np.ndarray
+    o_fixed: np.ndarray
     max_locs: int
     split: float
 
@@ -59,16 +87,30 @@ class Model:
     def num_entries(self) -> int:
         return int(self.e_con.shape[0])
 
+    @property
+    def num_rows(self) -> int:
+        """Stock rows, joint rows included."""
+        return int(self.s_rhs.shape[0])
+
     def true_prices(self) -> np.ndarray:
         """Per-unit cost of each entry (``inf`` where unusable)."""
         return np.where(self.e_con >= 0, self.e_cost, np.inf)
 
+    def rows_of(self, per_con: np.ndarray) -> np.ndarray:
+        """Per-row totals (``ncon`` (position, channel) rows, then joint rows) of
+        per-(position, channel) values."""
+        nj = self.num_rows - self.ncon
+        joint = np.bincount(
+            self.jm_row - self.ncon, weights=per_con[self.jm_con], minlength=nj
+        ).astype(per_con.dtype)
+        return np.concatenate([per_con, joint])
+
     def usage(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Units ``x`` draws from each stock constraint and each location."""
+        """Units ``x`` draws from each stock row and each location."""
         used = x > 0
-        con = np.bincount(self.e_con[used], weights=x[used], minlength=self.s_rhs.shape[0])
+        con = np.bincount(self.e_con[used], weights=x[used], minlength=self.ncon)
         loc = np.bincount(self.e_loc[used], weights=x[used], minlength=self.num_locations)
-        return con.astype(np.int64), loc.astype(np.int64)
+        return self.rows_of(con.astype(np.int64)), loc.astype(np.int64)
 
 
 def opportunity_per_entry(problem: SourcingProblem, value: Any, q: np.ndarray) -> np.ndarray:
@@ -131,19 +173,113 @@ def _list_sku(problem: SourcingProblem) -> np.ndarray:
     return np.repeat(problem.skus, counts)
 
 
+#: Most channels of one position given exact joint rows (2^k − k − 1 of them); further
+#: channels at that position are held to their own unused fence.
+JOINT_MAX_CHANNELS = 6
+
+
+def shared_stock(ledger: Any, rows: np.ndarray, num_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per ledger position row: the free shared pool
+    ``S = max(0, on_hand − reserved − safety − Σ_c unused_fence[c])`` and the unused
+    fences ``max(0, fence[c] − reserved[c])`` (``(len(rows), num_channels)``)."""
+    reserved = np.asarray(ledger.reserved_by_channel)[rows]
+    unused = np.maximum(np.asarray(ledger.fence)[rows] - reserved, 0)
+    pool = (
+        np.asarray(ledger.on_hand)[rows]
+        - reserved.sum(axis=1)
+        - np.asarray(ledger.safety_stock)[rows]
+        - unused.sum(axis=1)
+    )
+    return np.maximum(pool, 0).astype(np.int64), unused.astype(np.int64)
+
+
+def joint_rows(
+    problem: SourcingProblem, con: np.ndarray, demand: np.ndarray, rhs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Joint stock rows of the positions that several channels draw on.
+
+    ``con`` are the (position, channel) rows the batch can use (ascending), ``demand``
+    their demand and ``rhs`` every row's availability (lowered in place for channels
+    beyond :data:`JOINT_MAX_CHANNELS`). For a position with free shared pool ``S`` and
+    unused fences ``f_c`` the ledger accepts the takes ``x_c ≤ rhs_c`` jointly when
+    ``Σ_c max(0, x_c − f_c) ≤ S``, that is for every set ``T`` of at least two of its
+    channels ``Σ_{c∈T} x_c ≤ S + Σ_{c∈T} f_c``; sets implied by the per-channel rows are
+    left out. Returns ``(rhs of each joint row, member con, member joint row)``.
+    """
+    nch = problem.network.num_channels
+    empty = np.zeros(0, dtype=np.int64)
+    if con.shape[0] < 2 or nch < 2:
+        return empty, empty, empty
+    q = con // nch
+    starts = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
+    counts = np.diff(np.r_[starts, q.shape[0]])
+    multi = counts >= 2
+    if not multi.any():
+        return empty, empty, empty
+    pos_q = q[starts[multi]]
+    pool, fence = shared_stock(problem.ledger, problem.sku_row[pos_q], nch)
+    row_rhs: list[np.ndarray] = []
+    mem_con: list[np.ndarray] = []
+    mem_row: list[np.ndarray] = []
+    nrow = 0
+    for k in np.unique(counts[multi]).tolist():
+        sel = starts[counts == k]
+        cons = con[sel[:, None] + np.arange(k)]
+        i = np.searchsorted(pos_q, q[sel])
+        chans = cons % nch
+        f = fence[i[:, None], chans]
+        if k > JOINT_MAX_CHANNELS:
+            # keep the channels with most demand; the others stay within their fence
+            order = np.argsort(-demand[np.searchsorted(con, cons)], axis=1, kind="stable")
+            rest = np.take_along_axis(cons, order[:, JOINT_MAX_CHANNELS:], axis=1)
+            f_rest = np.take_along_axis(f, order[:, JOINT_MAX_CHANNELS:], axis=1)
+            rhs[rest] = np.minimum(rhs[rest], f_rest)
+            keep = order[:, :JOINT_MAX_CHANNELS]
+            cons = np.take_along_axis(cons, keep, axis=1)
+            f = np.take_along_axis(f, keep, axis=1)
+            k = JOINT_MAX_CHANNELS
+        masks = np.array(
+            [[(m >> b) & 1 for b in range(k)] for m in range(1, 1 << k) if bin(m).count("1") >= 2],
+            dtype=np.int64,
+        )
+        r = pool[i][:, None] + f @ masks.T
+        implied = r >= rhs[cons] @ masks.T
+        pi, mi = np.nonzero(~implied)
+        if pi.shape[0] == 0:
+            continue
+        row_rhs.append(r[pi, mi])
+        ids = nrow + np.arange(pi.shape[0])
+        member = masks[mi].astype(bool)
+        mem_con.append(cons[pi][member])
+        mem_row.append(np.repeat(ids, member.sum(axis=1)))
+        nrow += pi.shape[0]
+    if not row_rhs:
+        return empty, empty, empty
+    return (
+        np.concatenate(row_rhs).astype(np.int64),
+        np.concatenate(mem_con).astype(np.int64),
+        np.concatenate(mem_row).astype(np.int64),
+    )
+
+
 def build_model(problem: SourcingProblem, opportunity_cost: Any = None) -> Model:
-    """Flatten ``problem``'s candidates, costs, stock and capacity into a :class:`Model`."""
+    """Flatten ``problem``'s candidates, costs, stock and capacity into a :class:`Model`,
+    with joint rows for stock shared by channels and the pick-up rule applied."""
     net, orders, costs = problem.network, problem.orders, problem.costs
     cand = problem.candidates()
     n = orders.num_orders
     nch = net.num_channels
     n_cand = int(cand.location.shape[0])
-    c_order = np.repeat(np.arange(n, dtype=np.int64), np.diff(cand.ptr))
-    e_cand = np.repeat(np.arange(n_cand, dtype=np.int64), np.diff(cand.line_ptr))
+    c_ptr = np.asarray(cand.ptr, dtype=np.int64)
+    c_loc = np.asarray(cand.location, dtype=np.int64)
+    c_eptr = np.asarray(cand.line_ptr, dtype=np.int64)
+    o_ptr = np.asarray(orders.indptr, dtype=np.int64)
+    c_order = np.repeat(np.arange(n, dtype=np.int64), np.diff(c_ptr))
+    e_cand = np.repeat(np.arange(n_cand, dtype=np.int64), np.diff(c_eptr))
     e_order = c_order[e_cand]
-    e_j = np.arange(e_cand.shape[0], dtype=np.int64) - cand.line_ptr[:-1][e_cand]
-    e_line = orders.indptr[:-1][e_order] + e_j
-    e_loc = cand.location[e_cand]
+    e_j = np.arange(e_cand.shape[0], dtype=np.int64) - c_eptr[:-1][e_cand]
+    e_line = o_ptr[:-1][e_order] + e_j
+    e_loc = c_loc[e_cand]
     q = np.asarray(cand.entry, dtype=np.int64)
     chan = orders.channel[e_order]
     avail = np.asarray(problem.avail, dtype=np.int64)
@@ -151,25 +287,66 @@ def build_model(problem: SourcingProblem, opportunity_cost: Any = None) -> Model
     has = q >= 0
     a[has] = avail[q[has], chan[has]]
     cap = np.where(problem.capacity < 0, BIG, problem.capacity).astype(np.int64)
+    l_full = np.asarray(orders.qty, dtype=np.int64)
+    ncon = avail.size
     usable = (q >= 0) & (a > 0) & (cap[e_loc] > 0)
     e_con = np.where(usable, q * nch + chan, -1).astype(np.int64)
+    # joint rows over the stock the batch's channels share
+    con_rhs = avail.reshape(-1).copy()
+    cons, inv = np.unique(e_con[usable], return_inverse=True)
+    demand = np.bincount(inv, weights=l_full[e_line[usable]], minlength=cons.shape[0])
+    j_rhs, jm_con, jm_row = joint_rows(problem, cons, demand, con_rhs)
+    jm_row = jm_row + ncon
+    by_con = np.argsort(jm_con, kind="stable")
+    jm_con, jm_row = jm_con[by_con], jm_row[by_con]
+    j_ptr = np.zeros(ncon + 1, dtype=np.int64)
+    np.cumsum(np.bincount(jm_con, minlength=ncon), out=j_ptr[1:])
+    rem = np.concatenate([con_rhs, j_rhs]).astype(np.int64)
+    # the pick-up rule: each pick-up order first takes what its store has
+    o_pick = np.asarray(orders.service == Service.PICKUP, dtype=np.bool_)
+    fix = np.zeros(q.shape[0], dtype=np.int64)
+    K.pickup_first(
+        np.asarray(problem.sequence, dtype=np.int64),
+        o_pick,
+        o_ptr,
+        l_full,
+        c_ptr,
+        c_loc,
+        c_eptr,
+        e_con,
+        rem,
+        j_ptr,
+        jm_row,
+        cap,
+        fix,
+    )
+    at_store = o_pick[e_order] & (e_cand == c_ptr[:-1][e_order])
+    l_qty = l_full - np.bincount(e_line, weights=fix, minlength=l_full.shape[0]).astype(np.int64)
     mult = net.cost_multiplier
     e_opp = opportunity_per_entry(problem, opportunity_cost, q)
     e_cost = mult[e_loc] * costs.per_unit + cand.ship_per_unit[e_cand] + e_opp
-    c_pkg = mult[cand.location] * costs.per_package
-    l_qty = np.asarray(orders.qty, dtype=np.int64)
-    e_ub = np.minimum(np.minimum(l_qty[e_line], a), cap[e_loc])
+    c_pkg = mult[c_loc] * costs.per_package
+    o_fix_units = np.bincount(e_order, weights=fix, minlength=n)
+    o_open = (o_fix_units > 0).astype(np.int64)
+    o_fixed = np.bincount(e_order, weights=fix * e_cost, minlength=n).astype(np.float64)
+    opened = np.flatnonzero(o_open)
+    o_fixed[opened] += c_pkg[c_ptr[opened]]
+    rem_e = np.zeros(q.shape[0], dtype=np.int64)
+    rem_e[usable] = rem[e_con[usable]]
+    usable &= ~at_store & (l_qty[e_line] > 0) & (rem_e > 0) & (cap[e_loc] > 0)
+    e_con = np.where(usable, e_con, -1).astype(np.int64)
+    e_ub = np.minimum(np.minimum(l_qty[e_line], rem_e), cap[e_loc])
     e_ub = np.where(usable, e_ub, 0)
     return Model(
         num_orders=n,
         num_locations=net.num_locations,
-        o_ptr=np.asarray(orders.indptr, dtype=np.int64),
+        o_ptr=o_ptr,
         l_qty=l_qty,
         l_pen=np.asarray(costs.unit_penalty(net, orders.sku), dtype=np.float64),
-        c_ptr=np.asarray(cand.ptr, dtype=np.int64),
-        c_loc=np.asarray(cand.location, dtype=np.int64),
+        c_ptr=c_ptr,
+        c_loc=c_loc,
         c_pkg=np.ascontiguousarray(c_pkg, dtype=np.float64),
-        c_eptr=np.asarray(cand.line_ptr, dtype=np.int64),
+        c_eptr=c_eptr,
         c_transfer=np.asarray(cand.transfer, dtype=np.bool_),
         e_con=e_con,
         e_pos=np.where(q >= 0, q * nch + chan, -1).astype(np.int64),
@@ -180,8 +357,17 @@ def build_model(problem: SourcingProblem, opportunity_cost: Any = None) -> Model
         e_line=e_line,
         e_ub=e_ub.astype(np.int64),
         e_opp=e_opp,
-        s_rhs=avail.reshape(-1).copy(),
+        e_fix=fix,
+        e_store=at_store,
+        s_rhs=rem,
         cap=cap,
+        ncon=int(ncon),
+        j_ptr=j_ptr,
+        j_row=jm_row,
+        jm_con=jm_con,
+        jm_row=jm_row,
+        o_open=o_open,
+        o_fixed=o_fixed,
         max_locs=int(problem.max_locations),
         split=float(costs.split_penalty),
     )

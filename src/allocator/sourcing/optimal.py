@@ -107,9 +107,20 @@ def solve_optimal(
     deadline = t_start + time_limit * (1.0 - RESERVE)
     greedy = solve_greedy(problem)
     model = build_model(problem, opportunity_cost)
-    run = _Run(model, int(seed))
+    run = _Run(model, int(seed), problem.sequence)
+    # greedy's plan within the model: its pick-up store rows must be the pick-up
+    # rule's, and it must fit the shared stock; what does not fit is dropped
     x_greedy = plan_to_x(model, greedy)
-    run.start(x_greedy)
+    store = model.e_store
+    x_start, dropped = run.repair(np.where(store, 0, x_greedy))
+    greedy_ok = dropped == 0 and bool(np.array_equal(x_greedy[store], model.e_fix[store]))
+    if not greedy_ok:
+        logger.info(
+            "optimal: greedy's plan breaks the pick-up rule or over-promises shared stock; "
+            "%d units dropped from the warm start",
+            dropped,
+        )
+    run.start(x_start)
     build_s = time.perf_counter() - t_start
     logger.info(
         "optimal: %d orders, %d candidates, %d entries, %d components; greedy %.2f",
@@ -127,7 +138,7 @@ def solve_optimal(
     if run.total_gap() > gap and time.perf_counter() >= deadline:
         hit_limit = True
     solve_s = time.perf_counter() - t_start - build_s
-    return _plan(problem, model, run, greedy, x_greedy, gap, hit_limit, build_s, solve_s)
+    return _plan(problem, model, run, greedy, x_start, greedy_ok, gap, hit_limit, build_s, solve_s)
 
 
 def _positive(value: Any, field: str) -> float:
@@ -156,9 +167,10 @@ class _Run:
     """Working state of one solve: scratch arrays, the incumbent and bounds per
     component."""
 
-    def __init__(self, model: Model, seed: int) -> None:
+    def __init__(self, model: Model, seed: int, sequence: np.ndarray) -> None:
         m = model
         self.m = m
+        self.seq = np.asarray(sequence, dtype=np.int64)
         self.rng = np.random.default_rng(seed)
         self.seed = seed
         n = m.num_orders
@@ -179,7 +191,7 @@ class _Run:
         self.p_true = m.true_prices()
         usable = m.e_con >= 0
         q = m.l_qty[m.e_line[usable]]
-        con_dem = np.bincount(m.e_con[usable], weights=q, minlength=m.s_rhs.shape[0])
+        con_dem = m.rows_of(np.bincount(m.e_con[usable], weights=q, minlength=m.ncon))
         loc_dem = np.bincount(m.e_loc[usable], weights=q, minlength=m.num_locations)
         self.con_bind = con_dem > m.s_rhs
         self.loc_bind = loc_dem > m.cap
@@ -192,6 +204,8 @@ class _Run:
                 m.c_loc,
                 m.c_eptr,
                 m.e_con,
+                m.j_ptr,
+                m.j_row,
                 self.con_bind,
                 self.loc_bind,
                 self.label,
@@ -202,6 +216,11 @@ class _Run:
         sel = usable.copy()
         sel[usable] = self.con_bind[m.e_con[usable]]
         self.con_comp[m.e_con[sel]] = self.label[m.e_order[sel]]
+        # joint rows: the component of any order drawing on one of their members
+        any_comp = np.full(m.ncon, -1, dtype=np.int64)
+        any_comp[m.e_con[usable]] = self.label[m.e_order[usable]]
+        sel = self.con_bind[m.jm_row] & (any_comp[m.jm_con] >= 0)
+        self.con_comp[m.jm_row[sel]] = any_comp[m.jm_con[sel]]
         self.loc_comp = np.full(m.num_locations, -1, dtype=np.int64)
         sel = usable & self.loc_bind[m.e_loc]
         self.loc_comp[m.e_loc[sel]] = self.label[m.e_order[sel]]
@@ -222,14 +241,54 @@ class _Run:
 
     # -- incumbent --------------------------------------------------------------
     def start(self, x: np.ndarray) -> None:
-        m = self.m
         self.x = x.copy()
-        self.val = np.zeros(m.num_orders)
-        K.order_costs(
-            m.o_ptr, m.l_qty, m.l_pen, m.c_ptr, m.c_pkg, m.c_eptr, self.p_true, m.split, x, self.val
-        )
-        self.greedy_val = self.val.copy()
+        self.val = self.costs(x)
+        self.start_val = self.val.copy()
         self.comp_ub = np.bincount(self.label, weights=self.val, minlength=self.ncomp)
+
+    def costs(self, x: np.ndarray) -> np.ndarray:
+        """True cost of every order under ``x`` (fixed pick-up parts included)."""
+        m = self.m
+        out = np.zeros(m.num_orders)
+        K.order_costs(
+            m.o_ptr,
+            m.l_qty,
+            m.l_pen,
+            m.c_ptr,
+            m.c_pkg,
+            m.c_eptr,
+            self.p_true,
+            m.split,
+            m.o_open,
+            m.o_fixed,
+            x,
+            out,
+        )
+        return out
+
+    def repair(self, x_in: np.ndarray) -> tuple[np.ndarray, int]:
+        """A feasible plan keeping what fits of ``x_in`` (orders in sequence order) and
+        the number of units dropped."""
+        m = self.m
+        x = np.zeros(m.num_entries, dtype=np.int64)
+        dropped = K.repair(
+            self.seq,
+            m.o_ptr,
+            m.l_qty,
+            m.c_ptr,
+            m.c_loc,
+            m.c_eptr,
+            m.e_con,
+            m.max_locs,
+            m.o_open,
+            m.s_rhs.copy(),
+            m.j_ptr,
+            m.j_row,
+            m.cap.copy(),
+            x_in,
+            x,
+        )
+        return x, int(dropped)
 
     def total_ub(self) -> float:
         return float(self.comp_ub.sum())
@@ -284,7 +343,11 @@ class _Run:
             self.p_true,
             m.max_locs,
             m.split,
+            m.o_open,
+            m.o_fixed,
             rem,
+            m.j_ptr,
+            m.j_row,
             cap_rem,
             x,
             val,
@@ -321,7 +384,11 @@ class _Run:
                 self.p_true,
                 m.max_locs,
                 m.split,
+                m.o_open,
+                m.o_fixed,
                 rem,
+                m.j_ptr,
+                m.j_row,
                 cap_rem,
                 x,
                 val,
@@ -336,7 +403,7 @@ class _Run:
     def lagrange(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         m = self.m
         sub = np.empty(m.num_orders)
-        use_con = np.zeros(m.s_rhs.shape[0], dtype=np.int64)
+        use_con = np.zeros(m.num_rows, dtype=np.int64)
         use_loc = np.zeros(m.num_locations, dtype=np.int64)
         line_choice = np.empty(m.l_qty.shape[0], dtype=np.int64)
         K.lagrange_pass(
@@ -351,6 +418,10 @@ class _Run:
             p,
             m.max_locs,
             m.split,
+            m.o_open,
+            m.o_fixed,
+            m.j_ptr,
+            m.j_row,
             sub,
             use_con,
             use_loc,
@@ -370,7 +441,7 @@ class _Run:
     def prices(self) -> np.ndarray:
         m = self.m
         p = np.empty(m.num_entries)
-        K.prices(m.e_cost, m.e_con, m.e_loc, self.lam, self.mu, p)
+        K.prices(m.e_cost, m.e_con, m.e_loc, self.lam, self.mu, m.j_ptr, m.j_row, p)
         return p
 
     # -- phases -------------------------------------------------------------------
@@ -482,20 +553,7 @@ class _Run:
                 x = self.x.copy()
                 x[entries] = res.x
                 val = self.val.copy()
-                vals = np.zeros(m.num_orders)
-                K.order_costs(
-                    m.o_ptr,
-                    m.l_qty,
-                    m.l_pen,
-                    m.c_ptr,
-                    m.c_pkg,
-                    m.c_eptr,
-                    self.p_true,
-                    m.split,
-                    x,
-                    vals,
-                )
-                val[orders] = vals[orders]
+                val[orders] = self.costs(x)[orders]
                 if _feasible(m, x):
                     self.adopt(x, val)
                     if res.optimal and self.comp_ub[c] <= res.objective + 1e-6 * max(
@@ -506,7 +564,7 @@ class _Run:
 
 
 def _feasible(m: Model, x: np.ndarray) -> bool:
-    if (x < 0).any() or (x > m.e_ub).any():
+    if (x < 0).any() or (x > m.e_ub).any() or (x[m.e_con < 0] != 0).any():
         return False
     con, loc = m.usage(x)
     if (con > m.s_rhs).any() or (loc > m.cap).any():
@@ -517,7 +575,7 @@ def _feasible(m: Model, x: np.ndarray) -> bool:
     pk = np.zeros(m.c_loc.shape[0], dtype=np.int64)
     np.maximum.at(pk, m.e_cand, (x > 0).astype(np.int64))
     c_order = np.repeat(np.arange(m.num_orders), np.diff(m.c_ptr))
-    npk = np.bincount(c_order, weights=pk, minlength=m.num_orders)
+    npk = np.bincount(c_order, weights=pk, minlength=m.num_orders) + m.o_open
     return bool((npk <= m.max_locs).all())
 
 
@@ -526,20 +584,24 @@ def _plan(
     m: Model,
     run: _Run,
     greedy: SourcingPlan,
-    x_greedy: np.ndarray,
+    x_start: np.ndarray,
+    greedy_ok: bool,
     gap: float,
     hit_limit: bool,
     build_s: float,
     solve_s: float,
 ) -> SourcingPlan:
     x = run.x
-    if not _feasible(m, x) or run.total_ub() > float(run.greedy_val.sum()) + 1e-6:
-        logger.warning("optimal: falling back to the greedy plan")
-        x = x_greedy
+    if not _feasible(m, x) or run.total_ub() > float(run.start_val.sum()) + 1e-6:
+        logger.warning("optimal: falling back to the warm start")
+        x = x_start
     rows = np.flatnonzero(x > 0)
     nlines = m.l_qty.shape[0]
     got = np.bincount(m.e_line[rows], weights=x[rows], minlength=nlines).astype(np.int64)
     line_unfilled = m.l_qty - got
+    # the pick-up store's fixed units come first in each order
+    rows = np.concatenate([np.flatnonzero(m.e_fix > 0), rows])
+    qty = np.where(m.e_fix > 0, m.e_fix, x)[rows]
     rem, cap_rem = run.state(x)
     orders, net = problem.orders, problem.network
     nch = net.num_channels
@@ -561,14 +623,17 @@ def _plan(
         problem.sku_loc,
         problem.locations.ok,
         m.max_locs,
+        m.o_open,
         rem,
+        m.j_ptr,
+        m.j_row,
         cap_rem,
         x,
         line_reason,
     )
     lb = run.total_lb()
     ub = run.total_ub()
-    same_as_greedy = bool(np.array_equal(x, x_greedy))
+    same_as_greedy = greedy_ok and bool(np.array_equal(x, x_start))
     rel = (ub - lb) / max(abs(ub), 1e-9)
     if run.proven().all():
         status = PlanStatus.OPTIMAL
@@ -589,7 +654,7 @@ def _plan(
         order=m.e_order[rows],
         line=m.e_line[rows],
         location=m.e_loc[rows],
-        qty=x[rows],
+        qty=qty,
         transfer=m.c_transfer[m.e_cand[rows]],
         line_unfilled=line_unfilled,
         line_reason=line_reason.astype(np.int8),
@@ -598,17 +663,16 @@ def _plan(
         runtime_s=build_s + solve_s,
         build_s=build_s,
         solve_s=solve_s,
-        baseline_cost=run.greedy_val,
+        baseline_cost=np.asarray(greedy.cost, dtype=np.float64),
         opportunity=m.e_opp[rows],
     )
-    del greedy
     logger.info(
         "optimal: %s, objective %.2f, bound %.2f, gap %.3f%%, greedy %.2f, %d iterations",
         status.slug,
         plan.objective,
         plan.bound,
         100 * plan.gap,
-        float(run.greedy_val.sum()),
+        greedy.objective,
         run.iterations,
     )
     return plan
