@@ -229,6 +229,7 @@ class Ledger:
         self._res = self._new_reservations(max(16, reservation_capacity))
         self._meta = np.zeros(K.META_SIZE, dtype=np.int64)
         self._next_auto_id = -1
+        self._open_lo = 0  # every reservation slot below this one is closed
 
     # ------------------------------------------------------------------ storage
     @staticmethod
@@ -407,20 +408,28 @@ class Ledger:
         pos, keys, rows = pos[keep], keys[keep], rows[keep]
         on_hand, reserved = on_hand[keep], reserved[keep]
         shortage = reserved - on_hand
-        # open reservations at the short positions, grouped like the rows, newest first
-        nres = int(self._meta[K.M_NRES])
-        slots = np.flatnonzero(self._res["state"][:nres] == K.RS_OPEN)
-        slots = slots[np.isin(self._res["pos"][slots], pos)]
-        slots = slots[np.lexsort((-slots, self._res["pos"][slots]))]
-        group = np.searchsorted(pos, self._res["pos"][slots])
-        qty = self._res["open"][slots]
-        csum = np.cumsum(qty)
-        first = np.searchsorted(group, group, side="left")
-        before = csum - qty - np.where(first > 0, csum[first - 1], 0)
-        take = before < shortage[group]  # just enough to cover each shortage
-        at_risk = self._res["id"][slots[take]]
-        counts = np.bincount(group[take], minlength=pos.shape[0])
-        indptr = np.concatenate(([0], np.cumsum(counts)))
+        # open reservations at the short positions, newest first, grouped like the rows
+        at_risk = np.empty(int(reserved.sum()), dtype=np.int64)
+        row_of = np.empty_like(at_risk)
+        is_short = np.zeros(self.num_positions, dtype=np.bool_)
+        is_short[pos] = True
+        r = self._res
+        k = K.reservations_at_risk(
+            r["id"],
+            r["pos"],
+            r["state"],
+            r["open"],
+            self._first_open(),
+            self.num_reservations,
+            pos,
+            shortage,
+            is_short,
+            at_risk,
+            row_of,
+        )
+        order = np.argsort(row_of[:k], kind="stable")
+        at_risk = at_risk[:k][order]
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(row_of[:k], minlength=pos.size))))
         return Shortfalls(
             sku=readonly(keys // self._nloc),
             location=readonly(keys % self._nloc),
@@ -686,11 +695,16 @@ class Ledger:
         K.lookup_ids(self._itab, self._ishift, ids, out)
         return np.where(out >= 0, out & 255, -1)
 
+    def _first_open(self) -> int:
+        """Advance and return the slot below which every reservation is closed."""
+        self._open_lo = K.first_open(self._res["state"], self._open_lo, self.num_reservations)
+        return self._open_lo
+
     def open_reservations(self) -> dict[str, np.ndarray]:
         """Arrays (id, sku, location, channel, open_qty, expires_at) of open reservations."""
-        n = self.num_reservations
+        lo, n = self._first_open(), self.num_reservations
         r = self._res
-        slots = np.flatnonzero(r["state"][:n] == K.RS_OPEN)
+        slots = lo + np.flatnonzero(r["state"][lo:n] == K.RS_OPEN)
         keys = self._state[r["pos"][slots], K.F_KEY]
         return {
             "id": r["id"][slots],
@@ -785,6 +799,7 @@ class Ledger:
         r["heap_t"][: timed.shape[0]] = r["exp"][timed]
         r["heap_s"][: timed.shape[0]] = timed
         self._meta = np.zeros(K.META_SIZE, dtype=np.int64)
+        self._open_lo = 0
         self._meta[K.M_NPOS], self._meta[K.M_NRES], self._meta[K.M_NIDS] = npos, nres, nids
         self._meta[K.M_HEAP] = timed.shape[0]
         self._meta[K.M_EXPIRED] = int(arrays["counters"][0])

@@ -707,6 +707,56 @@ def lookup_ids(itab: np.ndarray, ishift: int, ids: np.ndarray, out: np.ndarray) 
 
 
 @jit
+def reservations_at_risk(
+    res_id: np.ndarray,
+    res_pos: np.ndarray,
+    res_state: np.ndarray,
+    res_open: np.ndarray,
+    lo: int,
+    nres: int,
+    short_pos: np.ndarray,
+    shortage: np.ndarray,
+    is_short: np.ndarray,
+    out_id: np.ndarray,
+    out_row: np.ndarray,
+) -> int:
+    """Open reservations covering each shortage, newest first; returns how many.
+
+    ``short_pos`` is sorted and ``is_short`` marks the same positions; every
+    reservation below slot ``lo`` is closed. Walks from
+    the newest and stops as soon as every shortage is covered, so the cost is bounded
+    by the window of reservations that may still be open.
+    """
+    remaining = shortage.copy()
+    left = 0
+    for g in range(remaining.shape[0]):
+        if remaining[g] > 0:
+            left += 1
+    k = 0
+    s = nres - 1
+    while s >= lo and left > 0:
+        if res_state[s] == RS_OPEN and is_short[res_pos[s]]:
+            g = np.searchsorted(short_pos, res_pos[s])
+            if g < short_pos.shape[0] and short_pos[g] == res_pos[s] and remaining[g] > 0:
+                out_id[k] = res_id[s]
+                out_row[k] = g
+                k += 1
+                remaining[g] -= res_open[s]
+                if remaining[g] <= 0:
+                    left -= 1
+        s -= 1
+    return k
+
+
+@jit
+def first_open(res_state: np.ndarray, lo: int, nres: int) -> int:
+    """The lowest slot at or above ``lo`` that is still open (``nres`` if none)."""
+    while lo < nres and res_state[lo] != RS_OPEN:
+        lo += 1
+    return lo
+
+
+@jit
 def scatter_add(on_hand: np.ndarray, pos: np.ndarray, qty: np.ndarray) -> int:
     """Raw unchecked ``on_hand[pos] += qty``: the memory-bound ceiling for benchmarks."""
     for i in range(pos.shape[0]):
