@@ -181,7 +181,7 @@ def grid_box(lat: float, lon: float, radius_km: float, params: np.ndarray) -> tu
     return r0, r1, k0, k1
 
 
-@jit(inline="always")
+@jit
 def find_location(s_loc: np.ndarray, lo: int, hi: int, loc: int) -> int:
     """Index ``q`` in ``[lo, hi)`` with ``s_loc[q] == loc``, or -1 (binary search)."""
     while lo < hi:
@@ -194,6 +194,46 @@ def find_location(s_loc: np.ndarray, lo: int, hi: int, loc: int) -> int:
         else:
             return mid
     return -1
+
+
+@jit
+def stable_order(key: np.ndarray, out: np.ndarray) -> None:
+    """``out`` = the indices of ``key`` in ascending key order, ties in index order
+    (a bottom-up merge sort: ``np.argsort(key, kind="stable")``)."""
+    n = key.shape[0]
+    for i in range(n):
+        out[i] = i
+    buf = np.empty(n, dtype=np.int64)
+    width = 1
+    src = out
+    dst = buf
+    in_buf = False
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if key[src[j]] < key[src[i]]:
+                    dst[k] = src[j]
+                    j += 1
+                else:
+                    dst[k] = src[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                dst[k] = src[i]
+                i += 1
+                k += 1
+            while j < hi:
+                dst[k] = src[j]
+                j += 1
+                k += 1
+        src, dst = dst, src
+        in_buf = not in_buf
+        width *= 2
+    if in_buf:
+        out[:] = buf
 
 
 @jit
@@ -259,11 +299,10 @@ def prepare_orders(
         neg = np.empty(n, dtype=np.int64)
         for o in range(n):
             neg[o] = -priority[o]
-        perm = np.argsort(neg, kind="mergesort")
-        for t in range(n):
-            seq[t] = perm[t]
+        stable_order(neg, seq)
     m = sku.shape[0]
-    idx = np.argsort(sku, kind="mergesort")
+    idx = np.empty(m, dtype=np.int64)
+    stable_order(sku, idx)
     k = -1
     prev = -1
     for t in range(m):
@@ -397,7 +436,7 @@ def gather_same_day(
 # entry ``q`` for channel ``c``, -1 until first read from the ledger's per-position
 # arrays (``atp`` of row ``rows[q]``). An order then touches the ledger only at the
 # positions its search actually looks at, not at every holder of its SKUs.
-@jit(inline="always")
+@jit
 def avail_at(
     q: int,
     c: int,
@@ -417,7 +456,7 @@ def avail_at(
     return v
 
 
-@jit(inline="always")
+@jit
 def km_lower(loc: int, px: float, py: float, pz: float, xyz: np.ndarray) -> float:
     """A lower bound on :func:`haversine_km` from location ``loc`` to the unit vector
     ``(px, py, pz)``: ``R · chord ≤ 2R asin(chord / 2)``, less a margin for rounding."""
@@ -427,7 +466,7 @@ def km_lower(loc: int, px: float, py: float, pz: float, xyz: np.ndarray) -> floa
     return EARTH_RADIUS_KM * math.sqrt(dx * dx + dy * dy + dz * dz) * (1.0 - 1e-9) - 1e-6
 
 
-@jit(inline="always")
+@jit
 def ship_cost_unit(
     loc: int,
     exact: bool,
@@ -1018,6 +1057,7 @@ def greedy(
         nc = 0
         p = -1
         unavailable = False
+        lists = False
         alt[0] = -1.0
         alt[1] = np.nan
         if svc == S_PICKUP:
@@ -1055,15 +1095,7 @@ def greedy(
                 total -= took
                 if took > 0:
                     used = 1
-                if total > 0:
-                    used, total = cover_lists(
-                        nl, b, c, o, used, max_locs, True, p, ok_ship[:, 2 * c + 1],
-                        l_sku, s_ptr, s_loc, wav, s_row, on_hand, safety, fence, lcap,
-                        reserved, cap_rem, loc_mult, c_pkg, c_unit, c_km, lat, lon, zo,
-                        use_zone, loc_zone, zone_cost, loc_lat, loc_lon, xyz, tag, km_tag,
-                        km_val, stamp, cslot, cand_loc, cand_pos, cand_ub, rem, total, qsel,
-                        r_order, r_line, r_loc, r_qty, r_transfer, io, alt,
-                    )  # fmt: skip
+                lists = total > 0
         elif svc == S_SAME_DAY:
             nc = gather_same_day(
                 b,
@@ -1097,12 +1129,15 @@ def greedy(
                 c_unit, rem, total, qsel, r_order, r_line, r_loc, r_qty, r_transfer, io, alt,
             )  # fmt: skip
         else:
+            lists = True
+        if lists:
+            # ship orders, and what the pick-up store lacks (transfers, store excluded)
             used, total = cover_lists(
-                nl, b, c, o, used, max_locs, False, -1, ok_ship[:, 2 * c + 1], l_sku, s_ptr,
-                s_loc, wav, s_row, on_hand, safety, fence, lcap, reserved, cap_rem, loc_mult,
-                c_pkg, c_unit, c_km, lat, lon, zo, use_zone, loc_zone, zone_cost, loc_lat,
-                loc_lon, xyz, tag, km_tag, km_val, stamp, cslot, cand_loc, cand_pos, cand_ub,
-                rem, total, qsel, r_order, r_line, r_loc, r_qty, r_transfer, io, alt,
+                nl, b, c, o, used, max_locs, svc == S_PICKUP, p, ok_ship[:, 2 * c + 1], l_sku,
+                s_ptr, s_loc, wav, s_row, on_hand, safety, fence, lcap, reserved, cap_rem,
+                loc_mult, c_pkg, c_unit, c_km, lat, lon, zo, use_zone, loc_zone, zone_cost,
+                loc_lat, loc_lon, xyz, tag, km_tag, km_val, stamp, cslot, cand_loc, cand_pos,
+                cand_ub, rem, total, qsel, r_order, r_line, r_loc, r_qty, r_transfer, io, alt,
             )  # fmt: skip
         if svc != S_PICKUP and alt[0] >= 0:
             o_alt_loc[o] = int(alt[0])
@@ -1331,7 +1366,7 @@ def candidates(
     counts[1] = ne
 
 
-@jit(inline="always")
+@jit
 def atp(
     on_hand: np.ndarray,
     safety: np.ndarray,
