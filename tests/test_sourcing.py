@@ -825,3 +825,132 @@ def test_bench_quick_runs_and_reports_keys() -> None:
     ):
         assert key in out and out[key] > 0, key
     assert 0.0 <= out["fill_rate"] <= 1.0
+
+
+# ---------------------------------------------------------------------------
+# stock shared by channels within one batch
+def three_channels() -> NetworkData:
+    net = Network()
+    for ch in ("store", "online", "marketplace"):
+        net.add_channel(ch)
+    net.add_location("S1", kind="store", lat=31.230, lon=121.470)
+    net.add_sku("A", price=10.0)
+    return net.build()
+
+
+def test_mixed_channel_batch_shares_one_position() -> None:
+    # on_hand 6, marketplace fence 2: available(online) = 6 - 2 = 4, available(mkt) = 6.
+    # online takes 3 -> free 3, unused fence 2 -> available(mkt) = 3 (not 6);
+    # marketplace takes 3 -> free 0 -> the last online order gets nothing.
+    net = three_channels()
+    ledger = stocked(net, {("A", "S1"): 6})
+    ledger.apply(Events.set_fence("A", "S1", "marketplace", 2, network=net))
+    orders = orders_of(
+        net,
+        ship([("A", 3)], order=1),
+        {**ship([("A", 5)], order=2), "channel": "marketplace"},
+        ship([("A", 1)], order=3),
+    )
+    for plan in (source(net, ledger, orders), naive.reference_plan(net, ledger, orders)):
+        assert plan.qty.tolist() == [3, 3]
+        assert plan.order.tolist() == [0, 1]
+        assert plan.line_unfilled.tolist() == [0, 2, 1]
+        assert plan.line_reason.tolist() == [0, UnfilledReason.NO_STOCK, UnfilledReason.NO_STOCK]
+    # a fence the earlier order did not touch still holds: the marketplace order first
+    # takes 4 of 6 (its fence 2 used up), then online sees 2
+    first = orders_of(
+        net, {**ship([("A", 4)], order=1), "channel": "marketplace"}, ship([("A", 5)], order=2)
+    )
+    assert source(net, ledger, first).qty.tolist() == [4, 2]
+    res = ledger.reserve_plan(source(net, ledger, orders))
+    assert res.rejected.tolist() == [] and res.accepted.tolist() == [0, 1]
+    assert ledger.available("A", "S1", "online") == 0
+
+
+def mixed_instance(seed: int) -> tuple[NetworkData, Ledger, Orders]:
+    """Few positions, three channels, fences, caps, safety stock and reservations."""
+    rng = np.random.default_rng(seed)
+    nl, ns, nch = int(rng.integers(1, 4)), int(rng.integers(1, 4)), 3
+    net = Network()
+    for ch in ("store", "online", "marketplace"):
+        net.add_channel(ch)
+    for i in range(nl):
+        net.add_location(
+            f"L{i}",
+            kind="store",
+            lat=float(rng.uniform(31.0, 31.4)),
+            lon=float(rng.uniform(121.2, 121.7)),
+            pickup=True,
+            same_day_radius_km=60.0,
+            pick_capacity=None if rng.random() < 0.7 else int(rng.integers(0, 8)),
+        )
+    for s in range(ns):
+        net.add_sku(f"K{s}")
+    data = net.build()
+    ledger = Ledger(data)
+    cells = [(s, loc) for s in range(ns) for loc in range(nl)]
+    ledger.apply(
+        Events.receive(
+            [c[0] for c in cells], [c[1] for c in cells], rng.integers(1, 12, len(cells)).tolist()
+        )
+    )
+    for s, loc in cells:
+        if rng.random() < 0.3:
+            ledger.apply(Events.set_safety(s, loc, int(rng.integers(0, 3))))
+        for c in range(nch):
+            if rng.random() < 0.4:
+                ledger.apply(Events.set_fence(s, loc, c, int(rng.integers(0, 5))))
+            if rng.random() < 0.25:
+                ledger.apply(Events.set_cap(s, loc, c, int(rng.integers(0, 6))))
+            if rng.random() < 0.3 and ledger.available(s, loc, c) > 0:
+                ledger.reserve(s, loc, 1, channel=c)
+    rows: dict[str, list[Any]] = {
+        k: []
+        for k in ("order", "sku", "qty", "channel", "lat", "lon", "service", "pickup_location")
+    }
+    for o in range(int(rng.integers(2, 12))):
+        svc = int(rng.integers(0, 3))
+        p = int(rng.integers(0, nl)) if svc == Service.PICKUP else -1
+        lat, lon = float(rng.uniform(31.0, 31.4)), float(rng.uniform(121.2, 121.7))
+        chan = int(rng.integers(0, nch))
+        for s in rng.choice(ns, size=int(rng.integers(1, ns + 1)), replace=False):
+            for k, v in (
+                ("order", o + 1),
+                ("sku", int(s)),
+                ("qty", int(rng.integers(1, 7))),
+                ("channel", chan),
+                ("lat", lat),
+                ("lon", lon),
+                ("service", svc),
+                ("pickup_location", p),
+            ):
+                rows[k].append(v)
+    orders = Orders.from_lines(**{k: np.array(v) for k, v in rows.items()}, network=data)
+    return data, ledger, orders
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_mixed_channel_batches_follow_the_ledgers_sequential_rule(seed: int) -> None:
+    net, ledger, orders = mixed_instance(seed)
+    plan = source(net, ledger, orders)
+    ref = naive.reference_plan(net, ledger, orders)
+    for name in ("order", "line", "location", "qty", "line_unfilled", "line_reason"):
+        assert getattr(plan, name).tolist() == getattr(ref, name).tolist(), name
+    # replay the rows in plan order with the ledger's rule: every row fits
+    pos = np.asarray(ledger.position_index(plan.sku, plan.location)).tolist()
+    reserved = ledger.reserved_by_channel.astype(np.int64)
+    free = ledger.on_hand - reserved.sum(axis=1) - ledger.safety_stock
+    unused = np.maximum(0, ledger.fence - reserved)
+    room = ledger.cap - reserved
+    for r, q, o in zip(pos, plan.qty.tolist(), plan.order.tolist(), strict=True):
+        c = int(orders.channel[o])
+        avail = max(0, min(free[r] - (unused[r].sum() - unused[r, c]), room[r, c]))
+        assert 0 < q <= avail
+        free[r] -= q
+        unused[r, c] -= min(q, unused[r, c])
+        room[r, c] -= q
+    # and the ledger reserves every order the plan fills (in part or in full)
+    res = ledger.reserve_plan(plan)
+    assert res.rejected.tolist() == []
+    assert res.accepted.tolist() == sorted(set(plan.order.tolist()))

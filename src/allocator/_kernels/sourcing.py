@@ -432,10 +432,66 @@ def gather_same_day(
 # ---------------------------------------------------------------------------
 # greedy
 #
-# Availability is read lazily: ``wav[q, c]`` is the working availability of list
-# entry ``q`` for channel ``c``, -1 until first read from the ledger's per-position
-# arrays (``atp`` of row ``rows[q]``). An order then touches the ledger only at the
-# positions its search actually looks at, not at every holder of its SKUs.
+# Availability is read lazily and kept per list entry ``q`` in ``wav[q]`` (width
+# ``3C + 1`` for ``C`` channels): ``wav[q, c]`` is the working available(c), -1 until
+# the entry is first read from the ledger's per-position arrays (row ``rows[q]``);
+# ``wav[q, C]`` is ``free = on_hand - reserved - safety``, ``wav[q, C + 1 + c]`` the
+# unused fence of channel ``c`` and ``wav[q, 2C + 1 + c]`` its cap room. Taking units
+# for one channel updates that state as the ledger would on reservation and
+# recomputes available() of every channel, so later orders of ANY channel see what
+# earlier ones consumed. An order touches the ledger only at the positions its
+# search actually looks at, not at every holder of its SKUs.
+@jit
+def refresh_avail(q: int, wav: np.ndarray, nch: int) -> None:
+    """``wav[q, c]`` for every channel from the entry's (free, unused fence, cap room):
+    ``max(0, min(free - Σ_{c'≠c} unused_fence[c'], cap_room[c]))``."""
+    free = wav[q, nch]
+    fsum = 0
+    for cc in range(nch):
+        fsum += wav[q, nch + 1 + cc]
+    for cc in range(nch):
+        shared = free - (fsum - wav[q, nch + 1 + cc])
+        room = wav[q, 2 * nch + 1 + cc]
+        a = shared if shared < room else room
+        wav[q, cc] = a if a > 0 else 0
+
+
+@jit
+def load_entry(
+    q: int,
+    wav: np.ndarray,
+    rows: np.ndarray,
+    on_hand: np.ndarray,
+    safety: np.ndarray,
+    fence: np.ndarray,
+    lcap: np.ndarray,
+    reserved: np.ndarray,
+) -> None:
+    """Read list entry ``q``'s state from ledger row ``rows[q]``."""
+    nch = fence.shape[1]
+    row = rows[q]
+    total = 0
+    for cc in range(nch):
+        r = reserved[row, cc]
+        total += r
+        f = fence[row, cc] - r
+        wav[q, nch + 1 + cc] = f if f > 0 else 0
+        wav[q, 2 * nch + 1 + cc] = lcap[row, cc] - r
+    wav[q, nch] = on_hand[row] - total - safety[row]
+    refresh_avail(q, wav, nch)
+
+
+@jit
+def consume(q: int, c: int, t: int, wav: np.ndarray, nch: int) -> None:
+    """Take ``t`` units of list entry ``q`` for channel ``c`` (the ledger's sequential
+    rule): free -= t, unused_fence[c] -= min(t, unused_fence[c]), cap_room[c] -= t."""
+    wav[q, nch] -= t
+    f = wav[q, nch + 1 + c]
+    wav[q, nch + 1 + c] = f - t if f > t else 0
+    wav[q, 2 * nch + 1 + c] -= t
+    refresh_avail(q, wav, nch)
+
+
 @jit
 def avail_at(
     q: int,
@@ -451,8 +507,8 @@ def avail_at(
     """Working availability of list entry ``q`` for channel ``c`` (read on first use)."""
     v = wav[q, c]
     if v < 0:
-        v = atp(on_hand, safety, fence, lcap, reserved, rows[q], c)
-        wav[q, c] = v
+        load_entry(q, wav, rows, on_hand, safety, fence, lcap, reserved)
+        v = wav[q, c]
     return v
 
 
@@ -542,7 +598,7 @@ def take_from(
             t = budget - took
         if t <= 0:
             continue
-        wav[q, c] -= t
+        consume(q, c, t, wav, fence.shape[1])
         rem[j] -= t
         took += t
         n = io[0]
@@ -1022,9 +1078,10 @@ def greedy(
 
     ``ok_ship`` is ``(num_locations, 2 * num_channels)`` bool: column ``2c`` says the
     location is open (not excluded) and serves channel ``c``, column ``2c + 1`` that it
-    also ships online orders. ``wav`` (lazy working availability, see :func:`avail_at`)
-    and ``cap_rem`` are consumed in place; ``on_hand`` ... ``reserved`` are the ledger's
-    per-position arrays and ``s_row`` the ledger row of each list entry. ``io[0]``
+    also ships online orders. ``wav`` (lazy per-entry availability state of width
+    ``3 * num_channels + 1``, see :func:`avail_at`) and ``cap_rem`` are consumed in
+    place; ``on_hand`` ... ``reserved`` are the ledger's per-position arrays and
+    ``s_row`` the ledger row of each list entry. ``io[0]``
     counts the rows written, ``io[1]`` is the stamp counter (``stamp`` for candidate
     sets, ``km_tag`` for the per-order distance cache). Stops early (returning the next
     position in ``seq``) when the row buffers might not hold the next order; the

@@ -36,16 +36,46 @@ def haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def reference_index(
     ledger: Any,
 ) -> tuple[dict[tuple[int, int], list[int]], dict[int, list[int]]]:
-    """Availability per (sku, location) as a list per channel, and locations per SKU."""
-    atp = ledger.available_all()
+    """Availability state per (sku, location) and locations per SKU.
+
+    The state of a position is ``[free, unused_fence[0..C), cap_room[0..C)]`` with
+    ``free = on_hand - reserved - safety``, ``unused_fence[c] = max(0, fence[c] -
+    reserved[c])`` and ``cap_room[c] = cap[c] - reserved[c]`` (see :func:`state_avail`).
+    """
+    on_hand = ledger.on_hand.tolist()
+    safety = ledger.safety_stock.tolist()
+    fence = ledger.fence.tolist()
+    lcap = ledger.cap.tolist()
+    reserved = ledger.reserved_by_channel.tolist()
     stock: dict[tuple[int, int], list[int]] = {}
     at: dict[int, list[int]] = {}
     for row, (s, loc) in enumerate(
         zip(ledger.position_sku.tolist(), ledger.position_location.tolist(), strict=True)
     ):
-        stock[(s, loc)] = atp[row].tolist()
+        res = reserved[row]
+        free = on_hand[row] - sum(res) - safety[row]
+        unused = [max(0, f - r) for f, r in zip(fence[row], res, strict=True)]
+        room = [k - r for k, r in zip(lcap[row], res, strict=True)]
+        stock[(s, loc)] = [free, *unused, *room]
         at.setdefault(s, []).append(loc)
     return stock, at
+
+
+def state_avail(state: list[int], c: int) -> int:
+    """available(c) of a position state (:func:`reference_index`):
+    ``max(0, min(free - Σ_{c'≠c} unused_fence[c'], cap_room[c]))``."""
+    nch = (len(state) - 1) // 2
+    unused = state[1 : 1 + nch]
+    other = sum(u for cc, u in enumerate(unused) if cc != c)
+    return max(0, min(state[0] - other, state[1 + nch + c]))
+
+
+def state_take(state: list[int], c: int, q: int) -> None:
+    """The ledger's sequential rule for reserving ``q`` units for channel ``c``."""
+    nch = (len(state) - 1) // 2
+    state[0] -= q
+    state[1 + c] -= min(q, state[1 + c])
+    state[1 + nch + c] -= q
 
 
 def reference_source(
@@ -81,12 +111,14 @@ def reference_source(
 
     def avail(s: int, loc: int, c: int) -> int:
         v = stock.get((s, loc)) or base.get((s, loc))
-        return 0 if v is None else v[c]
+        return 0 if v is None else state_avail(v, c)
 
     def take(s: int, loc: int, c: int, q: int) -> None:
+        # one state per position shared by every channel: what an order of one
+        # channel takes is seen by later orders of any channel
         if (s, loc) not in stock:
             stock[(s, loc)] = list(base[(s, loc)])
-        stock[(s, loc)][c] -= q
+        state_take(stock[(s, loc)], c, q)
 
     order_sequence = sorted(range(orders.num_orders), key=lambda i: (-int(orders.priority[i]), i))
     rows: list[tuple[int, int, int, int, bool]] = []

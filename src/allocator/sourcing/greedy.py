@@ -26,8 +26,10 @@ def solve_greedy(problem: SourcingProblem) -> SourcingPlan:
     n_lines = orders.num_lines
     max_lines = problem.max_lines
     ledger = problem.ledger
-    # working availability, read from the ledger on first use (-1: not read yet)
-    wav = np.full((problem.sku_loc.shape[0], net.num_channels), -1, dtype=np.int64)
+    # working availability state per list entry, read from the ledger on first use
+    # (-1: not read yet): available(c) per channel, free, unused fences, cap rooms
+    nch = net.num_channels
+    wav = np.full((problem.sku_loc.shape[0], 3 * nch + 1), -1, dtype=np.int64)
     cap = problem.capacity.copy()
     ix = problem.locations
     loc_zone, zone_cost = problem.costs.arrays(net)
