@@ -65,6 +65,7 @@ allocation = allocate_channels(
     floors={"store": 2},
     caps={"marketplace": 0.30},
     service_level=0.90,
+    detail=True,  # keep expected sales per (position, channel) for the table below
 )
 print(allocation.summary())
 print()

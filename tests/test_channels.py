@@ -46,35 +46,44 @@ def stocked_small_network(seed: int = 0) -> tuple[NetworkData, Ledger]:
 
 
 def run_kernel(dist, mean, var, sellable, reserved, floor, cap, margin, unsold, row):
-    """The kernel on the naive twin's arguments (on_hand = sellable + reserved, no safety)."""
+    """The kernel on the naive twin's arguments (on_hand = sellable + reserved, no safety).
+
+    Runs it with and without the per-position detail; both give the same fences and
+    totals, and the totals add up the detail.
+    """
     npos, nc = mean.shape
     on_hand = sellable + reserved.sum(axis=1)
+    args = (dist, mean, var, on_hand, np.zeros(npos, np.int64), reserved, floor, cap)
+    args += (margin, unsold, row)
+    nchunks = K.num_chunks(npos)
     out_sellable = np.zeros(npos, np.int64)
     alloc, fence = np.zeros((npos, nc), np.int64), np.zeros((npos, nc), np.int64)
     sales, short = np.zeros((npos, nc)), np.zeros((npos, nc), np.int64)
-    totals = np.zeros((K.num_chunks(npos), 3, nc))
-    K.allocate(
-        dist,
-        mean,
-        var,
-        on_hand,
-        np.zeros(npos, np.int64),
-        reserved,
-        floor,
-        cap,
-        margin,
-        unsold,
-        row,
-        out_sellable,
-        alloc,
-        fence,
-        sales,
-        short,
-        totals,
-    )
+    totals = np.zeros((nchunks, K.NUM_TOTALS, nc))
+    counts = np.zeros((nchunks, K.NUM_COUNTS), np.int64)
+    K.allocate(*args, fence, out_sellable, alloc, sales, short, totals, counts)
     np.testing.assert_array_equal(out_sellable, sellable)
     np.testing.assert_array_equal(fence, reserved + alloc)
-    np.testing.assert_allclose(totals.sum(axis=0), [alloc.sum(0), sales.sum(0), mean.sum(0)])
+    chunk_sums = totals.sum(axis=0)
+    np.testing.assert_allclose(
+        chunk_sums[[K.T_ALLOCATED, K.T_SALES, K.T_DEMAND, K.T_SHORT]],
+        [alloc.sum(0), sales.sum(0), mean.sum(0), short.sum(0)],
+    )
+    np.testing.assert_allclose(chunk_sums[K.T_MARGIN], (sales * margin[row]).sum(0))
+    np.testing.assert_allclose(chunk_sums[K.T_UNSOLD], ((alloc - sales) * unsold[row]).sum(0))
+    assert counts.sum(0).tolist() == [
+        sellable.sum(),
+        (short > 0).any(axis=1).sum(),
+        (reserved > 0).any(axis=1).sum(),
+    ]
+    # Without the detail: the same fences and totals, bit for bit.
+    fence2 = np.zeros((npos, nc), np.int64)
+    totals2, counts2 = np.zeros_like(totals), np.zeros_like(counts)
+    none = np.zeros((0, nc), np.int64)
+    K.allocate(*args, fence2, none[:, 0], none, none.astype(float), none, totals2, counts2)
+    np.testing.assert_array_equal(fence2, fence)
+    np.testing.assert_array_equal(totals2, totals)
+    np.testing.assert_array_equal(counts2, counts)
     return alloc, sales, short
 
 
@@ -135,7 +144,7 @@ def test_one_channel_normal_is_the_newsvendor_quantity(mu, var, m, h) -> None:
 def test_one_channel_poisson_is_the_newsvendor_quantity(lam, m, h) -> None:
     data, ledger = one_position(1000, ("online",))
     alloc = allocate_channels(
-        data, ledger, ChannelForecast.poisson([[lam]]), margin=m, unsold_cost=h
+        data, ledger, ChannelForecast.poisson([[lam]]), margin=m, unsold_cost=h, detail=True
     )
     assert alloc.allocated[0, 0] == int(stats.poisson.ppf(m / (m + h), lam))
     # Expected sales E[min(D, q)] = sum_{k<q} P(D > k).
@@ -179,7 +188,9 @@ def test_two_equal_channels_split_equally(stock: int, dist: str) -> None:
 def test_floor_is_honoured_even_against_margin() -> None:
     data, ledger = one_position(10)
     fc = ChannelForecast.poisson([[0.0, 20.0, 20.0]])  # no demand at all in store
-    alloc = allocate_channels(data, ledger, fc, margin=[1.0, 5.0, 5.0], floors={"store": 3})
+    alloc = allocate_channels(
+        data, ledger, fc, margin=[1.0, 5.0, 5.0], floors={"store": 3}, detail=True
+    )
     assert alloc.allocated[0].tolist() == [3, 4, 3]
     assert alloc.floor_shortfall.sum() == 0
 
@@ -187,7 +198,7 @@ def test_floor_is_honoured_even_against_margin() -> None:
 def test_floors_beyond_stock_are_filled_in_channel_order() -> None:
     data, ledger = one_position(4)
     fc = ChannelForecast.poisson([[1.0, 1.0, 1.0]])
-    alloc = allocate_channels(data, ledger, fc, margin=1.0, floors=[3, 3, 0])
+    alloc = allocate_channels(data, ledger, fc, margin=1.0, floors=[3, 3, 0], detail=True)
     assert alloc.allocated[0].tolist() == [3, 1, 0]
     assert alloc.floor_shortfall[0].tolist() == [0, 2, 0]
     assert alloc.num_floor_short == 1
@@ -209,8 +220,15 @@ def test_expected_margin_and_fill_rate_add_up() -> None:
     rng = np.random.default_rng(0)
     mean = rng.uniform(0, 10, (ledger.num_positions, 3))
     alloc = allocate_channels(
-        net, ledger, ChannelForecast.normal(mean, mean), margin=[4, 3, 2], unsold_cost=1.0
+        net,
+        ledger,
+        ChannelForecast.normal(mean, mean),
+        margin=[4, 3, 2],
+        unsold_cost=1.0,
+        detail=True,
     )
+    np.testing.assert_array_equal(alloc.channel_allocated, alloc.allocated.sum(axis=0))
+    assert alloc.total_sellable == alloc.sellable.sum()
     np.testing.assert_allclose(alloc.channel_expected_sales, alloc.expected_sales.sum(axis=0))
     np.testing.assert_allclose(alloc.fill_rate, alloc.expected_sales.sum(0) / mean.sum(0))
     assert alloc.expected_margin == pytest.approx((alloc.expected_sales.sum(0) * [4, 3, 2]).sum())
@@ -225,11 +243,16 @@ def test_margin_per_sku() -> None:
     mean = np.full((npos, 3), 30.0)
     margin = np.ones((net.num_skus, 3))
     margin[1] = [1.0, 1.0, 9.0]  # SKU-1 sells best on the marketplace
-    alloc = allocate_channels(net, ledger, ChannelForecast.poisson(mean), margin=margin)
+    alloc = allocate_channels(
+        net, ledger, ChannelForecast.poisson(mean), margin=margin, unsold_cost=0.5, detail=True
+    )
     sku1 = ledger.position_sku == 1
     assert np.all(alloc.allocated[sku1, 2] == np.minimum(alloc.sellable[sku1], 1000))
     assert alloc.channel_margin[2] == pytest.approx(
         (alloc.expected_sales[:, 2] * margin[ledger.position_sku, 2]).sum()
+    )
+    assert alloc.expected_unsold_cost == pytest.approx(
+        0.5 * (alloc.allocated - alloc.expected_sales).sum()
     )
 
 
@@ -356,6 +379,7 @@ def test_to_events_applies_and_available_reflects_the_split(link: str) -> None:
         floors={"store": 2},
         caps={"marketplace": 0.3},
         service_level=0.9,
+        detail=True,
     )
     events = alloc.to_events(first_id=1000, link=link)
     assert len(events) == npos * (1 + 1 + 3)
@@ -407,6 +431,7 @@ def test_service_level_safety_stock_uses_allocator_safety() -> None:
         margin=1.0,
         service_level=0.95,
         lead_time=2.0,
+        detail=True,
     )
     ss = safety_stock(mean.sum(1), np.sqrt(var.sum(1)), lead_time=2.0, service_level=0.95)
     np.testing.assert_array_equal(alloc.safety_stock, np.ceil(np.maximum(ss, 0) - 1e-9))
@@ -424,7 +449,7 @@ def test_without_service_target_the_ledger_safety_stock_stays() -> None:
 
     ledger.apply(Events.set_safety("A", "S1", 5, network=data))
     alloc = allocate_channels(
-        data, ledger, ChannelForecast.poisson([[50.0, 50.0, 50.0]]), margin=1.0
+        data, ledger, ChannelForecast.poisson([[50.0, 50.0, 50.0]]), margin=1.0, detail=True
     )
     assert alloc.sellable.tolist() == [15] and alloc.allocated.sum() == 15
     assert not alloc.safety_set
@@ -449,7 +474,7 @@ def test_from_frame_and_to_frame() -> None:
     p3 = ledger.position_index("SKU-3", "DC")
     assert fc.mean[p0].tolist() == [4.0, 2.0, 0.0] and fc.var[p3, 2] == 9.0
     assert fc.mean.sum() == 13.0
-    alloc = allocate_channels(net, ledger, fc, margin=1.0, unsold_cost=0.5)
+    alloc = allocate_channels(net, ledger, fc, margin=1.0, unsold_cost=0.5, detail=True)
     out = alloc.to_frame()
     assert len(out) == ledger.num_positions * 3
     row = out[(out.sku == "SKU-3") & (out.location == "DC") & (out.channel == "marketplace")]
@@ -458,6 +483,101 @@ def test_from_frame_and_to_frame() -> None:
     assert isinstance(alloc, ChannelAllocation)
     pois = ChannelForecast.from_frame(frame.drop(columns="var"), ledger, distribution="poisson")
     assert pois.distribution == "poisson" and pois.var[p3, 2] == 7.0
+
+
+def test_without_detail_the_same_fences_and_totals() -> None:
+    net, ledger = stocked_small_network(seed=5)
+    ledger.reserve("SKU-2", "S2", 3, channel="marketplace")
+    rng = np.random.default_rng(5)
+    mean = rng.uniform(0, 12, (ledger.num_positions, 3))
+    kwargs = {"margin": [6.0, 5.0, 3.0], "unsold_cost": 1.0, "floors": {"store": 1}}
+    full = allocate_channels(
+        net, ledger, ChannelForecast.normal(mean, 2 * mean), **kwargs, detail=True
+    )
+    lean = allocate_channels(net, ledger, ChannelForecast.normal(mean, 2 * mean), **kwargs)
+    assert full.detail and not lean.detail
+    np.testing.assert_array_equal(lean.fence, full.fence)
+    # With a reservation somewhere, allocated is fence - reserved, not the fence itself.
+    np.testing.assert_array_equal(lean.allocated, full.allocated)
+    assert lean.allocated is not lean.fence
+    for name in ("channel_allocated", "channel_expected_sales", "fill_rate", "channel_margin"):
+        np.testing.assert_array_equal(getattr(lean, name), getattr(full, name))
+    assert (lean.expected_margin, lean.expected_unsold_cost) == (
+        full.expected_margin,
+        full.expected_unsold_cost,
+    )
+    assert lean.total_sellable == full.sellable.sum()
+    assert lean.num_floor_short == full.num_floor_short
+    for name in ("sellable", "expected_sales", "floor_shortfall"):
+        with pytest.raises(ValidationError) as err:
+            getattr(lean, name)
+        assert err.value.code == "detail_not_kept" and err.value.field == name
+    assert "expected_sales" not in lean.to_frame().columns
+    assert "expected_sales" in full.to_frame().columns
+
+
+def test_result_keeps_a_snapshot_of_the_ledger() -> None:
+    net, ledger = stocked_small_network()
+    mean = np.full((ledger.num_positions, 3), 4.0)
+    alloc = allocate_channels(net, ledger, ChannelForecast.poisson(mean), margin=1.0)
+    # No reservation anywhere: allocated is the fence array itself.
+    assert alloc.allocated is alloc.fence
+    cap, safety = alloc.cap.copy(), alloc.safety_stock.copy()
+    from allocator import Events
+
+    ledger.apply(Events.set_cap("SKU-0", "S1", "online", 7, network=net))
+    ledger.apply(Events.set_safety("SKU-0", "S1", 2, network=net))
+    np.testing.assert_array_equal(alloc.cap, cap)
+    np.testing.assert_array_equal(alloc.safety_stock, safety)
+    assert not alloc.cap.flags.writeable and not alloc.fence.flags.writeable
+    # Now the ledger's caps and safety stock differ between positions.
+    again = allocate_channels(net, ledger, ChannelForecast.poisson(mean), margin=1.0)
+    p = ledger.position_index("SKU-0", "S1")
+    assert again.cap[p, 1] == 7 and again.allocated[p, 1] == 7
+    assert again.safety_stock[p] == 2 and again.safety_stock.sum() == 2
+    ledger.apply(Events.set_cap("SKU-0", "S1", "online", 9, network=net))
+    assert again.cap[p, 1] == 7
+
+
+def test_caps_per_position_and_shares_mixed() -> None:
+    net, ledger = stocked_small_network()
+    npos = ledger.num_positions
+    mean = np.full((npos, 3), 50.0)
+    units = np.full((npos, 3), -1, dtype=np.int64)
+    units[:, 1] = np.arange(npos)
+    alloc = allocate_channels(net, ledger, ChannelForecast.poisson(mean), margin=1.0, caps=units)
+    np.testing.assert_array_equal(alloc.cap[:, 1], np.arange(npos))
+    np.testing.assert_array_equal(alloc.cap[:, [0, 2]], ledger.cap[:, [0, 2]])
+    share = np.full((npos, 3), np.nan)
+    share[:, 2] = 0.5
+    alloc = allocate_channels(net, ledger, ChannelForecast.poisson(mean), margin=1.0, caps=share)
+    np.testing.assert_array_equal(alloc.cap[:, 2], ledger.on_hand // 2)
+    assert np.all(alloc.allocated[:, 2] <= ledger.on_hand // 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(0.0, 60.0),
+    st.sampled_from([0.05, 0.7, 1.0, 3.0, 11.0]),
+    st.sampled_from([(1.0, 1.0), (3.0, 1.0), (9.0, 1.0), (1.0, 20.0), (1.0, 1e-9), (2.0, 0.0)]),
+    st.sampled_from([-1e-9, -1e-13, 0.0, 1e-13, 1e-9]),
+    st.integers(0, 40),
+)
+def test_kernel_equals_naive_at_the_newsvendor_boundary(mu, sd, mh, nudge, stock) -> None:
+    # Means that put the newsvendor point x = mu - 0.5 + sd z (where a unit's value
+    # crosses 0) within a hair of a whole unit: units past x are skipped unevaluated.
+    m, h = mh
+    z = K.upper_quantile(h / (m + h))
+    mu_b = max(0.0, math.floor(mu) + 0.5 - sd * z + nudge)
+    mean = np.array([[mu_b, mu, mu_b]])
+    var = np.array([[sd * sd, sd, (2 * sd) ** 2]])
+    args = (K.DIST_NORMAL, mean, var, np.array([stock]), np.zeros((1, 3), np.int64))
+    args += (np.zeros((1, 3), np.int64), np.full((1, 3), STOCK_MAX, np.int64))
+    args += (np.array([[m, m, m]]), np.array([[h, h, h]]), np.zeros(1, np.int64))
+    alloc, sales, _ = run_kernel(*args)
+    n_alloc, n_sales, _ = naive_allocate(*args)
+    np.testing.assert_array_equal(alloc, n_alloc)
+    np.testing.assert_allclose(sales, n_sales, rtol=1e-12, atol=0)
 
 
 # ---------------------------------------------------------------------- bad input

@@ -13,6 +13,7 @@ variance; Poisson: mean) over the horizon. See ``docs/channels.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -210,10 +211,10 @@ def _channel_row(
 
 
 def _value_table(
-    value: Any, field: str, network: NetworkData, ledger: Ledger, missing: Any
+    value: Any, field: str, network: NetworkData, position_sku: np.ndarray, missing: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """A float ``(R, C)`` table and the row of each position (per channel or sku x channel)."""
-    nc, npos = network.num_channels, ledger.num_positions
+    nc, npos = network.num_channels, position_sku.shape[0]
     if isinstance(value, Mapping):
         row = _channel_row(value, field, network, missing)
         if any(item is None for item in row):
@@ -248,7 +249,7 @@ def _value_table(
     if table.shape[0] == 1:
         rows = np.broadcast_to(np.zeros(1, dtype=np.int64), (npos,))
     else:
-        rows = np.ascontiguousarray(ledger.position_sku, dtype=np.int64)
+        rows = position_sku
     return table, rows
 
 
@@ -349,15 +350,30 @@ def _finish_limits(
 def _caps_matrix(
     units: np.ndarray, share: np.ndarray, on_hand: np.ndarray, current: np.ndarray
 ) -> np.ndarray:
-    """Absolute caps (P, C): units, ``floor(share * on_hand)``, or the ledger's cap (-1)."""
+    """Absolute caps (P, C): units, ``floor(share * on_hand)``, or the ledger's cap (-1).
+
+    Caps the same for every position come back as a read-only broadcast of one row.
+    """
     npos, nc = current.shape
-    caps = np.where(units < 0, current, np.minimum(units, STOCK_MAX))
-    caps = np.broadcast_to(caps, (npos, nc))
-    has = ~np.isnan(share)
-    if has.any():
-        frac = np.floor(np.where(has, share, 0.0) * on_hand[:, None].astype(np.float64))
-        caps = np.where(has, frac.astype(np.int64), caps)
-    return np.ascontiguousarray(caps, dtype=np.int64)
+    if units.shape[0] == 1 and share.shape[0] == 1 and np.isnan(share).all():
+        if (units >= 0).all():
+            return readonly(np.broadcast_to(np.minimum(units, STOCK_MAX), (npos, nc)))
+    out = np.empty((npos, nc), dtype=np.int64)
+    share = np.broadcast_to(share, (share.shape[0], nc))
+    K.share_caps(units, share, on_hand, current, STOCK_MAX, out)
+    return out
+
+
+def _snapshot(values: np.ndarray) -> np.ndarray:
+    """A read-only copy of a ledger column (or block of columns).
+
+    When every row is the same (no caps, no safety stock, no reservations: the common
+    case) the copy is a broadcast of the first row, so it takes no memory per position.
+    """
+    block = values.reshape(values.shape[0], -1)
+    if values.shape[0] > 1 and K.rows_equal(block):
+        return readonly(np.broadcast_to(values[:1].copy(), values.shape))
+    return readonly(np.array(values))
 
 
 @dataclass(frozen=True, eq=False)
@@ -365,7 +381,8 @@ class ChannelAllocation:
     """The split of each position's sellable stock over the channels.
 
     All per-(position, channel) arrays have shape ``(num_positions, num_channels)``;
-    rows follow the ledger's positions. Arrays are read-only.
+    rows follow the ledger's positions. Arrays are read-only; values the same for
+    every position (a cap or safety stock nobody set) are stored as one broadcast row.
 
     Attributes
     ----------
@@ -378,25 +395,21 @@ class ChannelAllocation:
     safety_stock
         Units withheld from every channel (computed from the service target, or the
         ledger's current value when none was given).
-    sellable
-        ``max(0, on_hand - reserved - safety_stock)``: the units that were split.
-    allocated
-        New units fenced per channel, out of ``sellable``.
     fence
-        The fence to set: ``reserved_by_channel + allocated`` (a fence covers the
-        channel's open reservations too, so its *unused* part is ``allocated``).
+        The fence to set per (position, channel): ``reserved_by_channel + allocated``
+        (a fence covers the channel's open reservations too, so its *unused* part is
+        ``allocated``).
+    allocated
+        New units fenced per (position, channel), out of the sellable stock (the
+        ``fence`` array itself when no position holds reservations).
     cap
         The cap per channel used (``STOCK_MAX`` = none).
-    expected_sales
-        ``E[min(D, allocated)]`` per (position, channel): units the fence is
-        expected to sell over the horizon.
-    floor_shortfall
-        Floor units the sellable stock could not cover (floors are filled in
-        channel order).
     demand
         Forecast mean demand per channel, summed over positions.
+    channel_allocated
+        ``allocated`` summed per channel.
     channel_expected_sales
-        ``expected_sales`` summed per channel.
+        Expected sales ``E[min(D, allocated)]`` per channel, summed over positions.
     fill_rate
         ``channel_expected_sales / demand`` per channel (NaN without demand).
     channel_margin
@@ -405,11 +418,21 @@ class ChannelAllocation:
         Total expected margin.
     expected_unsold_cost
         Unsold cost of fenced units expected to remain unsold, summed.
+    total_sellable
+        Sellable units ``max(0, on_hand - reserved - safety_stock)`` summed over
+        positions: the units that were split.
+    num_floor_short
+        Positions where the stock could not cover every floor.
+    channel_floor_shortfall
+        Floor units the stock could not cover, summed per channel.
     safety_set, cap_set
         Whether :meth:`to_events` emits ``set_safety`` events, and for which
         channels ``set_cap`` events.
     runtime
         Seconds spent in :func:`allocate_channels`.
+    detail
+        Whether the per-position detail (:attr:`sellable`, :attr:`expected_sales`,
+        :attr:`floor_shortfall`) was kept (``allocate_channels(..., detail=True)``).
     """
 
     network: NetworkData
@@ -417,25 +440,60 @@ class ChannelAllocation:
     position_sku: np.ndarray
     position_location: np.ndarray
     safety_stock: np.ndarray
-    sellable: np.ndarray
-    allocated: np.ndarray
     fence: np.ndarray
+    allocated: np.ndarray
     cap: np.ndarray
-    expected_sales: np.ndarray
-    floor_shortfall: np.ndarray
     demand: np.ndarray
+    channel_allocated: np.ndarray
     channel_expected_sales: np.ndarray
     fill_rate: np.ndarray
     channel_margin: np.ndarray
     expected_margin: float
     expected_unsold_cost: float
+    total_sellable: int
+    num_floor_short: int
+    channel_floor_shortfall: np.ndarray
     safety_set: bool
     cap_set: np.ndarray
     runtime: float
+    detail_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = dataclasses.field(
+        default=None, repr=False
+    )
+
+    @property
+    def detail(self) -> bool:
+        return self.detail_arrays is not None
+
+    def _detail(self, index: int, name: str) -> np.ndarray:
+        if self.detail_arrays is None:
+            raise ValidationError(
+                f"{name} is per-position detail; call allocate_channels(..., detail=True) "
+                "to keep it",
+                field=name,
+                code="detail_not_kept",
+            )
+        return self.detail_arrays[index]
+
+    @property
+    def sellable(self) -> np.ndarray:
+        """``(num_positions,)`` sellable units per position (needs ``detail=True``)."""
+        return self._detail(0, "sellable")
+
+    @property
+    def expected_sales(self) -> np.ndarray:
+        """``E[min(D, allocated)]`` per (position, channel): units the fence is expected
+        to sell over the horizon (needs ``detail=True``)."""
+        return self._detail(1, "expected_sales")
+
+    @property
+    def floor_shortfall(self) -> np.ndarray:
+        """Floor units per (position, channel) the sellable stock could not cover
+        (floors are filled in channel order; needs ``detail=True``)."""
+        return self._detail(2, "floor_shortfall")
 
     @property
     def num_positions(self) -> int:
-        return int(self.allocated.shape[0])
+        return int(self.fence.shape[0])
 
     @property
     def channel_names(self) -> tuple[str, ...]:
@@ -446,17 +504,12 @@ class ChannelAllocation:
         """``expected_margin - expected_unsold_cost``: the quantity maximised."""
         return self.expected_margin - self.expected_unsold_cost
 
-    @property
-    def num_floor_short(self) -> int:
-        """Positions where the stock could not cover every floor."""
-        return int(self.floor_shortfall.any(axis=1).sum())
-
     def summary(self) -> str:
         """A few lines: totals per channel and the objective."""
-        fenced = self.allocated.sum(axis=0)
+        fenced = self.channel_allocated
         lines = [
             f"ChannelAllocation: {self.num_positions} positions, "
-            f"{int(self.sellable.sum())} sellable units, {int(fenced.sum())} fenced, "
+            f"{self.total_sellable} sellable units, {int(fenced.sum())} fenced, "
             f"{int(self.safety_stock.sum())} safety stock ({self.distribution} demand)"
         ]
         width = max(len(n) for n in self.channel_names)
@@ -469,32 +522,34 @@ class ChannelAllocation:
         lines.append(
             f"  expected margin {self.expected_margin:.1f}, unsold cost "
             f"{self.expected_unsold_cost:.1f}, objective {self.objective:.1f}; "
-            f"{self.num_floor_short} positions short of their floors; {self.runtime:.3f} s"
+            f"{self.num_floor_short} positions short of their floors "
+            f"({int(self.channel_floor_shortfall.sum())} units); {self.runtime:.3f} s"
         )
         return "\n".join(lines)
 
     def to_frame(self) -> Any:
-        """One row per (position, channel) with names, fence, cap and expected sales."""
+        """One row per (position, channel) with names, fence and cap, and with
+        ``detail=True`` also expected sales and floor shortfall."""
         import pandas as pd
 
-        npos, nc = self.allocated.shape
+        npos, nc = self.fence.shape
         net = self.network
         sku = np.repeat(self.position_sku, nc)
         loc = np.repeat(self.position_location, nc)
         chan = np.tile(np.arange(nc), npos)
         cap = self.cap.reshape(-1)
-        return pd.DataFrame(
-            {
-                "sku": np.asarray(net.sku_names, dtype=object)[sku],
-                "location": np.asarray(net.location_names, dtype=object)[loc],
-                "channel": np.asarray(net.channel_names, dtype=object)[chan],
-                "allocated": self.allocated.reshape(-1),
-                "fence": self.fence.reshape(-1),
-                "cap": pd.Series(np.minimum(cap, QTY_MAX), dtype="Int64").mask(cap >= STOCK_MAX),
-                "expected_sales": self.expected_sales.reshape(-1),
-                "floor_shortfall": self.floor_shortfall.reshape(-1),
-            }
-        )
+        columns = {
+            "sku": np.asarray(net.sku_names, dtype=object)[sku],
+            "location": np.asarray(net.location_names, dtype=object)[loc],
+            "channel": np.asarray(net.channel_names, dtype=object)[chan],
+            "allocated": self.allocated.reshape(-1),
+            "fence": self.fence.reshape(-1),
+            "cap": pd.Series(np.minimum(cap, QTY_MAX), dtype="Int64").mask(cap >= STOCK_MAX),
+        }
+        if self.detail_arrays is not None:
+            columns["expected_sales"] = self.expected_sales.reshape(-1)
+            columns["floor_shortfall"] = self.floor_shortfall.reshape(-1)
+        return pd.DataFrame(columns)
 
     def to_events(self, *, first_id: int = 0, link: Literal["all", "position"] = "all") -> Events:
         """The allocation as ledger events: set_safety, set_cap, set_fence.
@@ -599,6 +654,7 @@ def allocate_channels(
     service_level: Any = None,
     fill_rate: Any = None,
     lead_time: Any = 1.0,
+    detail: bool = False,
 ) -> ChannelAllocation:
     """Split each position's sellable stock over the channels to maximise expected margin.
 
@@ -633,6 +689,12 @@ def allocate_channels(
         channel. ``None`` (both): keep the ledger's safety stock.
     lead_time
         Protection interval in units of the forecast horizon (default 1).
+    detail
+        Also keep the per-position detail: sellable units, and expected sales and
+        floor shortfall per (position, channel). Off by default: the fences and the
+        per-channel totals are what the allocation is for, and at millions of
+        positions the detail arrays cost more memory (and time to fill fresh memory)
+        than the rest of the result.
 
     Returns
     -------
@@ -700,8 +762,11 @@ def allocate_channels(
             field="forecast",
             code="length_mismatch",
         )
-    margin_t, rows = _value_table(margin, "margin", net, ledger, None)
-    unsold_t, unsold_rows = _value_table(unsold_cost, "unsold_cost", net, ledger, 0.0)
+    # Fresh arrays (the ledger computes them from its keys); the result keeps them.
+    position_sku = ledger.position_sku
+    position_location = ledger.position_location
+    margin_t, rows = _value_table(margin, "margin", net, position_sku, None)
+    unsold_t, unsold_rows = _value_table(unsold_cost, "unsold_cost", net, position_sku, 0.0)
     if margin_t.shape[0] != unsold_t.shape[0]:  # one per sku, the other per channel
         if margin_t.shape[0] == 1:
             margin_t = np.repeat(margin_t, unsold_t.shape[0], axis=0)
@@ -709,7 +774,9 @@ def allocate_channels(
         else:
             unsold_t = np.repeat(unsold_t, margin_t.shape[0], axis=0)
 
-    on_hand = ledger.on_hand  # live read-only views; the kernel copies what it keeps
+    # Live read-only views of the ledger: the kernel reads them in place, and what the
+    # result keeps of them is snapshotted below.
+    on_hand = ledger.on_hand
     reserved = ledger.reserved_by_channel
 
     if floors is None:
@@ -717,18 +784,19 @@ def allocate_channels(
     else:
         floor, _, _ = _int_limits(floors, "floors", net, npos, 0)
     floor_m = np.broadcast_to(floor, (npos, nc))
-    current_cap = np.array(ledger.cap, dtype=np.int64)  # a copy: the result keeps it
+    live_cap = caps is None  # the ledger's own caps: snapshot what the result keeps
     if caps is None:
-        cap_m = current_cap
+        cap_m = ledger.cap
         cap_set = np.zeros(nc, dtype=np.bool_)
     else:
         units, share, cap_set = _int_limits(caps, "caps", net, npos, -1)
-        cap_m = _caps_matrix(units, share, on_hand, current_cap)
+        cap_m = _caps_matrix(units, share, on_hand, ledger.cap)
     if not net.serves.all():
         # A channel a location does not sell to gets nothing there (cap 0, no floor).
-        served = net.serves[ledger.position_location]
+        served = net.serves[position_location]
         floor_m = np.where(served, floor_m, 0)
         cap_m = np.where(served, cap_m, 0)
+        live_cap = False
     bad = K.first_floor_above_cap(floor_m, cap_m)
     if bad >= 0:
         row, c = divmod(bad, nc)
@@ -741,18 +809,21 @@ def allocate_channels(
         )
 
     if service_level is None and fill_rate is None:
-        safety = np.array(ledger.safety_stock, dtype=np.int64)
+        safety = ledger.safety_stock
         safety_set = False
     else:
         safety = _safety(forecast, service_level, fill_rate, lead_time)
         safety_set = True
 
-    sellable = np.empty(npos, dtype=np.int64)
-    alloc = np.empty((npos, nc), dtype=np.int64)
+    nd = npos if detail else 0
     fence = np.empty((npos, nc), dtype=np.int64)
-    sales = np.empty((npos, nc), dtype=np.float64)
-    short = np.empty((npos, nc), dtype=np.int64)
-    totals = np.empty((K.num_chunks(npos), 3, nc), dtype=np.float64)
+    sellable = np.empty(nd, dtype=np.int64)
+    alloc = np.empty((nd, nc), dtype=np.int64)
+    sales = np.empty((nd, nc), dtype=np.float64)
+    short = np.empty((nd, nc), dtype=np.int64)
+    nchunks = K.num_chunks(npos)
+    totals = np.empty((nchunks, K.NUM_TOTALS, nc), dtype=np.float64)
+    counts = np.empty((nchunks, K.NUM_COUNTS), dtype=np.int64)
     K.allocate(
         _DISTRIBUTIONS[forecast.distribution],
         forecast.mean,
@@ -765,55 +836,59 @@ def allocate_channels(
         margin_t,
         unsold_t,
         rows,
+        fence,
         sellable,
         alloc,
-        fence,
         sales,
         short,
         totals,
+        counts,
     )
+    # Chunk sums added in chunk order: the same for any number of threads.
+    chunk_sums = totals.sum(axis=0)
+    channel_alloc = chunk_sums[K.T_ALLOCATED]
+    channel_sales = chunk_sums[K.T_SALES]
+    demand = chunk_sums[K.T_DEMAND]
+    count_sums = counts.sum(axis=0)
+    fence = readonly(fence)
+    if detail:
+        allocated = readonly(alloc)
+    elif count_sums[K.N_RESERVED_POSITIONS] == 0:
+        allocated = fence  # fence = reserved + allocated, and nothing is reserved
+    else:
+        allocated = readonly(np.subtract(fence, reserved))
 
-    channel_alloc, channel_sales, demand = totals.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         fill = np.where(demand > 0, channel_sales / np.where(demand > 0, demand, 1.0), np.nan)
     if margin_t.shape[0] == 1:
         channel_margin = channel_sales * margin_t[0]
         unsold = float(((channel_alloc - channel_sales) * unsold_t[0]).sum())
     else:
-        channel_margin = np.array(
-            [
-                np.bincount(rows, weights=sales[:, c], minlength=margin_t.shape[0]) @ margin_t[:, c]
-                for c in range(nc)
-            ]
-        )
-        unsold = float(
-            sum(
-                np.bincount(rows, weights=alloc[:, c] - sales[:, c], minlength=unsold_t.shape[0])
-                @ unsold_t[:, c]
-                for c in range(nc)
-            )
-        )
+        channel_margin = chunk_sums[K.T_MARGIN]
+        unsold = float(chunk_sums[K.T_UNSOLD].sum())
     runtime = time.perf_counter() - t0
     logger.info("allocate_channels: %d positions x %d channels in %.3f s", npos, nc, runtime)
     return ChannelAllocation(
         network=net,
         distribution=forecast.distribution,
-        position_sku=readonly(np.array(ledger.position_sku)),
-        position_location=readonly(np.array(ledger.position_location)),
-        safety_stock=readonly(safety),
-        sellable=readonly(sellable),
-        allocated=readonly(alloc),
-        fence=readonly(fence),
-        cap=readonly(cap_m),
-        expected_sales=readonly(sales),
-        floor_shortfall=readonly(short),
+        position_sku=readonly(position_sku),
+        position_location=readonly(position_location),
+        safety_stock=readonly(safety) if safety_set else _snapshot(safety),
+        fence=fence,
+        allocated=allocated,
+        cap=_snapshot(cap_m) if live_cap else readonly(cap_m),
         demand=readonly(demand),
+        channel_allocated=readonly(channel_alloc.astype(np.int64)),
         channel_expected_sales=readonly(channel_sales),
         fill_rate=readonly(fill),
         channel_margin=readonly(np.asarray(channel_margin, dtype=np.float64)),
         expected_margin=float(np.sum(channel_margin)),
         expected_unsold_cost=unsold,
+        total_sellable=int(count_sums[K.N_SELLABLE]),
+        num_floor_short=int(count_sums[K.N_SHORT_POSITIONS]),
+        channel_floor_shortfall=readonly(chunk_sums[K.T_SHORT].astype(np.int64)),
         safety_set=safety_set,
         cap_set=readonly(cap_set),
         runtime=runtime,
+        detail_arrays=(readonly(sellable), readonly(sales), readonly(short)) if detail else None,
     )

@@ -382,6 +382,133 @@ def _merge(
 
 
 @jit(inline="always")
+def _merge_ahead(
+    dist: int,
+    units: int,
+    nchan: int,
+    q: np.ndarray,
+    hi: np.ndarray,
+    mu: np.ndarray,
+    sd: np.ndarray,
+    gsd: np.ndarray,
+    z: np.ndarray,
+    mo: np.ndarray,
+    o: np.ndarray,
+    sales: np.ndarray,
+    start: np.ndarray,
+    count: np.ndarray,
+    positive: np.ndarray,
+    end: np.ndarray,
+    run_sales: np.ndarray,
+    ahead: np.ndarray,
+    head_sf: np.ndarray,
+    head_v: np.ndarray,
+) -> None:
+    """:func:`_merge` for ``1 <= units <= SMALL``, same result bit for bit, with the
+    values it needs evaluated up front and none it can do without.
+
+    In :func:`_merge` each step waits for the ``erfc`` of the previous winner's next
+    unit. Here each channel's values ``sf(k)``, from its floor up to its newsvendor
+    quantity (estimated from the closed form ``x = mu - 0.5 + sd * z`` with
+    ``z = Φ⁻¹(1 - h/(m + h))`` from :func:`upper_quantile`), capped by the stock and the
+    cap, are evaluated first, independent of each other, so the CPU overlaps them; the
+    merge then reads them and evaluates only what the estimate missed.
+
+    Normal demand also tells which units are certainly worth ``<= 0`` without
+    evaluating them: every ``k >= x + δ`` (with ``δ`` well above the error of ``z``
+    and of the arithmetic), when ``-4 <= z <= 8`` so that the margin in ``sf`` is far
+    above its rounding error. The greedy never hands out such a unit, so it is never
+    evaluated (``end``). When every channel's run of positive values is known and the
+    runs fit in ``units``, the greedy takes all of them: their values, summed per
+    channel in order, are the expected sales, and no merge is needed.
+    """
+    stride = SMALL
+    total = 0
+    closed = True
+    for c in range(nchan):
+        q_c = q[c]
+        start[c] = q_c
+        lim = min(hi[c], q_c + units)
+        end_c = hi[c]
+        if mo[c] <= o[c]:
+            end_c = q_c  # m <= 0: no unit is worth more than 0
+        x = mu[c] - 0.5 + gsd[c] * z[c]
+        if dist == DIST_NORMAL and sd[c] > 0.0 and -4.0 <= z[c] <= 8.0:
+            delta = 1e-7 * (1.0 + abs(mu[c]) + sd[c] * (1.0 + abs(z[c])))
+            end_c = min(end_c, max(q_c, math.ceil(x + delta)))
+            stop = min(lim, end_c)
+        elif x >= lim - 1:
+            stop = min(lim, end_c)
+        elif x <= q_c:
+            stop = min(q_c + 1, lim, end_c)
+        else:
+            stop = min(lim, end_c, math.ceil(x) + 1)
+        stop = max(stop, q_c)
+        end[c] = end_c
+        count[c] = stop - q_c
+        # The values, how many lead with v > 0 (v never increases, so those come
+        # first) and the sum of those, in order; no branch depends on a value.
+        mu_c = mu[c]
+        sd_c = sd[c]
+        mo_c = mo[c]
+        o_c = o[c]
+        base = c * stride - q_c
+        n_pos = 0
+        acc = sales[c]
+        for k in range(q_c, stop):
+            s = sf(dist, k, mu_c, sd_c)
+            ahead[base + k] = s
+            keep = mo_c * s - o_c > 0.0
+            n_pos += keep
+            acc += s if keep else 0.0
+        positive[c] = n_pos
+        run_sales[c] = acc
+        total += n_pos
+        # The run is known if a value <= 0 ends it, or the limit, or ``end`` does.
+        if n_pos == stop - q_c and stop < min(lim, end_c):
+            closed = False
+    if closed and total <= units:
+        for c in range(nchan):
+            sales[c] = run_sales[c]
+            q[c] += positive[c]
+        return
+    for c in range(nchan):
+        if q[c] >= end[c]:
+            head_v[c] = -np.inf
+        else:
+            if count[c] > 0:
+                s = ahead[c * stride]
+            else:
+                s = sf(dist, q[c], mu[c], sd[c])
+            head_sf[c] = s
+            head_v[c] = mo[c] * s - o[c]
+    while units > 0:
+        best = -1
+        best_v = 0.0
+        for c in range(nchan):
+            if head_v[c] > best_v:
+                best_v = head_v[c]
+                best = c
+        if best < 0:
+            return
+        sales[best] += head_sf[best]
+        q[best] += 1
+        units -= 1
+        if units == 0:
+            return
+        if q[best] < end[best]:
+            j = q[best] - start[best]
+            if j < count[best]:
+                s = ahead[best * stride + j]
+            else:
+                s = sf(dist, q[best], mu[best], sd[best])
+            head_sf[best] = s
+            head_v[best] = mo[best] * s - o[best]
+        else:
+            head_v[best] = -np.inf
+
+
+@jit(inline="always")
 def _position(
     dist: int,
     units: int,
@@ -391,17 +518,46 @@ def _position(
     mu: np.ndarray,
     sd: np.ndarray,
     gsd: np.ndarray,
+    z: np.ndarray,
     mo: np.ndarray,
     o: np.ndarray,
     sales: np.ndarray,
     n: np.ndarray,
     best: np.ndarray,
+    positive: np.ndarray,
+    end: np.ndarray,
+    run_sales: np.ndarray,
+    ahead: np.ndarray,
     head_sf: np.ndarray,
     head_v: np.ndarray,
 ) -> None:
     """Allocate ``units`` sellable units above the floors already in ``q`` (in place)."""
+    if units <= 0:
+        return
     if units <= SMALL:
-        _merge(dist, units, nchan, q, hi, mu, sd, mo, o, sales, head_sf, head_v)
+        # n and best double as the start and count of the values evaluated ahead
+        _merge_ahead(
+            dist,
+            units,
+            nchan,
+            q,
+            hi,
+            mu,
+            sd,
+            gsd,
+            z,
+            mo,
+            o,
+            sales,
+            n,
+            best,
+            positive,
+            end,
+            run_sales,
+            ahead,
+            head_sf,
+            head_v,
+        )
         return
     # Every unit of positive value, if there is stock for all of them.
     total = 0
@@ -471,8 +627,23 @@ def _position(
 
 
 def num_chunks(npos: int) -> int:
-    """Rows of the ``totals_out`` array :func:`allocate` needs for ``npos`` positions."""
+    """Rows of the ``totals_out`` and ``counts_out`` arrays :func:`allocate` needs."""
     return max(1, (npos + CHUNK - 1) // CHUNK)
+
+
+#: Rows of ``totals_out[chunk]`` (each a per-channel sum over the chunk's positions).
+T_ALLOCATED = 0
+T_SALES = 1
+T_DEMAND = 2
+T_MARGIN = 3
+T_UNSOLD = 4
+T_SHORT = 5
+NUM_TOTALS = 6
+#: Columns of ``counts_out[chunk]``.
+N_SELLABLE = 0
+N_SHORT_POSITIONS = 1
+N_RESERVED_POSITIONS = 2
+NUM_COUNTS = 3
 
 
 @jit
@@ -486,7 +657,48 @@ def first_floor_above_cap(floor: np.ndarray, cap: np.ndarray) -> int:
     return -1
 
 
-@jit(parallel=True)
+@jit
+def rows_equal(values: np.ndarray) -> bool:
+    """Whether every row of the ``(P, C)`` array equals the first one."""
+    npos, nchan = values.shape
+    for p in range(1, npos):
+        for c in range(nchan):
+            if values[p, c] != values[0, c]:
+                return False
+    return True
+
+
+@jit
+def share_caps(
+    units: np.ndarray,
+    share: np.ndarray,
+    on_hand: np.ndarray,
+    current: np.ndarray,
+    stock_max: int,
+    out: np.ndarray,
+) -> None:
+    """Absolute caps into ``out`` (P, C).
+
+    ``floor(share * on_hand)`` where a share is given (not NaN), else ``units`` (at
+    most ``stock_max``), else (``units < 0``) the ledger's ``current`` cap. ``units``
+    and ``share`` have one row (for every position) or P rows.
+    """
+    npos, nchan = out.shape
+    unit_rows = units.shape[0] > 1
+    share_rows = share.shape[0] > 1
+    for p in range(npos):
+        pu = p if unit_rows else 0
+        ps = p if share_rows else 0
+        for c in range(nchan):
+            f = share[ps, c]
+            if f == f:
+                out[p, c] = np.int64(math.floor(f * np.float64(on_hand[p])))
+            elif units[pu, c] < 0:
+                out[p, c] = current[p, c]
+            else:
+                out[p, c] = min(units[pu, c], stock_max)
+
+
 def allocate(
     dist: int,
     mean: np.ndarray,
@@ -499,12 +711,13 @@ def allocate(
     margin: np.ndarray,
     unsold: np.ndarray,
     row: np.ndarray,
+    fence_out: np.ndarray,
     sellable_out: np.ndarray,
     alloc_out: np.ndarray,
-    fence_out: np.ndarray,
     sales_out: np.ndarray,
     short_out: np.ndarray,
     totals_out: np.ndarray,
+    counts_out: np.ndarray,
 ) -> None:
     """Allocate every position's sellable stock over the channels.
 
@@ -521,45 +734,177 @@ def allocate(
         new units ``q`` satisfy ``floor - reserved <= q <= cap - reserved`` (and >= 0).
     margin, unsold
         ``(R, C)`` tables; position ``p`` uses row ``row[p]``.
-    sellable_out
-        ``(P,)`` output: ``max(0, on_hand - Σ reserved - safety)``, the units split.
-    alloc_out, fence_out, sales_out, short_out
-        ``(P, C)`` outputs: new units per channel, the fence ``reserved + new``,
-        expected sales ``Σ_{k<q} sf(k)``, and floor units the stock could not cover.
+    fence_out
+        ``(P, C)`` output: the fence ``reserved + q`` per channel.
+    sellable_out, alloc_out, sales_out, short_out
+        Per-position detail, written only when ``alloc_out`` has ``P`` rows (pass
+        arrays with 0 rows to skip all four): ``(P,)`` sellable units
+        ``max(0, on_hand - Σ reserved - safety)``; ``(P, C)`` new units ``q``,
+        expected sales ``Σ_{k<q} sf(k)`` and floor units the stock could not cover.
     totals_out
-        ``(num_chunks(P), 3, C)`` output: per chunk of positions, the sums of new
-        units, expected sales and mean demand per channel (summed by the caller, so
-        the totals do not depend on the thread count).
+        ``(num_chunks(P), NUM_TOTALS, C)`` output: per chunk of ``CHUNK`` positions
+        and per channel, the sums of new units, expected sales, mean demand, expected
+        sales times margin, expected unsold units times unsold cost and floor
+        shortfall (rows ``T_*``).
+    counts_out
+        ``(num_chunks(P), NUM_COUNTS)`` int64 output: per chunk, the sellable units,
+        the positions short of a floor and the positions holding reserved units
+        (columns ``N_*``). The caller sums the chunks in order, so no total depends
+        on the thread count.
+
+    Notes
+    -----
+    The work is done by ``_allocate`` (parallel over chunks of positions). Numba
+    compiles a kernel once per combination of array layouts and writability, and
+    the inputs come in many (the ledger's columns are read-only strided views, other
+    arrays contiguous, broadcast, writable or not); so every input is passed
+    read-only, and ``_allocate_views`` (small) views every array with layout ``A``:
+    the large parallel kernel compiles once.
     """
+    _allocate_views(
+        dist,
+        _readonly(mean),
+        _readonly(var),
+        _readonly(on_hand),
+        _readonly(safety),
+        _readonly(reserved),
+        _readonly(floor),
+        _readonly(cap),
+        _readonly(margin),
+        _readonly(unsold),
+        _readonly(row),
+        fence_out,
+        sellable_out,
+        alloc_out,
+        sales_out,
+        short_out,
+        totals_out,
+        counts_out,
+    )
+
+
+def _readonly(arr: np.ndarray) -> np.ndarray:
+    view = arr.view()
+    view.flags.writeable = False
+    return view
+
+
+@jit
+def _allocate_views(
+    dist: int,
+    mean: np.ndarray,
+    var: np.ndarray,
+    on_hand: np.ndarray,
+    safety: np.ndarray,
+    reserved: np.ndarray,
+    floor: np.ndarray,
+    cap: np.ndarray,
+    margin: np.ndarray,
+    unsold: np.ndarray,
+    row: np.ndarray,
+    fence_out: np.ndarray,
+    sellable_out: np.ndarray,
+    alloc_out: np.ndarray,
+    sales_out: np.ndarray,
+    short_out: np.ndarray,
+    totals_out: np.ndarray,
+    counts_out: np.ndarray,
+) -> None:
+    _allocate(
+        dist,
+        mean[:, ::1],
+        var[:, ::1],
+        on_hand[::1],
+        safety[::1],
+        reserved[:, ::1],
+        floor[:, ::1],
+        cap[:, ::1],
+        margin[:, ::1],
+        unsold[:, ::1],
+        row[::1],
+        fence_out[:, ::1],
+        sellable_out[::1],
+        alloc_out[:, ::1],
+        sales_out[:, ::1],
+        short_out[:, ::1],
+        totals_out[:, :, ::1],
+        counts_out[:, ::1],
+    )
+
+
+@jit(parallel=True)
+def _allocate(
+    dist: int,
+    mean: np.ndarray,
+    var: np.ndarray,
+    on_hand: np.ndarray,
+    safety: np.ndarray,
+    reserved: np.ndarray,
+    floor: np.ndarray,
+    cap: np.ndarray,
+    margin: np.ndarray,
+    unsold: np.ndarray,
+    row: np.ndarray,
+    fence_out: np.ndarray,
+    sellable_out: np.ndarray,
+    alloc_out: np.ndarray,
+    sales_out: np.ndarray,
+    short_out: np.ndarray,
+    totals_out: np.ndarray,
+    counts_out: np.ndarray,
+) -> None:
+    """The body of :func:`allocate`, on arrays of layout ``A``."""
     npos = on_hand.shape[0]
     nchan = mean.shape[1]
     nchunks = (npos + CHUNK - 1) // CHUNK
+    detail = alloc_out.shape[0] > 0
+    # z of the newsvendor fractile per (row, channel), for the estimates of _merge_ahead
+    nrow = margin.shape[0]
+    z_tab = np.zeros((nrow, nchan))
+    for r in range(nrow):
+        for c in range(nchan):
+            mo_rc = margin[r, c] + unsold[r, c]
+            if mo_rc > unsold[r, c]:
+                z_tab[r, c] = upper_quantile(unsold[r, c] / mo_rc)
     for chunk in prange(nchunks):
         q = np.empty(nchan, dtype=np.int64)
         hi = np.empty(nchan, dtype=np.int64)
         n = np.empty(nchan, dtype=np.int64)
         best = np.empty(nchan, dtype=np.int64)
+        positive = np.empty(nchan, dtype=np.int64)
+        end = np.empty(nchan, dtype=np.int64)
+        run_sales = np.empty(nchan)
         mu = np.empty(nchan)
         sd = np.empty(nchan)
         gsd = np.empty(nchan)
+        z = np.empty(nchan)
         mo = np.empty(nchan)
         o = np.empty(nchan)
         sales = np.empty(nchan)
         head_sf = np.empty(nchan)
         head_v = np.empty(nchan)
-        for c in range(nchan):
-            totals_out[chunk, 0, c] = 0.0
-            totals_out[chunk, 1, c] = 0.0
-            totals_out[chunk, 2, c] = 0.0
+        ahead = np.empty(nchan * SMALL)
+        tot = np.zeros((NUM_TOTALS, nchan))
+        n_sellable = 0
+        n_short = 0
+        n_reserved = 0
         start = chunk * CHUNK
         stop = min(npos, start + CHUNK)
         for p in range(start, stop):
             units = on_hand[p] - safety[p]
+            any_reserved = False
             for c in range(nchan):
                 units -= reserved[p, c]
+                if reserved[p, c] != 0:
+                    any_reserved = True
             units = max(units, 0)
-            sellable_out[p] = units
+            if any_reserved:
+                n_reserved += 1
+            n_sellable += units
+            if detail:
+                sellable_out[p] = units
             r = row[p]
+            short = False
             for c in range(nchan):
                 m_c = mean[p, c]
                 mu[c] = m_c
@@ -569,6 +914,7 @@ def allocate(
                 else:
                     sd[c] = 0.0
                     gsd[c] = math.sqrt(m_c)
+                z[c] = z_tab[r, c]
                 o[c] = unsold[r, c]
                 mo[c] = margin[r, c] + o[c]
                 res = reserved[p, c]
@@ -577,15 +923,49 @@ def allocate(
                 give = min(lo, units)
                 units -= give
                 q[c] = give
-                short_out[p, c] = lo - give
+                if lo > give:
+                    short = True
+                    tot[T_SHORT, c] += lo - give
+                if detail:
+                    short_out[p, c] = lo - give
                 sales[c] = range_sales(dist, 0, give, mu[c], sd[c], 0.0)
+            if short:
+                n_short += 1
             _position(
-                dist, units, nchan, q, hi, mu, sd, gsd, mo, o, sales, n, best, head_sf, head_v
+                dist,
+                units,
+                nchan,
+                q,
+                hi,
+                mu,
+                sd,
+                gsd,
+                z,
+                mo,
+                o,
+                sales,
+                n,
+                best,
+                positive,
+                end,
+                run_sales,
+                ahead,
+                head_sf,
+                head_v,
             )
             for c in range(nchan):
-                alloc_out[p, c] = q[c]
                 fence_out[p, c] = reserved[p, c] + q[c]
-                sales_out[p, c] = sales[c]
-                totals_out[chunk, 0, c] += q[c]
-                totals_out[chunk, 1, c] += sales[c]
-                totals_out[chunk, 2, c] += mu[c]
+                tot[T_ALLOCATED, c] += q[c]
+                tot[T_SALES, c] += sales[c]
+                tot[T_DEMAND, c] += mu[c]
+                tot[T_MARGIN, c] += sales[c] * margin[r, c]
+                tot[T_UNSOLD, c] += (q[c] - sales[c]) * o[c]
+                if detail:
+                    alloc_out[p, c] = q[c]
+                    sales_out[p, c] = sales[c]
+        for k in range(NUM_TOTALS):
+            for c in range(nchan):
+                totals_out[chunk, k, c] = tot[k, c]
+        counts_out[chunk, N_SELLABLE] = n_sellable
+        counts_out[chunk, N_SHORT_POSITIONS] = n_short
+        counts_out[chunk, N_RESERVED_POSITIONS] = n_reserved
