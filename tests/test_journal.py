@@ -435,19 +435,19 @@ def test_kernel_failure_after_commit_withdraws_the_batch(
     ledger = open_ledger(path, net)
     _stock(ledger)
     before = (ledger.seq, ledger.state_digest())
-    original = Ledger.apply
+    original = Ledger._apply_prepared
     failures = [MemoryError("simulated")]
 
-    def broken(self: Ledger, events: Events) -> object:
-        result = original(self, events)
+    def broken(self: Ledger, events: Events, ids: np.ndarray) -> object:
+        result = original(self, events, ids)
         if failures:  # the first call fails after changing state; the replay works
             raise failures.pop()
         return result
 
-    monkeypatch.setattr(Ledger, "apply", broken)
+    monkeypatch.setattr(Ledger, "_apply_prepared", broken)
     with pytest.raises(MemoryError):
         ledger.apply(Events.receive(0, 0, 3, id=900))
-    monkeypatch.setattr(Ledger, "apply", original)
+    monkeypatch.setattr(Ledger, "_apply_prepared", original)
     assert (ledger.seq, ledger.state_digest()) == before
     ledger.close()
     with open_ledger(path) as again:

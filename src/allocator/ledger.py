@@ -302,10 +302,17 @@ class Ledger:
         Business rejections are result codes. Events whose id was seen before return
         their first result and change nothing. A linked group applies all-or-nothing.
         """
+        return self._apply_prepared(events, self._prepare(events))
+
+    def _prepare(self, events: Events) -> np.ndarray:
+        """Validate ``events`` against this ledger; return the ids as they will apply.
+
+        Rows with id 0 get the ids the ledger will assign (negative, counting down);
+        nothing changes here, the counter advances in :meth:`_apply_prepared`.
+        """
         if not isinstance(events, Events):
             raise TypeError(f"apply() takes Events, got {type(events).__name__}")
         events.check_network(self.network)
-        n = len(events)
         ids: np.ndarray = events.id
         unassigned = ids <= self._next_auto_id
         if unassigned.any():
@@ -320,9 +327,13 @@ class Ledger:
         zero = ids == 0
         if zero.any():
             ids = ids.copy()
-            count = int(zero.sum())
-            ids[zero] = self._next_auto_id - np.arange(count, dtype=np.int64)
-            self._next_auto_id -= count
+            ids[zero] = self._next_auto_id - np.arange(int(zero.sum()), dtype=np.int64)
+        return ids
+
+    def _apply_prepared(self, events: Events, ids: np.ndarray) -> ApplyResult:
+        """Apply ``events`` with the ids from :meth:`_prepare` (no further checks)."""
+        n = len(events)
+        self._next_auto_id -= int((events.id == 0).sum())
         out = np.zeros(n, dtype=np.uint8)
         ends = np.flatnonzero(~events.link)
         if n and events.link[-1]:

@@ -488,25 +488,8 @@ class DurableLedger(Ledger):
         present instead, and retrying with the same ids converges (``exists``).
         """
         conn = self._check_writable()
-        if not isinstance(events, Events):
-            raise TypeError(f"apply() takes Events, got {type(events).__name__}")
-        events.check_network(self.network)
         auto_id = self._next_auto_id
-        ids = events.id
-        bad = (ids < 0) & (ids <= auto_id)
-        if bad.any():  # the same rule as Ledger.apply, checked before anything is written
-            row = int(np.argmax(bad))
-            raise ValidationError(
-                f"id {ids[row]} is negative but was never assigned by this ledger; client "
-                "ids must be positive",
-                field="id",
-                row=row,
-                code="invalid_identifier",
-            )
-        zero = ids == 0
-        if zero.any():  # the ids Ledger.apply will assign, journaled as applied
-            ids = ids.copy()
-            ids[zero] = auto_id - np.arange(int(zero.sum()), dtype=np.int64)
+        ids = self._prepare(events)  # validated, with the ids the ledger will assign
         seq, first = self._seq + 1, self._num_events
         pending = self._pending
         if self._writer is None:
@@ -515,7 +498,7 @@ class DurableLedger(Ledger):
             self._write_batch, conn, seq, first, events, ids, auto_id, self._hash, pending
         )
         try:
-            result = Ledger.apply(self, events)
+            result = self._apply_prepared(events, ids)
         except BaseException as exc:
             self._undo_batch(conn, job, seq, exc)
             raise
