@@ -501,6 +501,7 @@ def test_order_dp_matches_enumeration(seed: int) -> None:
     e_con = np.where(np.isinf(price), -1, 0).ravel().astype(np.int64)
     size = 1 << K.LMAX
     choice = np.empty(nl, dtype=np.int64)
+    # an open package: one location fewer, and every new package pays the split
     got = K.order_dp(
         0,
         np.array([0, nl]),
@@ -508,13 +509,12 @@ def test_order_dp_matches_enumeration(seed: int) -> None:
         pen,
         np.array([0, nk]),
         np.arange(nk, dtype=np.int64),
-        pkg,
+        pkg + split * open_,
         np.arange(nk + 1, dtype=np.int64) * nl,
         e_con,
         price.ravel(),
-        max_locs,
-        split,
-        open_,
+        max_locs - open_,
+        0.0 if open_ else split,
         False,
         np.zeros(1, dtype=np.int64),
         np.zeros(2, dtype=np.int64),

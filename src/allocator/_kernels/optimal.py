@@ -43,6 +43,8 @@ BIG = 1 << 60
 def avail(con: int, rem: np.ndarray, j_ptr: np.ndarray, j_row: np.ndarray) -> int:
     """Units row ``con`` can still give: ``min(rem[con], rem[r] for its joint rows r)``."""
     a = rem[con]
+    if j_row.shape[0] == 0:
+        return a
     for i in range(j_ptr[con], j_ptr[con + 1]):
         v = rem[j_row[i]]
         if v < a:
@@ -54,6 +56,8 @@ def avail(con: int, rem: np.ndarray, j_ptr: np.ndarray, j_row: np.ndarray) -> in
 def use(con: int, t: int, rem: np.ndarray, j_ptr: np.ndarray, j_row: np.ndarray) -> None:
     """Take ``t`` units (negative: give back) from row ``con`` and its joint rows."""
     rem[con] -= t
+    if j_row.shape[0] == 0:
+        return
     for i in range(j_ptr[con], j_ptr[con + 1]):
         rem[j_row[i]] -= t
 
@@ -71,14 +75,16 @@ def prices(
 ) -> None:
     """``out[e] = e_cost[e] + lam[con] + Σ_{joint rows r of con} lam[r] + mu[e_loc[e]]``
     with ``con = e_con[e]`` (``inf`` when unusable)."""
+    joint = j_row.shape[0] > 0
     for e in range(e_cost.shape[0]):
         con = e_con[e]
         if con < 0:
             out[e] = np.inf
         else:
             v = e_cost[e] + lam[con] + mu[e_loc[e]]
-            for i in range(j_ptr[con], j_ptr[con + 1]):
-                v += lam[j_row[i]]
+            if joint:
+                for i in range(j_ptr[con], j_ptr[con + 1]):
+                    v += lam[j_row[i]]
             out[e] = v
 
 
@@ -141,7 +147,6 @@ def order_dp(
     p: np.ndarray,
     max_locs: int,
     split: float,
-    open_: int,
     use_rem: bool,
     rem: np.ndarray,
     j_ptr: np.ndarray,
@@ -160,11 +165,13 @@ def order_dp(
     lines into at most ``max_locs`` such groups plus an unfilled rest by a subset DP
     (``f[t, mask]``: ``mask`` covered by exactly ``t`` groups). With ``use_rem`` a
     line may only go where ``rem`` holds its whole quantity and a group only where
-    ``cap_rem`` holds its units. ``open_`` packages are already fixed: they count
-    towards ``max_locs`` and the split penalty, and their cost is not included.
-    ``choice[j]`` receives the candidate of line ``j`` (-1: unfilled). Returns the
-    cost; ``inf`` when the order has more than ``LMAX`` lines and ``use_rem`` is set
-    (the caller falls back to other moves).
+    ``cap_rem`` holds its units. ``choice[j]`` receives the candidate of line ``j``
+    (-1: unfilled). Returns the cost; ``inf`` when the order has more than ``LMAX``
+    lines and ``use_rem`` is set (the caller falls back to other moves).
+
+    An order with a fixed package already open (the pick-up store's) is solved with
+    ``max_locs − 1``, a split penalty of 0 and ``c_pkg + split`` per package (every
+    new package then adds one split); :func:`lagrange_pass` and :func:`respond` do so.
 
     Without ``use_rem`` this is the exact Lagrangian subproblem of the order (local
     stock limits dropped); orders above ``LMAX`` lines get the valid weaker bound
@@ -178,8 +185,8 @@ def order_dp(
     for j in range(nl):
         nothing += l_qty[b + j] * l_pen[b + j]
         choice[j] = -1
-    if nl == 0 or max_locs - open_ <= 0:
-        return nothing
+    if nl == 0:
+        return 0.0
     if nl > LMAX:
         if use_rem:
             return np.inf
@@ -228,11 +235,10 @@ def order_dp(
                     best_g[sub] = cost
                     best_k[sub] = k
             sub = (sub - 1) & mask
-    ml = max_locs - open_
-    tmax = ml if ml < nl else nl
+    tmax = max_locs if max_locs < nl else nl
     if tmax == nl:
         # no binding split limit: one layer, the split penalty charged per group
-        # (Σ_groups split − split · (1 − open_) = split · (t + open_ − 1))
+        # (Σ_groups split − split = split · (t − 1))
         f[0, 0] = 0.0
         best = nothing
         best_m = 0
@@ -258,7 +264,7 @@ def order_dp(
                 for j in range(nl):
                     if not (m >> j) & 1:
                         pen += l_qty[b + j] * l_pen[b + j]
-                total = bv - split * (1 - open_) + pen
+                total = bv - split + pen
                 if total < best:
                     best = total
                     best_m = m
@@ -301,7 +307,7 @@ def order_dp(
                 for j in range(nl):
                     if not (m >> j) & 1:
                         pen += l_qty[b + j] * l_pen[b + j]
-                total = bv + pen + split * (t - 1 + open_)
+                total = bv + pen + split * (t - 1)
                 if total < best:
                     best = total
                     best_t = t
@@ -327,6 +333,7 @@ def lagrange_pass(
     c_ptr: np.ndarray,
     c_loc: np.ndarray,
     c_pkg: np.ndarray,
+    c_pkg_split: np.ndarray,
     c_eptr: np.ndarray,
     e_con: np.ndarray,
     p: np.ndarray,
@@ -357,6 +364,7 @@ def lagrange_pass(
     use_loc[:] = 0
     dummy = np.zeros(1, dtype=np.int64)
     for o in range(o_ptr.shape[0] - 1):
+        opened = o_open[o] > 0
         sub_val[o] = o_fixed[o] + order_dp(
             o,
             o_ptr,
@@ -364,13 +372,12 @@ def lagrange_pass(
             l_pen,
             c_ptr,
             c_loc,
-            c_pkg,
+            c_pkg_split if opened else c_pkg,
             c_eptr,
             e_con,
             p,
-            max_locs,
-            split,
-            o_open[o],
+            max_locs - 1 if opened else max_locs,
+            0.0 if opened else split,
             False,
             dummy,
             j_ptr,
@@ -606,6 +613,7 @@ def respond(
     c_ptr: np.ndarray,
     c_loc: np.ndarray,
     c_pkg: np.ndarray,
+    c_pkg_split: np.ndarray,
     c_eptr: np.ndarray,
     e_con: np.ndarray,
     p: np.ndarray,
@@ -652,13 +660,12 @@ def respond(
                 l_pen,
                 c_ptr,
                 c_loc,
-                c_pkg,
+                c_pkg_split if open_ > 0 else c_pkg,
                 c_eptr,
                 e_con,
                 p,
-                max_locs,
-                split,
-                open_,
+                max_locs - open_,
+                0.0 if open_ > 0 else split,
                 True,
                 rem,
                 j_ptr,
@@ -724,6 +731,7 @@ def construct(
     c_ptr: np.ndarray,
     c_loc: np.ndarray,
     c_pkg: np.ndarray,
+    c_pkg_split: np.ndarray,
     c_eptr: np.ndarray,
     e_con: np.ndarray,
     p: np.ndarray,
@@ -760,6 +768,7 @@ def construct(
             c_ptr,
             c_loc,
             c_pkg,
+            c_pkg_split,
             c_eptr,
             e_con,
             p,
@@ -798,6 +807,7 @@ def improve(
     c_ptr: np.ndarray,
     c_loc: np.ndarray,
     c_pkg: np.ndarray,
+    c_pkg_split: np.ndarray,
     c_eptr: np.ndarray,
     e_con: np.ndarray,
     p_true: np.ndarray,
@@ -838,6 +848,7 @@ def improve(
                 c_ptr,
                 c_loc,
                 c_pkg,
+                c_pkg_split,
                 c_eptr,
                 e_con,
                 p_true,

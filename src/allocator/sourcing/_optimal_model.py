@@ -58,6 +58,7 @@ class Model:
     c_ptr: np.ndarray
     c_loc: np.ndarray
     c_pkg: np.ndarray
+    c_pkg_split: np.ndarray
     c_eptr: np.ndarray
     c_transfer: np.ndarray
     e_con: np.ndarray
@@ -293,9 +294,12 @@ def build_model(problem: SourcingProblem, opportunity_cost: Any = None) -> Model
     e_con = np.where(usable, q * nch + chan, -1).astype(np.int64)
     # joint rows over the stock the batch's channels share
     con_rhs = avail.reshape(-1).copy()
-    cons, inv = np.unique(e_con[usable], return_inverse=True)
-    demand = np.bincount(inv, weights=l_full[e_line[usable]], minlength=cons.shape[0])
-    j_rhs, jm_con, jm_row = joint_rows(problem, cons, demand, con_rhs)
+    if np.unique(orders.channel).shape[0] >= 2:
+        dem = np.bincount(e_con[usable], weights=l_full[e_line[usable]], minlength=ncon)
+        cons = np.flatnonzero(dem > 0)
+        j_rhs, jm_con, jm_row = joint_rows(problem, cons, dem[cons], con_rhs)
+    else:
+        j_rhs = jm_con = jm_row = np.zeros(0, dtype=np.int64)
     jm_row = jm_row + ncon
     by_con = np.argsort(jm_con, kind="stable")
     jm_con, jm_row = jm_con[by_con], jm_row[by_con]
@@ -320,20 +324,31 @@ def build_model(problem: SourcingProblem, opportunity_cost: Any = None) -> Model
         cap,
         fix,
     )
-    at_store = o_pick[e_order] & (e_cand == c_ptr[:-1][e_order])
-    l_qty = l_full - np.bincount(e_line, weights=fix, minlength=l_full.shape[0]).astype(np.int64)
+    # entries of pick-up orders at their store: the first candidate's
+    picks = np.flatnonzero(o_pick & (c_ptr[1:] > c_ptr[:-1]))
+    first = c_eptr[c_ptr[picks]]
+    nl = o_ptr[picks + 1] - o_ptr[picks]
+    store_e = np.repeat(first - np.cumsum(nl) + nl, nl) + np.arange(int(nl.sum()))
+    at_store = np.zeros(q.shape[0], dtype=np.bool_)
+    at_store[store_e] = True
+    fixed_e = store_e[fix[store_e] > 0]
+    l_qty = l_full.copy()
+    l_qty[e_line[fixed_e]] -= fix[fixed_e]
     mult = net.cost_multiplier
     e_opp = opportunity_per_entry(problem, opportunity_cost, q)
     e_cost = mult[e_loc] * costs.per_unit + cand.ship_per_unit[e_cand] + e_opp
     c_pkg = mult[c_loc] * costs.per_package
-    o_fix_units = np.bincount(e_order, weights=fix, minlength=n)
-    o_open = (o_fix_units > 0).astype(np.int64)
-    o_fixed = np.bincount(e_order, weights=fix * e_cost, minlength=n).astype(np.float64)
+    o_open = np.zeros(n, dtype=np.int64)
+    o_open[e_order[fixed_e]] = 1
+    o_fixed = np.bincount(
+        e_order[fixed_e], weights=fix[fixed_e] * e_cost[fixed_e], minlength=n
+    ).astype(np.float64)
     opened = np.flatnonzero(o_open)
     o_fixed[opened] += c_pkg[c_ptr[opened]]
     rem_e = np.zeros(q.shape[0], dtype=np.int64)
     rem_e[usable] = rem[e_con[usable]]
-    usable &= ~at_store & (l_qty[e_line] > 0) & (rem_e > 0) & (cap[e_loc] > 0)
+    usable &= (l_qty[e_line] > 0) & (rem_e > 0) & (cap[e_loc] > 0)
+    usable[store_e] = False
     e_con = np.where(usable, e_con, -1).astype(np.int64)
     e_ub = np.minimum(np.minimum(l_qty[e_line], rem_e), cap[e_loc])
     e_ub = np.where(usable, e_ub, 0)
@@ -346,6 +361,7 @@ def build_model(problem: SourcingProblem, opportunity_cost: Any = None) -> Model
         c_ptr=c_ptr,
         c_loc=c_loc,
         c_pkg=np.ascontiguousarray(c_pkg, dtype=np.float64),
+        c_pkg_split=np.ascontiguousarray(c_pkg + costs.split_penalty, dtype=np.float64),
         c_eptr=c_eptr,
         c_transfer=np.asarray(cand.transfer, dtype=np.bool_),
         e_con=e_con,
