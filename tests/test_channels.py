@@ -71,11 +71,14 @@ def run_kernel(dist, mean, var, sellable, reserved, floor, cap, margin, unsold, 
     )
     np.testing.assert_allclose(chunk_sums[K.T_MARGIN], (sales * margin[row]).sum(0))
     np.testing.assert_allclose(chunk_sums[K.T_UNSOLD], ((alloc - sales) * unsold[row]).sum(0))
-    assert counts.sum(0).tolist() == [
+    assert counts[:, : K.N_FLOOR_ABOVE_CAP].sum(0).tolist() == [
         sellable.sum(),
         (short > 0).any(axis=1).sum(),
         (reserved > 0).any(axis=1).sum(),
+        0,  # no safety stock
+        (cap != cap[0]).any(axis=1).sum(),
     ]
+    assert (counts[:, K.N_FLOOR_ABOVE_CAP] == -1).all()  # caps = floors + extra
     # Without the detail: the same fences and totals, bit for bit.
     fence2 = np.zeros((npos, nc), np.int64)
     totals2, counts2 = np.zeros_like(totals), np.zeros_like(counts)
@@ -537,6 +540,38 @@ def test_result_keeps_a_snapshot_of_the_ledger() -> None:
     assert again.safety_stock[p] == 2 and again.safety_stock.sum() == 2
     ledger.apply(Events.set_cap("SKU-0", "S1", "online", 9, network=net))
     assert again.cap[p, 1] == 7
+
+
+def test_kernel_finds_the_first_floor_above_its_cap() -> None:
+    npos, nc = 3 * K.CHUNK + 5, 2
+    floor = np.zeros((npos, nc), np.int64)
+    cap = np.full((npos, nc), 10, np.int64)
+    floor[K.CHUNK + 7, 1] = floor[2 * K.CHUNK, 0] = floor[2 * K.CHUNK + 1, 1] = 11
+    nchunks = K.num_chunks(npos)
+    counts = np.zeros((nchunks, K.NUM_COUNTS), np.int64)
+    none = np.zeros((0, nc), np.int64)
+    K.allocate(
+        K.DIST_POISSON,
+        np.ones((npos, nc)),
+        np.ones((npos, nc)),
+        np.full(npos, 5),
+        np.zeros(npos, np.int64),
+        np.zeros((npos, nc), np.int64),
+        floor,
+        cap,
+        np.ones((1, nc)),
+        np.zeros((1, nc)),
+        np.zeros(npos, np.int64),
+        np.zeros((npos, nc), np.int64),
+        none[:, 0],
+        none,
+        none.astype(float),
+        none,
+        np.zeros((nchunks, K.NUM_TOTALS, nc)),
+        counts,
+    )
+    flat = [(K.CHUNK + 7) * nc + 1, 2 * K.CHUNK * nc]
+    assert counts[:, K.N_FLOOR_ABOVE_CAP].tolist() == [-1, flat[0], flat[1], -1]
 
 
 def test_caps_per_position_and_shares_mixed() -> None:

@@ -364,14 +364,13 @@ def _caps_matrix(
     return out
 
 
-def _snapshot(values: np.ndarray) -> np.ndarray:
-    """A read-only copy of a ledger column (or block of columns).
+def _snapshot(values: np.ndarray, varies: bool) -> np.ndarray:
+    """A read-only copy of a ledger column (or block of columns) for the result.
 
-    When every row is the same (no caps, no safety stock, no reservations: the common
-    case) the copy is a broadcast of the first row, so it takes no memory per position.
+    When every row is the same (``varies`` false: no caps, no safety stock, the common
+    case) the copy is a broadcast of the first row and takes no memory per position.
     """
-    block = values.reshape(values.shape[0], -1)
-    if values.shape[0] > 1 and K.rows_equal(block):
+    if values.shape[0] > 0 and not varies:
         return readonly(np.broadcast_to(values[:1].copy(), values.shape))
     return readonly(np.array(values))
 
@@ -705,7 +704,8 @@ def allocate_channels(
     ValidationError
         Shapes that do not match the positions or channels, negative or non-finite
         forecasts, margins or costs, unknown channel names, floors above caps,
-        shares outside [0, 1]. Nothing is computed or changed.
+        shares outside [0, 1]. Nothing is changed (floors are checked against caps
+        on the kernel's pass over the positions, whose results are then dropped).
 
     Notes
     -----
@@ -797,17 +797,6 @@ def allocate_channels(
         floor_m = np.where(served, floor_m, 0)
         cap_m = np.where(served, cap_m, 0)
         live_cap = False
-    bad = K.first_floor_above_cap(floor_m, cap_m)
-    if bad >= 0:
-        row, c = divmod(bad, nc)
-        raise ValidationError(
-            f"floor {int(floor_m[row, c])} above cap {int(cap_m[row, c])} for channel "
-            f"{net.channel_names[c]!r}",
-            field="floors",
-            row=row,
-            code="floor_above_cap",
-        )
-
     if service_level is None and fill_rate is None:
         safety = ledger.safety_stock
         safety_set = False
@@ -844,6 +833,16 @@ def allocate_channels(
         totals,
         counts,
     )
+    bad = counts[:, K.N_FLOOR_ABOVE_CAP]
+    if (bad >= 0).any():  # the kernel checked floors against caps on its way
+        row, c = divmod(int(bad[bad >= 0][0]), nc)
+        raise ValidationError(
+            f"floor {int(floor_m[row, c])} above cap {int(cap_m[row, c])} for channel "
+            f"{net.channel_names[c]!r}",
+            field="floors",
+            row=row,
+            code="floor_above_cap",
+        )
     # Chunk sums added in chunk order: the same for any number of threads.
     chunk_sums = totals.sum(axis=0)
     channel_alloc = chunk_sums[K.T_ALLOCATED]
@@ -873,10 +872,14 @@ def allocate_channels(
         distribution=forecast.distribution,
         position_sku=readonly(position_sku),
         position_location=readonly(position_location),
-        safety_stock=readonly(safety) if safety_set else _snapshot(safety),
+        safety_stock=(
+            readonly(safety)
+            if safety_set
+            else _snapshot(safety, bool(count_sums[K.N_SAFETY_VARIES]))
+        ),
         fence=fence,
         allocated=allocated,
-        cap=_snapshot(cap_m) if live_cap else readonly(cap_m),
+        cap=_snapshot(cap_m, bool(count_sums[K.N_CAP_VARIES])) if live_cap else readonly(cap_m),
         demand=readonly(demand),
         channel_allocated=readonly(channel_alloc.astype(np.int64)),
         channel_expected_sales=readonly(channel_sales),

@@ -643,29 +643,10 @@ NUM_TOTALS = 6
 N_SELLABLE = 0
 N_SHORT_POSITIONS = 1
 N_RESERVED_POSITIONS = 2
-NUM_COUNTS = 3
-
-
-@jit
-def first_floor_above_cap(floor: np.ndarray, cap: np.ndarray) -> int:
-    """Flat index ``p * C + c`` of the first floor above its cap, or -1."""
-    npos, nchan = cap.shape
-    for p in range(npos):
-        for c in range(nchan):
-            if floor[p, c] > cap[p, c]:
-                return p * nchan + c
-    return -1
-
-
-@jit
-def rows_equal(values: np.ndarray) -> bool:
-    """Whether every row of the ``(P, C)`` array equals the first one."""
-    npos, nchan = values.shape
-    for p in range(1, npos):
-        for c in range(nchan):
-            if values[p, c] != values[0, c]:
-                return False
-    return True
+N_SAFETY_VARIES = 3
+N_CAP_VARIES = 4
+N_FLOOR_ABOVE_CAP = 5
+NUM_COUNTS = 6
 
 
 @jit
@@ -748,9 +729,11 @@ def allocate(
         shortfall (rows ``T_*``).
     counts_out
         ``(num_chunks(P), NUM_COUNTS)`` int64 output: per chunk, the sellable units,
-        the positions short of a floor and the positions holding reserved units
-        (columns ``N_*``). The caller sums the chunks in order, so no total depends
-        on the thread count.
+        the positions short of a floor, holding reserved units, whose safety stock
+        differs from position 0's, and whose caps differ from position 0's, and the
+        flat index ``p * C + c`` of the chunk's first floor above its cap, or -1
+        (columns ``N_*``; the caller checks that last one before using anything).
+        The caller sums the chunks in order, so no total depends on the thread count.
 
     Notes
     -----
@@ -888,6 +871,9 @@ def _allocate(
         n_sellable = 0
         n_short = 0
         n_reserved = 0
+        n_safety = 0
+        n_cap = 0
+        first_bad = -1
         start = chunk * CHUNK
         stop = min(npos, start + CHUNK)
         for p in range(start, stop):
@@ -900,11 +886,14 @@ def _allocate(
             units = max(units, 0)
             if any_reserved:
                 n_reserved += 1
+            if safety[p] != safety[0]:
+                n_safety += 1
             n_sellable += units
             if detail:
                 sellable_out[p] = units
             r = row[p]
             short = False
+            cap_varies = False
             for c in range(nchan):
                 m_c = mean[p, c]
                 mu[c] = m_c
@@ -918,6 +907,10 @@ def _allocate(
                 o[c] = unsold[r, c]
                 mo[c] = margin[r, c] + o[c]
                 res = reserved[p, c]
+                if cap[p, c] != cap[0, c]:
+                    cap_varies = True
+                if floor[p, c] > cap[p, c] and first_bad < 0:
+                    first_bad = p * nchan + c
                 lo = max(0, floor[p, c] - res)
                 hi[c] = max(lo, cap[p, c] - res)
                 give = min(lo, units)
@@ -931,6 +924,8 @@ def _allocate(
                 sales[c] = range_sales(dist, 0, give, mu[c], sd[c], 0.0)
             if short:
                 n_short += 1
+            if cap_varies:
+                n_cap += 1
             _position(
                 dist,
                 units,
@@ -969,3 +964,6 @@ def _allocate(
         counts_out[chunk, N_SELLABLE] = n_sellable
         counts_out[chunk, N_SHORT_POSITIONS] = n_short
         counts_out[chunk, N_RESERVED_POSITIONS] = n_reserved
+        counts_out[chunk, N_SAFETY_VARIES] = n_safety
+        counts_out[chunk, N_CAP_VARIES] = n_cap
+        counts_out[chunk, N_FLOOR_ABOVE_CAP] = first_bad
