@@ -3,8 +3,10 @@ lower bound.
 
 Pipeline (see ``docs/optimal.md``):
 
-1. greedy plan (warm start and the plan never to be beaten by less);
-2. flat model over every order's candidates (vectorised);
+1. greedy plan, repaired to the pick-up rule and the stock the channels share (the
+   warm start; the plan is never worse than it);
+2. flat model over every order's candidates (vectorised), with the pick-up orders'
+   store units fixed and joint rows for shared stock;
 3. independent components: orders are coupled only through stock or pick capacity
    that their combined demand could exhaust;
 4. Lagrangian relaxation of those shared constraints; every order's subproblem is
@@ -16,7 +18,8 @@ Pipeline (see ``docs/optimal.md``):
    yet proven optimal, within the remaining time.
 
 Each component keeps its best plan and its best bound, so the result is never
-costlier than greedy and the bound is the sum of component bounds.
+costlier than the warm start (greedy's plan whenever that follows both rules) and
+the bound is the sum of component bounds.
 """
 
 from __future__ import annotations
@@ -88,15 +91,21 @@ def solve_optimal(
     -----
     With ``x`` the units per (order line, candidate location), the problem is::
 
-        min Σ_o cost_o(x)  s.t.  Σ_{o,j: sku s, channel c} x_{o,j,l} ≤ available_c(s, l)
+        min Σ_o cost_o(x)  s.t.  X_c(s, l) = Σ_{o,j: sku s, channel c} x_{o,j,l} ≤ available_c(s, l)
+                                 Σ_c max(0, X_c(s, l) − f_c) ≤ S(s, l)
                                  Σ_{o,j} x_{o,j,l} ≤ capacity_l
                                  |{l : x_{o,·,l} > 0}| ≤ max_splits + 1
 
     with ``cost_o`` of :func:`~allocator.sourcing.plan_costs` plus the opportunity
-    cost. The Lagrangian bound for prices ``λ ≥ 0`` (stock) and ``μ ≥ 0`` (capacity)
-    is ``L(λ, μ) = Σ_o min_{patterns} cost_o^{λ,μ} − Σ λ·available − Σ μ·capacity``,
+    cost, ``f_c = max(0, fence_c − reserved_c)`` and the free shared pool
+    ``S = max(0, on_hand − reserved − safety − Σ_c f_c)`` (the ledger then accepts
+    every order's reservations). Pick-up orders first take, by priority then
+    arrival, what their pick-up store has (within its pick capacity); those units are
+    fixed and only the rest is sourced elsewhere, as transfers. The Lagrangian bound
+    for prices ``λ ≥ 0`` (stock rows) and ``μ ≥ 0`` (capacity) is
+    ``L(λ, μ) = Σ_o (fixed_o + min_{patterns} cost_o^{λ,μ}) − Σ λ·rhs − Σ μ·capacity``,
     where a pattern sends each line whole to one location (or leaves it unfilled)
-    and units are priced ``m_l per_unit + ship + opp + λ + μ``.
+    and units are priced ``m_l per_unit + ship + opp`` plus the prices of their rows.
     """
     t_start = time.perf_counter()
     time_limit = _positive(time_limit, "time_limit")
