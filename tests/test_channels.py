@@ -724,10 +724,18 @@ def test_bench_quick_runs() -> None:
         "kernel_s",
         "reference_s",
         "agree",
+        "allocate_s",
+        "allocate_cpu_s",
+        "allocate_first_s",
+        "kernel_cpu_s",
+        "reference_cpu_s",
+        "load_average",
     ):
         assert key in result
     assert result["agree"] is True
     assert result["positions_per_s"] > 0 and result["reference_positions_per_s"] > 0
+    assert result["reference_agreement"] == 1.0
+    assert result["mean_fenced"] <= result["mean_sellable"]
 
 
 def test_channels_a_location_does_not_serve_get_nothing() -> None:
