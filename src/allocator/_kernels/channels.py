@@ -17,7 +17,10 @@ is certainly handed out before any unit worth ``<= T`` (the greedy is a merge of
 non-increasing sequences), and the count of such units per channel comes from a closed
 form inverse of ``sf`` (checked and corrected with exact evaluations). A bisection on
 ``T`` takes all but a few of the units this way; the last few are merged one by one,
-which also settles ties exactly as the greedy does.
+which also settles ties exactly as the greedy does. With little stock the merge runs
+unit by unit, on values evaluated ahead, independently of each other, from a closed
+form estimate of how far each channel goes (:func:`_merge_ahead`), skipping units that
+are certainly worth nothing.
 
 Each value ``sf(q)`` is one evaluation of a closed form (``erfc`` for normal demand,
 the regularised incomplete gamma function for Poisson demand), so it is exactly
