@@ -17,7 +17,7 @@ from allocator import Events, Ledger, Network, NetworkData
 from allocator._kernels import optimal as K
 from allocator.exceptions import ValidationError
 from allocator.sourcing import CostModel, Orders, PlanStatus, Service, Sourcer, source
-from allocator.sourcing._optimal_model import build_model
+from allocator.sourcing.optimal.model import build_model
 from tests import naive_optimal as naive
 from tests.naive_sourcing import haversine
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from allocator import Events, Ledger, Network, NetworkData
 from allocator.exceptions import DTypeError, UnknownNameError, ValidationError
 from allocator.sourcing import (
+    METHODS,
     CostModel,
     Orders,
     PlanStatus,
@@ -21,9 +22,9 @@ from allocator.sourcing import (
     UnfilledReason,
     methods,
     nearby,
-    register_method,
     source,
 )
+from allocator.sourcing.sourcer import solve
 from tests import naive_sourcing as naive
 
 C = CostModel()
@@ -423,23 +424,21 @@ def test_source_validation() -> None:
     assert e.value.field == "zone"
 
 
-def test_method_registry_dispatches() -> None:
-    seen: list[Any] = []
-
-    def fake(problem: Any, **options: Any) -> Any:
-        seen.append((problem.max_locations, options))
-        from allocator.sourcing import solve_greedy
-
-        return solve_greedy(problem)
-
-    register_method("test-fake", fake)
+def test_explicit_dispatch_on_method() -> None:
     net = city()
     ledger = stocked(net, {("A", "S1"): 1})
-    plan = source(
-        net, ledger, orders_of(net, ship([("A", 1)])), method="test-fake", max_splits=1, flag=True
-    )
-    assert seen == [(2, {"flag": True})] and "test-fake" in methods()
-    assert plan.line_unfilled.tolist() == [0]
+    orders = orders_of(net, ship([("A", 1)]))
+    problem = Sourcer(net).prepare(ledger, orders, max_splits=1)
+    assert problem.max_locations == 2
+    plan = solve(problem, "greedy")
+    assert plan.method == "greedy" and plan.line_unfilled.tolist() == [0]
+    assert methods() == METHODS == ("greedy", "optimal")
+    with pytest.raises(ValidationError) as e:
+        solve(problem, "fastest")
+    assert e.value.code == "unknown_method"
+    with pytest.raises(ValidationError) as e:
+        source(net, ledger, orders, method="greedy", time_limit=1.0)
+    assert e.value.field == "time_limit"
 
 
 # ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Kernels of the ``optimal`` sourcing method: per-order subproblems, Lagrangian passes,
 construction and local search.
 
-Model layout (built by :mod:`allocator.sourcing._optimal_model`):
+Model layout (built by :mod:`allocator.sourcing.optimal.model`):
 
 * orders ``o`` with lines ``o_ptr[o]:o_ptr[o + 1]`` (quantity ``l_qty``, per-unit
   unfilled penalty ``l_pen``);
@@ -32,11 +32,39 @@ from __future__ import annotations
 import numpy as np
 
 from allocator._kernels import jit
+from allocator._kernels.atp import atp, unused_fence
 
 #: Most lines per order solved by the exact subset DP; larger orders use a weaker bound.
 LMAX = 8
 #: Stand-in for unlimited capacity.
 BIG = 1 << 60
+
+
+@jit
+def shared_pool(
+    on_hand: np.ndarray,
+    safety: np.ndarray,
+    fence: np.ndarray,
+    reserved: np.ndarray,
+    rows: np.ndarray,
+    pool: np.ndarray,
+    unused: np.ndarray,
+) -> None:
+    """Per ledger position ``rows[i]``: the unused fences ``unused[i, c]`` and the free
+    shared pool ``pool[i]``, which is what a channel with no fence and no cap could
+    take (:func:`allocator._kernels.atp.atp` with ``unused_c = 0``, no cap)."""
+    nch = fence.shape[1]
+    for i in range(rows.shape[0]):
+        row = rows[i]
+        total = 0
+        fsum = 0
+        for c in range(nch):
+            r = reserved[row, c]
+            total += r
+            u = unused_fence(fence[row, c], r)
+            unused[i, c] = u
+            fsum += u
+        pool[i] = atp(on_hand[row] - total - safety[row], fsum, 0, BIG)
 
 
 @jit(inline="always")

@@ -1,6 +1,6 @@
 """Sourcing kernels: the per-SKU position index, the location grid and greedy sourcing.
 
-Data layout (built by :mod:`allocator.sourcing.index`):
+Data layout (built by :mod:`allocator.sourcing.problem`):
 
 * per-SKU position lists in CSR form: the positions of SKU ``s`` are
   ``s_loc[s_ptr[s]:s_ptr[s + 1]]`` (their locations, ascending), and
@@ -19,9 +19,9 @@ import math
 import numpy as np
 
 from allocator._kernels import jit
-
-EARTH_RADIUS_KM = 6371.0088
-DEG = math.pi / 180.0
+from allocator._kernels.atp import atp as atp_of
+from allocator._kernels.atp import unused_fence
+from allocator._kernels.geo import DEG, EARTH_RADIUS_KM, haversine_km
 
 # services
 S_SHIP = 0
@@ -42,19 +42,6 @@ G_LON0 = 1
 G_CELL = 2
 G_NROWS = 3
 G_NCOLS = 4
-
-
-@jit
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in km between two points given in degrees."""
-    p1 = lat1 * DEG
-    p2 = lat2 * DEG
-    sp = math.sin((p2 - p1) * 0.5)
-    sl = math.sin((lon2 - lon1) * DEG * 0.5)
-    a = sp * sp + math.cos(p1) * math.cos(p2) * sl * sl
-    if a > 1.0:
-        a = 1.0
-    return 2.0 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
 
 
 # ---------------------------------------------------------------------------
@@ -443,17 +430,14 @@ def gather_same_day(
 # search actually looks at, not at every holder of its SKUs.
 @jit
 def refresh_avail(q: int, wav: np.ndarray, nch: int) -> None:
-    """``wav[q, c]`` for every channel from the entry's (free, unused fence, cap room):
-    ``max(0, min(free - Σ_{c'≠c} unused_fence[c'], cap_room[c]))``."""
+    """``wav[q, c]`` for every channel from the entry's (free, unused fence, cap room)
+    through the ATP formula (:func:`allocator._kernels.atp.atp`)."""
     free = wav[q, nch]
     fsum = 0
     for cc in range(nch):
         fsum += wav[q, nch + 1 + cc]
     for cc in range(nch):
-        shared = free - (fsum - wav[q, nch + 1 + cc])
-        room = wav[q, 2 * nch + 1 + cc]
-        a = shared if shared < room else room
-        wav[q, cc] = a if a > 0 else 0
+        wav[q, cc] = atp_of(free, fsum, wav[q, nch + 1 + cc], wav[q, 2 * nch + 1 + cc])
 
 
 @jit
@@ -474,8 +458,7 @@ def load_entry(
     for cc in range(nch):
         r = reserved[row, cc]
         total += r
-        f = fence[row, cc] - r
-        wav[q, nch + 1 + cc] = f if f > 0 else 0
+        wav[q, nch + 1 + cc] = unused_fence(fence[row, cc], r)
         wav[q, 2 * nch + 1 + cc] = lcap[row, cc] - r
     wav[q, nch] = on_hand[row] - total - safety[row]
     refresh_avail(q, wav, nch)
@@ -1424,7 +1407,7 @@ def candidates(
 
 
 @jit
-def atp(
+def position_atp(
     on_hand: np.ndarray,
     safety: np.ndarray,
     fence: np.ndarray,
@@ -1433,22 +1416,18 @@ def atp(
     row: int,
     c: int,
 ) -> int:
-    """available(c) of ledger position ``row`` from the ledger's per-position views:
-    ``max(0, min(on_hand - reserved - safety - Σ_{c'≠c} unused_fence[c'],
-    cap[c] - reserved[c]))``."""
+    """available(c) of ledger position ``row`` from the ledger's per-position views
+    (the parts of :func:`allocator._kernels.atp.atp`)."""
     total = 0
-    other = 0
+    unused = 0
     for cc in range(fence.shape[1]):
         r = reserved[row, cc]
         total += r
-        if cc != c:
-            f = fence[row, cc] - r
-            if f > 0:
-                other += f
-    shared = on_hand[row] - total - safety[row] - other
-    room = cap[row, c] - reserved[row, c]
-    a = shared if shared < room else room
-    return a if a > 0 else 0
+        unused += unused_fence(fence[row, cc], r)
+    free = on_hand[row] - total - safety[row]
+    return atp_of(
+        free, unused, unused_fence(fence[row, c], reserved[row, c]), cap[row, c] - reserved[row, c]
+    )
 
 
 @jit
@@ -1503,7 +1482,7 @@ def nearby(
             d2 = dx * dx + dy * dy + dz * dz
             if cnt == k and d2 >= best[k - 1]:
                 continue
-            a = atp(on_hand, safety, fence, cap, reserved, s_row[q], c)
+            a = position_atp(on_hand, safety, fence, cap, reserved, s_row[q], c)
             if a <= 0:
                 continue
             if radius >= 0.0 or same_day:
@@ -1545,7 +1524,7 @@ def atp_rows(
     for i in range(rows.shape[0]):
         for t in range(channels.shape[0]):
             c = channels[t]
-            out[i, c] = atp(on_hand, safety, fence, cap, reserved, rows[i], c)
+            out[i, c] = position_atp(on_hand, safety, fence, cap, reserved, rows[i], c)
 
 
 # ---------------------------------------------------------------------------
@@ -1561,10 +1540,7 @@ def price(
     o_lat: np.ndarray,
     o_lon: np.ndarray,
     o_zone: np.ndarray,
-    l_sku: np.ndarray,
-    sku_price: np.ndarray,
-    at_price: bool,
-    c_unfilled: float,
+    l_pen: np.ndarray,
     line_unfilled: np.ndarray,
     loc_lat: np.ndarray,
     loc_lon: np.ndarray,
@@ -1590,8 +1566,8 @@ def price(
     cost: np.ndarray,
 ) -> int:
     """Cost parts of allocation rows ``(order, location, qty)`` and per-order totals
-    (the formula of :func:`allocator.sourcing.plan_costs`; an unfilled unit costs the
-    SKU's price when ``at_price`` and the price is known, else ``c_unfilled``).
+    (the formula of :func:`allocator.sourcing.plan_costs`; an unfilled unit of line
+    ``j`` costs ``l_pen[j]``).
     Per-order outputs must be zeroed by the caller. A package is a distinct
     ``(order, location)`` pair; rows need not be sorted. Returns -1, or the first row
     whose order or location is out of range (nothing is written then)."""
@@ -1657,10 +1633,7 @@ def price(
         for j in range(o_ptr[o], o_ptr[o + 1]):
             u = line_unfilled[j]
             unfilled_units[o] += u
-            pen = c_unfilled
-            if at_price and not np.isnan(sku_price[l_sku[j]]):
-                pen = sku_price[l_sku[j]]
-            unfilled_cost[o] += pen * u
+            unfilled_cost[o] += l_pen[j] * u
         cost[o] = package_cost[o] + unit_cost[o] + shipping_cost[o] + split_cost[o]
         cost[o] += unfilled_cost[o]
     return -1

@@ -109,8 +109,8 @@ def milp_reference(problem: Any, time_limit: float) -> dict[str, Any]:
     """The plain MIP of the whole batch solved by ``scipy.optimize.milp`` (HiGHS)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
-    from allocator.sourcing._optimal_mip import mip_arrays
-    from allocator.sourcing._optimal_model import build_model
+    from allocator.sourcing.optimal.mip import mip_arrays
+    from allocator.sourcing.optimal.model import build_model
 
     t0 = time.perf_counter()
     model = build_model(problem)

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from allocator._kernels import replenish as K
+from allocator._kernels.geo import pairwise_km
 from allocator._validate import as_float64, as_int64, first_true, readonly, same_length
 from allocator.exceptions import SolverError, ValidationError
 
-__all__ = ["TransferLines", "haversine_km", "plan_transfers", "transfer_cost_matrix"]
+__all__ = ["TransferLines", "plan_transfers", "transfer_cost_matrix"]
 
 logger = logging.getLogger("allocator")
 
@@ -59,14 +60,13 @@ class TransferLines:
         return int(self.qty.shape[0])
 
 
-def haversine_km(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Great-circle distances (km) between every pair of points, as a square matrix."""
-    la = np.radians(np.asarray(lat, dtype=np.float64))
-    lo = np.radians(np.asarray(lon, dtype=np.float64))
-    dlat = la[:, None] - la[None, :]
-    dlon = lo[:, None] - lo[None, :]
-    a = np.sin(dlat / 2) ** 2 + np.cos(la[:, None]) * np.cos(la[None, :]) * np.sin(dlon / 2) ** 2
-    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+def _pairwise_km(lat: Any, lon: Any) -> np.ndarray:
+    """Great-circle km between every pair of points (``_kernels.geo``), a square matrix."""
+    la = np.ascontiguousarray(lat, dtype=np.float64)
+    lo = np.ascontiguousarray(lon, dtype=np.float64)
+    out = np.empty((la.shape[0], la.shape[0]))
+    pairwise_km(la, lo, out)
+    return out
 
 
 def transfer_cost_matrix(
@@ -77,7 +77,7 @@ def transfer_cost_matrix(
     ``per_unit`` is a scalar or a ``(num_locations, num_locations)`` matrix. The
     diagonal is 0.
     """
-    km = haversine_km(lat, lon)
+    km = _pairwise_km(lat, lon)
     cost = np.asarray(per_unit, dtype=np.float64) + per_unit_km * km
     cost = np.array(np.broadcast_to(cost, km.shape), dtype=np.float64)
     np.fill_diagonal(cost, 0.0)

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from allocator._kernels.ledger import STOCK_MAX
 from allocator._validate import readonly
 from allocator.channels import ChannelForecast, allocate_channels
 from allocator.events import NO_CAP, EventKind, Events, ResultCode
@@ -42,7 +41,7 @@ from allocator.replenishment import OrderUpToPolicy, replenish
 from allocator.replenishment.plan import Action
 from allocator.scenarios import CHANNELS, MARKETPLACE, STORE, Scenario, ScenarioData
 from allocator.simulation.kpis import DailySeries, KPIs
-from allocator.simulation.log import DemandLog, EventLog, _Recorder
+from allocator.simulation.log import DemandLog, EventLog, Recorder
 from allocator.sourcing import CostModel, Service, SourcingPlan, methods, source
 
 __all__ = ["SimulationResult", "simulate"]
@@ -51,6 +50,9 @@ logger = logging.getLogger("allocator")
 
 #: Components the run's wall time is split into.
 COMPONENTS = ("ledger", "sourcing", "replenishment", "channels", "demand", "other")
+#: Caps above the largest quantity an event may carry (10**12) mean "no cap": the
+#: ledger stores an absent cap as a larger sentinel.
+_UNCAPPED_ABOVE = 10**12
 _TOP_SKUS = 5
 
 
@@ -287,7 +289,7 @@ class _Run:
         self.ledger = Ledger(
             net, capacity=npos + 16, reservation_capacity=int(sc.online_orders * 8 + 1024)
         )
-        self.rec = _Recorder(keep_log)
+        self.rec = Recorder(keep_log)
         self.next_id = 1
         self.next_order = 1
         self.time = dict.fromkeys(COMPONENTS, 0.0)
@@ -430,8 +432,8 @@ class _Run:
         ledger = self.ledger
         rows_l, chans_l, kinds_l, qtys_l = [], [], [], []
         for ch in np.flatnonzero(alloc.cap_set).tolist():
-            new_cap = np.where(alloc.cap[:, ch] >= STOCK_MAX, NO_CAP, alloc.cap[:, ch])
-            old_cap = np.where(ledger.cap[:, ch] >= STOCK_MAX, NO_CAP, ledger.cap[:, ch])
+            new_cap = np.where(alloc.cap[:, ch] > _UNCAPPED_ABOVE, NO_CAP, alloc.cap[:, ch])
+            old_cap = np.where(ledger.cap[:, ch] > _UNCAPPED_ABOVE, NO_CAP, ledger.cap[:, ch])
             r = np.flatnonzero(new_cap != old_cap)
             rows_l.append(r)
             chans_l.append(np.full(r.shape[0], ch, dtype=np.int64))

@@ -16,7 +16,7 @@ import numpy as np
 from allocator._validate import readonly
 from allocator.events import EventKind, Events, ResultCode
 
-__all__ = ["DemandLog", "EventLog"]
+__all__ = ["DemandLog", "EventLog", "Recorder"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,7 +136,7 @@ class DemandLog:
         return pd.DataFrame({name: np.asarray(getattr(self, name)) for name in self.FIELDS})
 
 
-class _Recorder:
+class Recorder:
     """Collects chunks during a run; :meth:`freeze` builds the logs."""
 
     def __init__(self, enabled: bool) -> None:

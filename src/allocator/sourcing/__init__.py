@@ -13,11 +13,10 @@ from allocator.sourcing.orders import Orders, Service
 from allocator.sourcing.plan import PlanStatus, SourcingPlan, UnfilledReason, build_plan
 from allocator.sourcing.problem import Candidates, SourcingProblem
 from allocator.sourcing.reserve import PlanReservations, reserve_plan
-from allocator.sourcing.sourcer import Sourcer, methods, register_method, source
-
-register_method("greedy", solve_greedy)
+from allocator.sourcing.sourcer import METHODS, Sourcer, methods, source
 
 __all__ = [
+    "METHODS",
     "Candidates",
     "CostBreakdown",
     "CostModel",
@@ -35,7 +34,6 @@ __all__ = [
     "methods",
     "nearby",
     "plan_costs",
-    "register_method",
     "reserve_plan",
     "solve_greedy",
     "source",

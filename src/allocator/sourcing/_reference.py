@@ -7,7 +7,7 @@ the kernel; ``allocator bench sourcing`` uses it as the same-run baseline.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from allocator.network import NetworkData
 from allocator.sourcing.costs import CostModel
 from allocator.sourcing.orders import Orders, Service
 from allocator.sourcing.plan import SourcingPlan, UnfilledReason, build_plan
+
+if TYPE_CHECKING:
+    from allocator.ledger import Ledger
 
 __all__ = ["reference_index", "reference_plan", "reference_source"]
 
@@ -34,7 +37,7 @@ def haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def reference_index(
-    ledger: Any,
+    ledger: Ledger,
 ) -> tuple[dict[tuple[int, int], list[int]], dict[int, list[int]]]:
     """Availability state per (sku, location) and locations per SKU.
 
@@ -80,7 +83,7 @@ def state_take(state: list[int], c: int, q: int) -> None:
 
 def reference_source(
     network: NetworkData,
-    ledger: Any,
+    ledger: Ledger,
     orders: Orders,
     *,
     costs: CostModel | None = None,
@@ -270,7 +273,7 @@ def reference_source(
 
 def reference_plan(
     network: NetworkData,
-    ledger: Any,
+    ledger: Ledger,
     orders: Orders,
     *,
     costs: CostModel | None = None,

@@ -13,13 +13,27 @@ from typing import Any
 import numpy as np
 
 from allocator._kernels import sourcing as K
-from allocator._kernels.sourcing import EARTH_RADIUS_KM
+from allocator._kernels.geo import EARTH_RADIUS_KM, haversine_many
 from allocator._validate import as_float64, as_int64, readonly
 from allocator.exceptions import ValidationError
 from allocator.network import NetworkData
 from allocator.sourcing.orders import Orders
 
-__all__ = ["CostBreakdown", "CostModel", "haversine_km", "plan_costs"]
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "MUST_SERVE_PENALTY",
+    "UNFILLED_RULES",
+    "CostBreakdown",
+    "CostModel",
+    "haversine_km",
+    "plan_costs",
+]
+
+#: Names of the unfilled-penalty rules (see :class:`CostModel`).
+UNFILLED_RULES = ("price", "margin", "must_serve", "per_line", "flat")
+#: Penalty per unfilled unit under the ``"must_serve"`` rule: far above any landed cost,
+#: so a unit is left unfilled only when no location can supply it.
+MUST_SERVE_PENALTY = 10_000.0
 
 # per-order parts of a CostBreakdown, in the order the pricing kernel writes them
 _ORDER_PARTS = (
@@ -47,19 +61,22 @@ def _no_zones(num_locations: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def haversine_km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
-    """Great-circle distance in km (vectorised; degrees in).
+    """Great-circle distance in km (vectorised, broadcasting; degrees in).
 
     Notes
     -----
     ``d = 2 R asin(sqrt(sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2)))`` with the mean Earth
-    radius ``R = 6371.0088`` km.
+    radius ``R = 6371.0088`` km (``EARTH_RADIUS_KM``; the formula lives in
+    ``allocator._kernels.geo``, shared with the kernels).
     """
-    p1 = np.radians(lat1)
-    p2 = np.radians(lat2)
-    sp = np.sin((p2 - p1) * 0.5)
-    sl = np.sin(np.radians(np.asarray(lon2) - np.asarray(lon1)) * 0.5)
-    a = np.minimum(sp * sp + np.cos(p1) * np.cos(p2) * sl * sl, 1.0)
-    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a))
+    parts = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (lat1, lon1, lat2, lon2))
+    )
+    shape = parts[0].shape
+    flat = [np.ascontiguousarray(p.ravel()) for p in parts]
+    out = np.empty(flat[0].shape[0])
+    haversine_many(*flat, out)
+    return float(out[0]) if shape == () else out.reshape(shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,11 +94,23 @@ class CostModel:
         Transport cost per unit and great-circle km. Default 0.000336.
     split_penalty
         Extra cost per location beyond the first in one order. Default 0.
+    unfilled
+        The rule that prices an unfilled unit (:data:`UNFILLED_RULES`):
+
+        * ``"price"`` (default): the SKU's ``sku_price`` (revenue lost);
+        * ``"margin"``: ``sku_price − sku_unit_cost`` (margin lost, never below 0);
+        * ``"must_serve"``: :data:`MUST_SERVE_PENALTY` per unit, so every unit that
+          can be filled is filled, whatever it costs;
+        * ``"per_line"``: each order line's own ``Orders.penalty``;
+        * ``"flat"``: ``unfilled_penalty`` for every unit.
+
+        Where a rule's figure is unknown (no price, no unit cost, a line without a
+        penalty) ``unfilled_penalty`` is used.
     unfilled_penalty
-        Cost per unit not filled for SKUs without a price (and for all SKUs when
-        ``unfilled_at_price`` is False). Default 50.
+        Cost per unfilled unit where the rule has no figure, and for every unit under
+        ``"flat"``. Default 50.
     unfilled_at_price
-        Price unfilled units at the SKU's ``sku_price`` when it is known.
+        Kept for compatibility: False is the ``"flat"`` rule.
     location_zone, zone_cost
         Optional zone model: ``location_zone[l]`` (-1 = none) and a square matrix
         ``zone_cost[origin zone, destination zone]`` per unit that replaces the
@@ -102,6 +131,7 @@ class CostModel:
     split_penalty: float = 0.0
     unfilled_penalty: float = 50.0
     unfilled_at_price: bool = True
+    unfilled: str = "price"
     location_zone: np.ndarray | None = None
     zone_cost: np.ndarray | None = None
     _checked: bool = field(default=False, repr=False)
@@ -121,6 +151,15 @@ class CostModel:
                     code="not_finite" if not np.isfinite(v) else "out_of_range",
                 )
             object.__setattr__(self, name, v)
+        if self.unfilled not in UNFILLED_RULES:
+            raise ValidationError(
+                f"unknown unfilled rule {self.unfilled!r}; expected one of {UNFILLED_RULES}",
+                field="unfilled",
+                code="invalid_choice",
+            )
+        if not self.unfilled_at_price and self.unfilled == "price":
+            object.__setattr__(self, "unfilled", "flat")
+        object.__setattr__(self, "unfilled_at_price", self.unfilled == "price")
         if (self.location_zone is None) != (self.zone_cost is None):
             raise ValidationError(
                 "give both location_zone and zone_cost, or neither",
@@ -173,12 +212,32 @@ class CostModel:
             return _no_zones(network.num_locations)
         return np.asarray(self.location_zone), np.asarray(self.zone_cost)
 
+    def sku_penalty(self, network: NetworkData) -> np.ndarray:
+        """Cost per unfilled unit of every SKU under the rule (``"per_line"``: the
+        ``"price"`` figures, which lines without a penalty of their own use)."""
+        flat = np.full(network.num_skus, self.unfilled_penalty)
+        if self.unfilled == "flat":
+            return flat
+        if self.unfilled == "must_serve":
+            return np.full(network.num_skus, MUST_SERVE_PENALTY)
+        price = np.asarray(network.sku_price, dtype=np.float64)
+        if self.unfilled == "margin":
+            value = np.maximum(price - np.asarray(network.sku_unit_cost, dtype=np.float64), 0.0)
+        else:
+            value = price
+        return np.where(np.isnan(value), flat, value)
+
     def unit_penalty(self, network: NetworkData, sku: np.ndarray) -> np.ndarray:
-        """Cost per unfilled unit of each SKU in ``sku``."""
-        if not self.unfilled_at_price:
-            return np.full(sku.shape[0], self.unfilled_penalty)
-        price = network.sku_price[sku]
-        return np.where(np.isnan(price), self.unfilled_penalty, price)
+        """Cost per unfilled unit of each SKU in ``sku`` (per-SKU rules)."""
+        return self.sku_penalty(network)[np.asarray(sku, dtype=np.int64)]
+
+    def line_penalty(self, network: NetworkData, orders: Orders) -> np.ndarray:
+        """Cost per unfilled unit of every order line under the rule."""
+        pen = self.unit_penalty(network, orders.sku)
+        if self.unfilled == "per_line":
+            own = orders.penalty
+            pen = np.where(np.isnan(own), pen, own)
+        return np.ascontiguousarray(pen, dtype=np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -238,14 +297,14 @@ def plan_costs(
         cost_o = Σ_{l∈P_o} m_l per_package
                + Σ_rows (m_l per_unit q + q ship(l, o))
                + split_penalty max(0, |P_o| − 1)
-               + Σ_j u_j penalty(sku_j)
+               + Σ_j u_j penalty_j
                + Σ_rows opportunity_r q          (only when ``opportunity`` is given)
 
     ``ship(l, o) = zone_cost[zone_l, zone_o]`` when both zones are set, else
     ``per_unit_km · d(l, o)`` with ``d`` the great-circle km to the destination (the
     pick-up store for pick-up orders, so a pick at the pick-up store ships nothing).
-    ``penalty(s)`` is the SKU price when known (``unfilled_at_price``), else
-    ``unfilled_penalty``.
+    ``penalty_j`` is the line's cost per unfilled unit under the model's ``unfilled``
+    rule (:meth:`CostModel.line_penalty`).
     """
     n = orders.num_orders
     order = np.ascontiguousarray(order, dtype=np.int64)
@@ -281,10 +340,7 @@ def plan_costs(
         orders.lat,
         orders.lon,
         orders.zone,
-        orders.sku,
-        network.sku_price,
-        costs.unfilled_at_price,
-        costs.unfilled_penalty,
+        costs.line_penalty(network, orders),
         line_unfilled,
         network.lat,
         network.lon,

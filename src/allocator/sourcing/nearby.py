@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from allocator.exceptions import ValidationError
 from allocator.network import NetworkData
 from allocator.sourcing.orders import Service
 from allocator.sourcing.problem import check_ledger, location_index, position_index
+
+if TYPE_CHECKING:
+    from allocator.ledger import Ledger
 
 __all__ = ["NearbyResult", "nearby"]
 
@@ -71,7 +74,7 @@ class NearbyResult:
 
 def nearby(
     network_data: NetworkData,
-    ledger: Any,
+    ledger: Ledger,
     sku: Any,
     lat: float,
     lon: float,

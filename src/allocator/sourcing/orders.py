@@ -82,6 +82,29 @@ def _coords(value: Any, field: str, n: int, lo: float, hi: float) -> np.ndarray:
     return out
 
 
+def _penalties(value: Any, n: int) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype == object or arr.dtype.kind not in "iuf" or arr.dtype.kind == "b":
+        raise DTypeError(
+            f"expected numbers, got dtype {arr.dtype}", field="penalty", code="wrong_dtype"
+        )
+    out = np.full(n, arr, dtype=np.float64) if arr.ndim == 0 else arr.astype(np.float64)
+    if out.ndim != 1 or out.shape[0] != n:
+        raise ValidationError(
+            f"expected {n} rows, got shape {arr.shape}", field="penalty", code="length_mismatch"
+        )
+    bad = np.isinf(out) | (out < 0)
+    if bad.any():
+        row = first_true(bad)
+        raise ValidationError(
+            f"expected a finite penalty >= 0 or NaN, got {out[row]}",
+            field="penalty",
+            row=row,
+            code="out_of_range",
+        )
+    return out
+
+
 def _locations(value: Any, n: int, network: NetworkData | None) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype.kind in "UO":
@@ -140,6 +163,9 @@ class Orders:
         ``num_orders + 1`` offsets into the line arrays.
     sku, qty
         Lines: SKU index and quantity (positive).
+    penalty
+        Per line: cost per unfilled unit under the ``"per_line"`` rule of
+        :class:`~allocator.sourcing.CostModel` (NaN: the rule's fallback).
     """
 
     id: np.ndarray
@@ -153,8 +179,9 @@ class Orders:
     indptr: np.ndarray
     sku: np.ndarray
     qty: np.ndarray
+    penalty: np.ndarray
 
-    FIELDS = (*_ORDER_FIELDS, "indptr", "sku", "qty")
+    FIELDS = (*_ORDER_FIELDS, "indptr", "sku", "qty", "penalty")
 
     def __post_init__(self) -> None:
         for name in self.FIELDS:
@@ -193,6 +220,7 @@ class Orders:
         pickup_location: Any = -1,
         priority: Any = 0,
         zone: Any = -1,
+        penalty: Any = np.nan,
         network: NetworkData | None = None,
     ) -> Orders:
         """Build a batch from one row per line; order-level fields repeat on each line.
@@ -217,6 +245,9 @@ class Orders:
             Larger first; ties keep arrival order.
         zone
             Destination zone for :class:`~allocator.sourcing.CostModel` zone costs.
+        penalty
+            Cost per unfilled unit of the line, for the ``"per_line"`` unfilled rule
+            (finite and >= 0, or NaN for the rule's fallback).
         network
             When given, names are resolved and indices checked against it.
 
@@ -243,6 +274,7 @@ class Orders:
             "pickup_location": _locations(pickup_location, n, network),
             "priority": as_int64(priority, "priority", size=n),
             "zone": as_int64(zone, "zone", size=n, lo=-1, code="zone_not_found"),
+            "penalty": _penalties(penalty, n),
         }
         same_length(list(cols.items()))
         check_range_qty(cols["qty"])
@@ -288,7 +320,9 @@ class Orders:
         indptr = np.zeros(ids.shape[0] + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         line_sku = cols["sku"][perm]
-        out.update(indptr=indptr, sku=line_sku, qty=cols["qty"][perm])
+        out.update(
+            indptr=indptr, sku=line_sku, qty=cols["qty"][perm], penalty=cols["penalty"][perm]
+        )
         _check_orders(out, perm)
         orders = cls(**{name: readonly(np.ascontiguousarray(out[name])) for name in cls.FIELDS})
         if network is not None:
@@ -313,6 +347,7 @@ class Orders:
             "pickup_location",
             "priority",
             "zone",
+            "penalty",
         }
         unknown = set(frame.columns) - allowed
         if unknown:
@@ -379,7 +414,9 @@ class Orders:
         np.cumsum(counts, out=indptr[1:])
         lines = np.repeat(starts - indptr[:-1], counts) + np.arange(int(indptr[-1]))
         cols = {name: getattr(self, name)[sel] for name in _ORDER_FIELDS}
-        cols.update(indptr=indptr, sku=self.sku[lines], qty=self.qty[lines])
+        cols.update(
+            indptr=indptr, sku=self.sku[lines], qty=self.qty[lines], penalty=self.penalty[lines]
+        )
         return type(self)(**{k: readonly(np.ascontiguousarray(v)) for k, v in cols.items()})
 
     def destination(self, network: NetworkData) -> tuple[np.ndarray, np.ndarray]:
@@ -402,6 +439,7 @@ class Orders:
         data["service"] = [Service(s).slug for s in data["service"].tolist()]
         data["sku"] = self.sku
         data["qty"] = self.qty
+        data["penalty"] = self.penalty
         frame = pd.DataFrame(data)
         if network is not None:
             frame["sku_name"] = [network.sku_names[i] for i in self.sku.tolist()]

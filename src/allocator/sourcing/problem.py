@@ -16,7 +16,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from allocator.exceptions import ValidationError
 from allocator.network import NetworkData
 from allocator.sourcing.costs import CostModel
 from allocator.sourcing.orders import Orders, Service
+
+if TYPE_CHECKING:
+    from allocator.ledger import Ledger
 
 __all__ = ["Candidates", "LocationIndex", "PositionIndex", "Scratch", "SourcingProblem"]
 
@@ -44,7 +47,7 @@ class PositionIndex:
     loc: np.ndarray
 
     @classmethod
-    def from_ledger(cls, ledger: Any) -> PositionIndex:
+    def from_ledger(cls, ledger: Ledger) -> PositionIndex:
         network = ledger.network
         n = ledger.num_positions
         ptr = np.zeros(network.num_skus + 1, dtype=np.int64)
@@ -183,7 +186,7 @@ def location_index(network: NetworkData) -> LocationIndex:
 _POSITION_INDEXES: weakref.WeakKeyDictionary[Any, PositionIndex] = weakref.WeakKeyDictionary()
 
 
-def position_index(ledger: Any) -> PositionIndex:
+def position_index(ledger: Ledger) -> PositionIndex:
     """The :class:`PositionIndex` of ``ledger``, cached until the ledger gains positions
     (positions are never removed or renumbered)."""
     index = _POSITION_INDEXES.get(ledger)
@@ -193,7 +196,7 @@ def position_index(ledger: Any) -> PositionIndex:
     return index
 
 
-def check_ledger(network: NetworkData, ledger: Any) -> None:
+def check_ledger(network: NetworkData, ledger: Ledger) -> None:
     """Raise unless ``ledger`` is a ledger (anything with the Ledger read API) of
     ``network``."""
     needed = (
@@ -223,7 +226,7 @@ def check_ledger(network: NetworkData, ledger: Any) -> None:
 
 
 def availability(
-    ledger: Any,
+    ledger: Ledger,
     skus: np.ndarray,
     ptr: np.ndarray,
     row: np.ndarray,
@@ -319,7 +322,7 @@ class SourcingProblem:
     sku_ptr: np.ndarray
     sku_loc: np.ndarray
     sku_row: np.ndarray
-    ledger: Any
+    ledger: Ledger
     capacity: np.ndarray
     dest_lat: np.ndarray
     dest_lon: np.ndarray
@@ -339,7 +342,7 @@ class SourcingProblem:
     def build(
         cls,
         network: NetworkData,
-        ledger: Any,
+        ledger: Ledger,
         orders: Orders,
         costs: CostModel,
         positions: PositionIndex,

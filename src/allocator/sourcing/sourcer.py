@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from allocator.exceptions import ValidationError
 from allocator.network import NetworkData
@@ -19,23 +18,45 @@ from allocator.sourcing.problem import (
     position_index,
 )
 
-__all__ = ["Sourcer", "methods", "register_method", "source"]
+if TYPE_CHECKING:
+    from allocator.ledger import Ledger
 
-Method = Callable[..., SourcingPlan]
-_METHODS: dict[str, Method] = {}
+__all__ = ["METHODS", "Sourcer", "methods", "solve", "source"]
 
-
-def register_method(name: str, solve: Method) -> None:
-    """Make ``solve(problem: SourcingProblem, **options) -> SourcingPlan`` available as
-    ``source(..., method=name)``."""
-    if not isinstance(name, str) or not name:
-        raise ValueError("a method needs a non-empty name")
-    _METHODS[name] = solve
+#: The sourcing methods, by name.
+METHODS = ("greedy", "optimal")
 
 
 def methods() -> tuple[str, ...]:
-    """Names of the registered sourcing methods."""
-    return tuple(sorted(_METHODS))
+    """Names of the sourcing methods (:data:`METHODS`)."""
+    return METHODS
+
+
+def solve(problem: SourcingProblem, method: str = "greedy", **options: Any) -> SourcingPlan:
+    """Run the sourcing ``method`` on a prepared ``problem`` (explicit dispatch).
+
+    ``"greedy"`` takes no options; ``"optimal"`` takes those of
+    :func:`allocator.sourcing.optimal.solve_optimal`.
+    """
+    if method == "greedy":
+        from allocator.sourcing.greedy import solve_greedy
+
+        if options:
+            raise ValidationError(
+                f"the greedy method takes no options, got {sorted(options)}",
+                field=sorted(options)[0],
+                code="field_not_allowed",
+            )
+        return solve_greedy(problem)
+    if method == "optimal":
+        from allocator.sourcing.optimal import solve_optimal
+
+        return solve_optimal(problem, **options)
+    raise ValidationError(
+        f"unknown method {method!r}; expected one of {METHODS}",
+        field="method",
+        code="unknown_method",
+    )
 
 
 class Sourcer:
@@ -65,13 +86,13 @@ class Sourcer:
         self.costs = costs
         self.locations: LocationIndex = location_index(network)
 
-    def positions(self, ledger: Any) -> PositionIndex:
+    def positions(self, ledger: Ledger) -> PositionIndex:
         """The per-SKU position index of ``ledger`` (cached while it is current)."""
         return position_index(ledger)
 
     def prepare(
         self,
-        ledger: Any,
+        ledger: Ledger,
         orders: Orders,
         *,
         max_splits: int | None = None,
@@ -96,7 +117,7 @@ class Sourcer:
 
     def source(
         self,
-        ledger: Any,
+        ledger: Ledger,
         orders: Orders,
         *,
         method: str = "greedy",
@@ -105,20 +126,19 @@ class Sourcer:
         **options: Any,
     ) -> SourcingPlan:
         """Source ``orders`` against ``ledger``'s availability; see :func:`source`."""
-        solve = _METHODS.get(method)
-        if solve is None:
+        if method not in METHODS:
             raise ValidationError(
-                f"unknown method {method!r}; expected one of {methods()}",
+                f"unknown method {method!r}; expected one of {METHODS}",
                 field="method",
                 code="unknown_method",
             )
         problem = self.prepare(ledger, orders, max_splits=max_splits, pick_capacity=pick_capacity)
-        return solve(problem, **options)
+        return solve(problem, method, **options)
 
 
 def source(
     network_data: NetworkData,
-    ledger: Any,
+    ledger: Ledger,
     orders: Orders,
     *,
     method: str = "greedy",
@@ -138,10 +158,9 @@ def source(
     orders
         The batch to source.
     method
-        A registered method: ``"greedy"`` (real time), ``"optimal"`` (a batch sourced
-        jointly with a lower bound; options ``time_limit=10.0``, ``gap=0.001``,
-        ``seed=0``, ``opportunity_cost=None``, see ``docs/optimal.md``) or any added
-        with :func:`register_method`.
+        ``"greedy"`` (real time) or ``"optimal"`` (a batch sourced jointly with a
+        lower bound; options ``time_limit=10.0``, ``gap=0.001``, ``seed=0``,
+        ``opportunity_cost=None``, ``future=None``, see ``docs/optimal.md``).
     max_splits
         Most extra locations per order (0 = single location only; None = no limit).
     costs
@@ -165,14 +184,3 @@ def source(
     return Sourcer(network_data, costs).source(
         ledger, orders, method=method, max_splits=max_splits, pick_capacity=pick_capacity, **options
     )
-
-
-def _solve_optimal(problem: SourcingProblem, **options: Any) -> SourcingPlan:
-    """``method="optimal"``: options ``time_limit``, ``gap``, ``seed``,
-    ``opportunity_cost`` (see :func:`allocator.sourcing.optimal.solve_optimal`)."""
-    from allocator.sourcing.optimal import solve_optimal
-
-    return solve_optimal(problem, **options)
-
-
-register_method("optimal", _solve_optimal)

@@ -7,7 +7,7 @@ Python loop over orders, candidates or entries).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from allocator.exceptions import ValidationError
 from allocator.sourcing.orders import Service
 from allocator.sourcing.plan import SourcingPlan
 from allocator.sourcing.problem import SourcingProblem
+
+if TYPE_CHECKING:
+    from allocator.ledger import Ledger
 
 __all__ = [
     "JOINT_MAX_CHANNELS",
@@ -179,19 +182,26 @@ def _list_sku(problem: SourcingProblem) -> np.ndarray:
 JOINT_MAX_CHANNELS = 6
 
 
-def shared_stock(ledger: Any, rows: np.ndarray, num_channels: int) -> tuple[np.ndarray, np.ndarray]:
+def shared_stock(
+    ledger: Ledger, rows: np.ndarray, num_channels: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per ledger position row: the free shared pool
     ``S = max(0, on_hand − reserved − safety − Σ_c unused_fence[c])`` and the unused
-    fences ``max(0, fence[c] − reserved[c])`` (``(len(rows), num_channels)``)."""
-    reserved = np.asarray(ledger.reserved_by_channel)[rows]
-    unused = np.maximum(np.asarray(ledger.fence)[rows] - reserved, 0)
-    pool = (
-        np.asarray(ledger.on_hand)[rows]
-        - reserved.sum(axis=1)
-        - np.asarray(ledger.safety_stock)[rows]
-        - unused.sum(axis=1)
+    fences ``max(0, fence[c] − reserved[c])`` (``(len(rows), num_channels)``), from the
+    ATP formula's parts (:func:`allocator._kernels.optimal.shared_pool`)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    pool = np.empty(rows.shape[0], dtype=np.int64)
+    unused = np.empty((rows.shape[0], num_channels), dtype=np.int64)
+    K.shared_pool(
+        ledger.on_hand,
+        ledger.safety_stock,
+        ledger.fence,
+        ledger.reserved_by_channel,
+        rows,
+        pool,
+        unused,
     )
-    return np.maximum(pool, 0).astype(np.int64), unused.astype(np.int64)
+    return pool, unused
 
 
 def joint_rows(
@@ -357,7 +367,7 @@ def build_model(problem: SourcingProblem, opportunity_cost: Any = None) -> Model
         num_locations=net.num_locations,
         o_ptr=o_ptr,
         l_qty=l_qty,
-        l_pen=np.asarray(costs.unit_penalty(net, orders.sku), dtype=np.float64),
+        l_pen=costs.line_penalty(net, orders),
         c_ptr=c_ptr,
         c_loc=c_loc,
         c_pkg=np.ascontiguousarray(c_pkg, dtype=np.float64),

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from allocator.sourcing._optimal_model import Model
+from allocator.sourcing.optimal.model import Model
 
 __all__ = ["MipArrays", "MipResult", "mip_arrays", "solve_mip"]
 
@@ -217,6 +217,7 @@ def solve_mip(
     hint: np.ndarray,
     time_limit: float,
     seed: int = 0,
+    node_limit: int | None = None,
 ) -> MipResult:
     """Solve the orders ``orders`` (a whole component) exactly.
 
@@ -229,13 +230,16 @@ def solve_mip(
         exceeded by these orders and are left out.
     hint
         A feasible ``x`` over ``entries`` (the incumbent), given to the solver.
+    time_limit
+        Seconds (a safety net: a search cut by it is not reproducible).
+    node_limit
+        Branch-and-bound nodes (SCIP ``limits/nodes``): the deterministic budget.
     """
-    from ortools.linear_solver.python import model_builder as mb
+    from ortools.linear_solver.python import model_builder_helper as mbh
 
     m = model
     a = mip_arrays(model, entries, orders, con_bind, loc_bind)
-    builder = mb.ModelBuilder()
-    helper = builder.helper
+    helper = mbh.ModelBuilderHelper()
     fill: Any = helper.fill_model_from_sparse_data  # OR-Tools' stubs mistype the arrays
     fill(a.var_lo, a.var_hi, a.obj, a.row_lo, a.row_hi, a.matrix)
     for i in range(a.num_integer):
@@ -259,13 +263,17 @@ def solve_mip(
         hs = np.maximum(npk[split_orders] - 1.0, 0.0)
     for i, v in enumerate(np.concatenate([hx, hy, hu, hs]).tolist()):
         helper.add_hint(i, v)
-    solver = mb.ModelSolver("scip")
+    solver = mbh.ModelSolverHelper("scip")
     solver.set_time_limit_in_seconds(max(float(time_limit), 0.01))
-    solver.set_solver_specific_parameters(f"randomization/randomseedshift = {int(seed)}")
-    status = solver.solve(builder)
-    optimal = status == mb.SolveStatus.OPTIMAL
-    has = status in (mb.SolveStatus.OPTIMAL, mb.SolveStatus.FEASIBLE)
-    bound = float(solver.best_objective_bound) + a.offset if has else -np.inf
+    params = f"randomization/randomseedshift = {int(seed)}"
+    if node_limit is not None:
+        params += f"\nlimits/nodes = {int(node_limit)}"
+    solver.set_solver_specific_parameters(params)
+    solver.solve(helper)
+    status = solver.status()
+    optimal = status == mbh.SolveStatus.OPTIMAL
+    has = status in (mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE) and solver.has_solution()
+    bound = float(solver.best_objective_bound()) + a.offset if has else -np.inf
     if not np.isfinite(bound):
         bound = -np.inf
     logger.debug(
@@ -277,16 +285,7 @@ def solve_mip(
     )
     if not has:
         return MipResult(None, np.inf, bound, False)
-    values = _values(solver, builder, nvar)
+    values = np.asarray(solver.variable_values(), dtype=np.float64)
     xs = np.zeros(entries.shape[0], dtype=np.int64)
     xs[pos] = np.rint(values[:ne]).astype(np.int64)
-    return MipResult(xs, float(solver.objective_value) + a.offset, bound, optimal)
-
-
-def _values(solver: object, builder: object, nvar: int) -> np.ndarray:
-    helper = getattr(solver, "_Solver__solve_helper", None)
-    if helper is not None and hasattr(helper, "variable_values"):
-        out = np.asarray(helper.variable_values(), dtype=np.float64)
-        if out.shape[0] == nvar:
-            return out
-    return np.asarray(solver.values(builder.get_variables()), dtype=np.float64)  # type: ignore[attr-defined]
+    return MipResult(xs, float(solver.objective_value()) + a.offset, bound, optimal)

@@ -33,9 +33,9 @@ import numpy as np
 
 from allocator._kernels import optimal as K
 from allocator.exceptions import ValidationError
-from allocator.sourcing._optimal_mip import solve_mip
-from allocator.sourcing._optimal_model import Model, build_model, plan_to_x
 from allocator.sourcing.greedy import solve_greedy
+from allocator.sourcing.optimal.mip import solve_mip
+from allocator.sourcing.optimal.model import Model, build_model, plan_to_x
 from allocator.sourcing.orders import Service
 from allocator.sourcing.plan import PlanStatus, SourcingPlan, build_plan
 from allocator.sourcing.problem import SourcingProblem
