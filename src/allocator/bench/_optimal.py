@@ -34,7 +34,11 @@ QUICK = ((300, 30, 2.0, 0.01, 20.0),)
 
 
 def make_wave(
-    num_orders: int, num_locations: int, seed: int = 0, num_skus: int = 3_000
+    num_orders: int,
+    num_locations: int,
+    seed: int = 0,
+    num_skus: int = 3_000,
+    dc_capacity: int = -1,
 ) -> tuple[NetworkData, Ledger, Orders]:
     """A regional network and one wave of orders.
 
@@ -62,7 +66,7 @@ def make_wave(
         sku_name=[f"SKU-{i:05d}" for i in range(num_skus)],
         sku_price=np.round(rng.uniform(15, 120, num_skus), 2),
         same_day_radius_km=np.where(is_store & (rng.random(num_locations) < 0.5), 12.0, 0.0),
-        pick_capacity=np.where(is_store, 25, -1),
+        pick_capacity=np.where(is_store, 25, dc_capacity),
         cost_multiplier=np.where(is_store, 1.4, 1.0),
     )
     weight = 1.0 / (np.arange(num_skus) + 20.0)

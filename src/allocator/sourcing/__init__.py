@@ -3,10 +3,13 @@
 Build an :class:`Orders` batch, call :func:`source` (or a :class:`Sourcer` for many
 calls) to get a :class:`SourcingPlan`, and reserve it with
 ``ledger.reserve_plan(plan)``. :func:`nearby` answers "in stock near you" queries.
+:func:`future_prices` and :class:`ForwardModel` price stock by a forward model of
+the remaining horizon, for ``source(..., method="optimal", future=...)``.
 See ``docs/sourcing.md``.
 """
 
 from allocator.sourcing.costs import CostBreakdown, CostModel, haversine_km, plan_costs
+from allocator.sourcing.future import DemandForecast, ForwardModel, FuturePrices, future_prices
 from allocator.sourcing.greedy import solve_greedy
 from allocator.sourcing.nearby import NearbyResult, nearby
 from allocator.sourcing.orders import Orders, Service
@@ -20,6 +23,9 @@ __all__ = [
     "Candidates",
     "CostBreakdown",
     "CostModel",
+    "DemandForecast",
+    "ForwardModel",
+    "FuturePrices",
     "NearbyResult",
     "Orders",
     "PlanReservations",
@@ -30,6 +36,7 @@ __all__ = [
     "SourcingProblem",
     "UnfilledReason",
     "build_plan",
+    "future_prices",
     "haversine_km",
     "methods",
     "nearby",

@@ -50,10 +50,12 @@ class PlanStatus(enum.IntEnum):
     """What is known about the plan's objective."""
 
     HEURISTIC = 0  #: a rule-based plan; no optimality claim (greedy)
-    FEASIBLE = 1  #: an optimiser's plan with a lower bound; see ``gap``
+    GAP_MET = 1  #: an optimiser's plan within the gap target of its lower bound
     OPTIMAL = 2  #: proven optimal (within the optimiser's tolerance)
     TIME_LIMIT = 3  #: the time limit hit before the gap target; best plan found, with bound
     TIME_LIMIT_GREEDY = 4  #: the time limit hit before anything beat greedy; greedy's plan
+    STALLED = 5  #: neither plan nor bound improved over a full round; best plan, with bound
+    FEASIBLE = 1  #: the former name of GAP_MET
 
     @property
     def slug(self) -> str:

@@ -14,8 +14,17 @@ Pipeline (see ``docs/optimal.md``):
    component; prices are updated by projected subgradient steps;
 5. primal plans: order-by-order construction at the current prices, then local
    search (each order re-sourced against the others at true costs);
-6. exact MIP (OR-Tools SCIP, hinted with the incumbent) of the small components not
-   yet proven optimal, within the remaining time.
+6. the LP relaxation (HiGHS) of each unproven component within a size limit: a
+   second bound, and its duals restart the prices;
+7. exact MIP (OR-Tools SCIP, hinted with the incumbent, a node budget) of the small
+   unproven components, and of neighbourhoods of the large ones (the orders drawing
+   on one binding constraint, the rest of the plan fixed).
+
+Steps 4–7 repeat in rounds until the gap target is met (GAP_MET, or OPTIMAL when
+every component is proven), a full round improves neither plan nor bound (STALLED),
+or the deadline passes (TIME_LIMIT). Every budget is counted in iterations, nodes
+and orders, never in seconds, so the same input and seed give the same plan
+whenever the deadline did not cut the search.
 
 Each component keeps its best plan and its best bound, so the result is never
 costlier than the warm start (greedy's plan whenever that follows both rules) and
@@ -34,6 +43,7 @@ import numpy as np
 from allocator._kernels import optimal as K
 from allocator.exceptions import ValidationError
 from allocator.sourcing.greedy import solve_greedy
+from allocator.sourcing.optimal.bounds import lp_bound
 from allocator.sourcing.optimal.mip import solve_mip
 from allocator.sourcing.optimal.model import Model, build_model, plan_to_x
 from allocator.sourcing.orders import Service
@@ -46,8 +56,21 @@ logger = logging.getLogger("allocator")
 
 #: Components with at most this many usable entries go to the exact MIP when unproven.
 MIP_MAX_ENTRIES = 4_000
-#: Share of the time limit the Lagrangian phase may use when MIP candidates remain.
-LAGRANGE_SHARE = 0.6
+#: Branch-and-bound nodes per exact MIP (the deterministic budget).
+MIP_NODES = 1
+#: Components with at most this many usable entries get the LP bound.
+LP_MAX_ENTRIES = 150_000
+#: Lagrangian iterations per round.
+LAGRANGE_ITERATIONS = 40
+#: Primal constructions on the first iterations, then every this many.
+CONSTRUCT_EVERY = 5
+#: Neighbourhoods re-optimised by MIP per round in each large component, their
+#: size in usable entries and their node budget.
+NEIGHBOURHOODS = 4
+NEIGHBOURHOOD_ENTRIES = 1_500
+NEIGHBOURHOOD_NODES = 1
+#: Rounds in a row without progress after which the search stops as STALLED.
+STALL_ROUNDS = 2
 #: Share of the time limit kept for assembling the plan.
 RESERVE = 0.03
 #: Relative tolerance under which a component counts as proven optimal.
@@ -61,6 +84,7 @@ def solve_optimal(
     gap: float = 0.001,
     seed: int = 0,
     opportunity_cost: Any = None,
+    future: Any = None,
 ) -> SourcingPlan:
     """Source a batch jointly at least cost, with a lower bound and gap.
 
@@ -77,15 +101,22 @@ def solve_optimal(
     opportunity_cost
         Optional per-unit cost of taking stock from a position: a 1-D array over
         ledger position rows, or a ``(num_locations, num_skus)`` array. Non-negative.
+    future
+        Future-aware sourcing: a :class:`~allocator.sourcing.ForwardModel` (its
+        prices are refreshed on its schedule) or
+        :class:`~allocator.sourcing.FuturePrices`; their ``opportunity_cost`` is
+        added to ``opportunity_cost``.
 
     Returns
     -------
     SourcingPlan
-        ``method="optimal"``; ``status`` OPTIMAL (proven), FEASIBLE (gap target met),
-        TIME_LIMIT (stopped by the time limit with a better plan than greedy) or
-        TIME_LIMIT_GREEDY (stopped before beating greedy: greedy's plan); ``bound``
-        (also ``lower_bound``), ``gap``, ``build_s``, ``solve_s`` and per-order
-        ``baseline_cost`` (greedy's cost) for the explanations.
+        ``method="optimal"``; ``status`` OPTIMAL (proven), GAP_MET (gap target met),
+        STALLED (a full round improved neither plan nor bound), TIME_LIMIT (stopped
+        by the time limit with a better plan than greedy) or TIME_LIMIT_GREEDY
+        (stopped before beating greedy: greedy's plan); ``bound`` (also
+        ``lower_bound``, the better of the Lagrangian and LP bounds), ``gap``,
+        ``build_s``, ``solve_s`` and per-order ``baseline_cost`` (greedy's cost)
+        for the explanations.
 
     Notes
     -----
@@ -115,6 +146,8 @@ def solve_optimal(
     # keep a little time to assemble the plan
     deadline = t_start + time_limit * (1.0 - RESERVE)
     greedy = solve_greedy(problem)
+    if future is not None:
+        opportunity_cost = _with_future(problem, opportunity_cost, future)
     model = build_model(problem, opportunity_cost)
     run = _Run(model, int(seed), problem.sequence)
     # greedy's plan within the model: its pick-up store rows must be the pick-up
@@ -139,15 +172,42 @@ def solve_optimal(
         run.ncomp,
         run.total_ub(),
     )
-    hit_limit = run.search(deadline, gap, share=LAGRANGE_SHARE)
-    run.exact(deadline)
-    if run.total_gap() > gap and time.perf_counter() < deadline:
-        # time left after the exact solves: resume the prices where they stopped
-        hit_limit = run.search(deadline, gap, share=1.0)
-    if run.total_gap() > gap and time.perf_counter() >= deadline:
-        hit_limit = True
+    outcome = run.solve(deadline, gap)
     solve_s = time.perf_counter() - t_start - build_s
-    return _plan(problem, model, run, greedy, x_start, greedy_ok, gap, hit_limit, build_s, solve_s)
+    return _plan(problem, model, run, greedy, x_start, greedy_ok, gap, outcome, build_s, solve_s)
+
+
+def _with_future(problem: SourcingProblem, opportunity_cost: Any, future: Any) -> Any:
+    """``opportunity_cost`` plus the forward model's prices (``(locations, skus)``)."""
+    from allocator.sourcing.future import ForwardModel, FuturePrices
+
+    if isinstance(future, ForwardModel):
+        prices = future.prices(problem.ledger, skus=problem.skus)
+    elif isinstance(future, FuturePrices):
+        prices = future
+    else:
+        raise ValidationError(
+            f"expected a ForwardModel or FuturePrices, got {type(future).__name__}",
+            field="future",
+            code="wrong_dtype",
+        )
+    net = problem.network
+    if prices.opportunity_cost.shape != (net.num_locations, net.num_skus):
+        raise ValidationError(
+            "the future prices were made for another network",
+            field="future",
+            code="network_mismatch",
+        )
+    if opportunity_cost is None:
+        return prices.opportunity_cost
+    extra = np.asarray(opportunity_cost, dtype=np.float64)
+    if extra.ndim == 1:
+        full = np.zeros((net.num_locations, net.num_skus))
+        ledger = problem.ledger
+        rows = np.arange(min(extra.shape[0], ledger.num_positions))
+        full[ledger.position_location[rows], ledger.position_sku[rows]] = extra[rows]
+        extra = full
+    return prices.opportunity_cost + extra
 
 
 def _positive(value: Any, field: str) -> float:
@@ -244,9 +304,10 @@ class _Run:
         self.iterations = 0
         self.theta = np.full(self.ncomp, 1.0)
         self.stale = np.zeros(self.ncomp, dtype=np.int64)
-        self.t_dual = 0.0
-        self.t_primal = 0.0
         self.converged = False
+        self.lp_done = False
+        self.lp_better = 0
+        self.mip_tried = np.zeros(self.ncomp, dtype=np.bool_)
 
     # -- incumbent --------------------------------------------------------------
     def start(self, x: np.ndarray) -> None:
@@ -457,61 +518,78 @@ class _Run:
         return p
 
     # -- phases -------------------------------------------------------------------
-    def search(self, deadline: float, gap: float, share: float) -> bool:
-        """Lagrangian bound and primal heuristics until the gap target, ``share`` of
-        the time left (all of it when no small component awaits the exact MIP), or
-        convergence. Resumable. Returns True when stopped by the time limit."""
+    def solve(self, deadline: float, gap: float) -> str:
+        """Rounds of prices, LP bound, exact and neighbourhood MIPs until the gap
+        target (``"gap"``, or ``"proven"``), a round without progress (``"stalled"``)
+        or the deadline (``"time"``)."""
         m = self.m
         seq = np.arange(m.num_orders, dtype=np.int64)
-        if self.iterations == 0:
-            rem, cap_rem = self.state(self.x)
-            x = self.x.copy()
-            val = self.val.copy()
-            self.improve(x, val, rem, cap_rem, seq)
-            self.adopt(x, val)
+        rem, cap_rem = self.state(self.x)
+        x = self.x.copy()
+        val = self.val.copy()
+        self.improve(x, val, rem, cap_rem, seq)
+        self.adopt(x, val)
+        stalled = 0
+        rounds = 0
+        while True:
+            before = (self.total_ub(), self.total_lb())
+            for phase in (self.lagrange_block, self.lp_bounds, self.exact, self.neighbourhoods):
+                cut = phase(deadline, rounds)
+                done = self.done(gap)
+                if done:
+                    return done
+                if cut or time.perf_counter() >= deadline:
+                    return "time"
+            rounds += 1
+            ub, lb = self.total_ub(), self.total_lb()
+            tol = 1e-9 * max(abs(ub), 1.0)
+            progress = ub < before[0] - tol or lb > before[1] + tol
+            stalled = 0 if progress else stalled + 1
+            if stalled >= STALL_ROUNDS:
+                return "stalled"
+
+    def done(self, gap: float) -> str:
+        """``"proven"`` or ``"gap"`` when the search may stop, else ``""``."""
+        if bool(self.proven().all()):
+            return "proven"
+        if self.total_gap() <= gap:
+            return "gap"
+        return ""
+
+    def lagrange_block(self, deadline: float, rounds: int) -> bool:
+        """:data:`LAGRANGE_ITERATIONS` price iterations (projected subgradient, Polyak
+        step per component), with primal constructions on the first three and every
+        :data:`CONSTRUCT_EVERY` th. Resumable. True when cut by the deadline."""
+        m = self.m
         if self.converged:
             return False
-        now = time.perf_counter()
-        small = (~self.proven()) & (self.comp_entries <= MIP_MAX_ENTRIES)
-        budget = deadline - now
-        if small.any():
-            budget *= share
-        stop_at = now + budget
         theta, stale = self.theta, self.stale
         bc, bl = self.bc, self.bl
         rhs_c, rhs_l = m.s_rhs[bc].astype(np.float64), m.cap[bl].astype(np.float64)
         cc, cl = self.con_comp[bc], self.loc_comp[bl]
-        it = self.iterations
-        t_iter = 0.0
-        while True:
-            t0 = time.perf_counter()
+        seq = np.arange(m.num_orders, dtype=np.int64)
+        for _ in range(LAGRANGE_ITERATIONS):
+            if time.perf_counter() >= deadline:
+                return True
             p = self.prices()
             value, use_con, use_loc = self.lagrange(p)
-            it += 1
-            self.iterations = it
+            self.iterations += 1
+            it = self.iterations
             improved = value > self.comp_lb + 1e-9 * np.maximum(np.abs(value), 1.0)
             stale[:] = np.where(improved, 0, stale + 1)
             self.comp_lb = np.maximum(self.comp_lb, value)
-            t1 = time.perf_counter()
-            self.t_dual += t1 - t0
             if it == 1:
                 # components without binding constraints are solved by their
                 # subproblems alone: the bound is exact
                 free = np.bincount(cc, minlength=self.ncomp) + np.bincount(cl, minlength=self.ncomp)
                 self.comp_exact |= (free == 0) & (self.comp_lb >= self.comp_ub - 1e-6)
-            # primal plans at the current prices while they cost at most about as
-            # much time as the bound
-            if it <= 3 or self.t_primal < 0.6 * self.t_dual:
+            if it <= 3 or it % CONSTRUCT_EVERY == 0:
                 order = seq if it == 1 else self.rng.permutation(m.num_orders)
                 xc, vc = self.construct(p, order)
                 self.adopt(xc, vc)
-                self.t_primal += time.perf_counter() - t1
             open_ = ~self.proven()
-            t_iter = time.perf_counter() - t0
-            if self.total_gap() <= gap or not open_.any():
+            if not open_.any():
                 return False
-            if time.perf_counter() + min(t_iter, 0.5 * budget) > stop_at:
-                return stop_at >= deadline - 1e-9 or not small.any()
             # projected subgradient, Polyak step per component
             g_c = use_con[bc] - rhs_c
             g_l = use_loc[bl] - rhs_l
@@ -529,26 +607,62 @@ class _Run:
                 return False
             self.lam[bc] = np.maximum(0.0, self.lam[bc] + step[cc] * g_c)
             self.mu[bl] = np.maximum(0.0, self.mu[bl] + step[cl] * g_l)
+        return False
 
-    def exact(self, deadline: float) -> None:
-        """Exact MIP of the unproven small components, largest gap first."""
-        m = self.m
-        open_ = ~self.proven() & (self.comp_entries <= MIP_MAX_ENTRIES)
-        if not open_.any():
-            return
-        comps = np.flatnonzero(open_)
-        comps = comps[np.argsort(-(self.comp_ub[comps] - self.comp_lb[comps]), kind="stable")]
+    def _members(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         e_order = np.argsort(self.e_comp, kind="stable")
         e_start = np.searchsorted(self.e_comp[e_order], np.arange(self.ncomp + 1))
         o_order = np.argsort(self.label, kind="stable")
         o_start = np.searchsorted(self.label[o_order], np.arange(self.ncomp + 1))
-        for i, c in enumerate(comps.tolist()):
-            left = deadline - time.perf_counter()
-            if left <= 0.01:
-                break
+        return e_order, e_start, o_order, o_start
+
+    def lp_bounds(self, deadline: float, rounds: int) -> bool:
+        """First round only: the LP bound of every unproven component of at most
+        :data:`LP_MAX_ENTRIES` usable entries; its duals restart the prices."""
+        if rounds > 0 or self.lp_done:
+            return False
+        self.lp_done = True
+        comps = np.flatnonzero(~self.proven() & (self.comp_entries <= LP_MAX_ENTRIES))
+        if comps.shape[0] == 0:
+            return False
+        e_order, e_start, o_order, o_start = self._members()
+        restart = False
+        for c in comps.tolist():
+            if time.perf_counter() >= deadline:
+                return True
             entries = np.sort(e_order[e_start[c] : e_start[c + 1]])
             orders = np.sort(o_order[o_start[c] : o_start[c + 1]])
-            share = left / max(1, min(len(comps) - i, 4))
+            res = lp_bound(self.m, entries, orders, self.con_bind, self.loc_bind)
+            if res.bound > self.comp_lb[c]:
+                self.comp_lb[c] = res.bound
+                self.lp_better += 1
+            self.lam[res.stock_ids] = res.stock_price
+            self.mu[res.cap_ids] = res.cap_price
+            restart = True
+        if restart and self.converged:
+            # the duals are a new starting point for the subgradient steps
+            self.converged = False
+            self.theta[:] = 0.5
+            self.stale[:] = 0
+        return False
+
+    def exact(self, deadline: float, rounds: int) -> bool:
+        """Exact MIP (node budget :data:`MIP_NODES`) of the unproven small
+        components, largest gap first, once each."""
+        m = self.m
+        open_ = ~self.proven() & (self.comp_entries <= MIP_MAX_ENTRIES) & ~self.mip_tried
+        if not open_.any():
+            return False
+        comps = np.flatnonzero(open_)
+        comps = comps[np.argsort(-(self.comp_ub[comps] - self.comp_lb[comps]), kind="stable")]
+        e_order, e_start, o_order, o_start = self._members()
+        for c in comps.tolist():
+            left = deadline - time.perf_counter()
+            if left <= 0.01:
+                return True
+            self.mip_tried[c] = True
+            entries = np.sort(e_order[e_start[c] : e_start[c + 1]])
+            orders = np.sort(o_order[o_start[c] : o_start[c + 1]])
             res = solve_mip(
                 m,
                 entries,
@@ -556,8 +670,9 @@ class _Run:
                 self.con_bind,
                 self.loc_bind,
                 self.x[entries],
-                share,
+                left,
                 self.seed,
+                node_limit=MIP_NODES,
             )
             if res.bound > self.comp_lb[c]:
                 self.comp_lb[c] = res.bound
@@ -573,6 +688,81 @@ class _Run:
                     ):
                         self.comp_exact[c] = True
                         self.comp_lb[c] = max(self.comp_lb[c], self.comp_ub[c])
+            if time.perf_counter() >= deadline:
+                return True
+        return False
+
+    def neighbourhoods(self, deadline: float, rounds: int) -> bool:
+        """Re-optimise :data:`NEIGHBOURHOODS` neighbourhoods of each unproven large
+        component by MIP: the orders that draw on one binding constraint (drawn with
+        the seeded generator, up to :data:`NEIGHBOURHOOD_ENTRIES` usable entries),
+        against what the rest of the plan leaves."""
+        m = self.m
+        big = np.flatnonzero(~self.proven() & (self.comp_entries > MIP_MAX_ENTRIES))
+        if big.shape[0] == 0:
+            return False
+        usable = m.e_con >= 0
+        every_con = np.ones(m.num_rows, dtype=np.bool_)
+        every_loc = m.cap < K.BIG
+        for c in big.tolist():
+            cons = self.bc[self.con_comp[self.bc] == c]
+            locs = self.bl[self.loc_comp[self.bl] == c]
+            if cons.shape[0] + locs.shape[0] == 0:
+                continue
+            for _ in range(NEIGHBOURHOODS):
+                if time.perf_counter() >= deadline:
+                    return True
+                pick = int(self.rng.integers(cons.shape[0] + locs.shape[0]))
+                if pick < cons.shape[0]:
+                    row = int(cons[pick])
+                    on = usable.copy()
+                    on[usable] = m.e_con[usable] == row
+                    if row >= m.ncon:
+                        members = m.jm_con[m.jm_row == row]
+                        on[usable] |= np.isin(m.e_con[usable], members)
+                else:
+                    on = usable & (m.e_loc == int(locs[pick - cons.shape[0]]))
+                orders = np.unique(m.e_order[on])
+                if orders.shape[0] == 0:
+                    continue
+                size = np.bincount(m.e_order[usable], minlength=m.num_orders)[orders]
+                perm = self.rng.permutation(orders.shape[0])
+                orders, size = orders[perm], size[perm]
+                keep = np.cumsum(size) <= NEIGHBOURHOOD_ENTRIES
+                keep[0] = True
+                orders = np.sort(orders[keep])
+                sel = np.isin(m.e_order, orders)
+                entries = np.flatnonzero(sel)
+                # what the other orders leave
+                x_rest = np.where(sel, 0, self.x)
+                con_used, loc_used = m.usage(x_rest)
+                rhs = m.s_rhs - con_used
+                cap = m.cap - loc_used
+                left = deadline - time.perf_counter()
+                if left <= 0.01:
+                    return True
+                res = solve_mip(
+                    m,
+                    entries,
+                    orders,
+                    every_con,
+                    every_loc,
+                    self.x[entries],
+                    left,
+                    self.seed,
+                    node_limit=NEIGHBOURHOOD_NODES,
+                    s_rhs=rhs,
+                    cap=cap,
+                )
+                if res.x is None:
+                    continue
+                x = self.x.copy()
+                x[entries] = res.x
+                val = self.val.copy()
+                val[orders] = self.costs(x)[orders]
+                if _feasible(m, x):
+                    self.adopt(x, val)
+        return False
 
 
 def _feasible(m: Model, x: np.ndarray) -> bool:
@@ -599,7 +789,7 @@ def _plan(
     x_start: np.ndarray,
     greedy_ok: bool,
     gap: float,
-    hit_limit: bool,
+    outcome: str,
     build_s: float,
     solve_s: float,
 ) -> SourcingPlan:
@@ -651,13 +841,11 @@ def _plan(
         status = PlanStatus.OPTIMAL
         lb = max(lb, ub - PROVEN * max(abs(ub), 1.0))
     elif rel <= gap:
-        status = PlanStatus.FEASIBLE
-    elif hit_limit and same_as_greedy:
-        status = PlanStatus.TIME_LIMIT_GREEDY
-    elif hit_limit:
-        status = PlanStatus.TIME_LIMIT
+        status = PlanStatus.GAP_MET
+    elif outcome == "time":
+        status = PlanStatus.TIME_LIMIT_GREEDY if same_as_greedy else PlanStatus.TIME_LIMIT
     else:
-        status = PlanStatus.FEASIBLE
+        status = PlanStatus.STALLED
     plan = build_plan(
         net,
         orders,
@@ -679,12 +867,14 @@ def _plan(
         opportunity=m.e_opp[rows],
     )
     logger.info(
-        "optimal: %s, objective %.2f, bound %.2f, gap %.3f%%, greedy %.2f, %d iterations",
+        "optimal: %s, objective %.2f, bound %.2f, gap %.3f%%, greedy %.2f, %d iterations, "
+        "LP bound better in %d components",
         status.slug,
         plan.objective,
         plan.bound,
         100 * plan.gap,
         greedy.objective,
         run.iterations,
+        run.lp_better,
     )
     return plan
