@@ -49,7 +49,7 @@ __all__ = ["DEFAULT_SCALE", "DemandForecast", "ForwardModel", "FuturePrices", "f
 #: Multiplier on the LP's dual prices, calibrated on a training season of
 #: ``allocator bench season`` (seed 1000, not an evaluation seed); see
 #: ``docs/optimal.md``.
-DEFAULT_SCALE = 1.5
+DEFAULT_SCALE = 1.0
 
 
 def _array(value: Any, field: str, shape: tuple[int, ...]) -> np.ndarray:
