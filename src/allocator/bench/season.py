@@ -136,7 +136,10 @@ def make_season(
     )
     region = rng.choice(num_regions, num_orders, p=weight)
     nlines = rng.choice(len(LINES), num_orders, p=LINES) + 1
-    sku_rows = [rng.choice(num_skus, k, replace=False, p=prob[r]) for r, k in zip(region, nlines)]
+    sku_rows = [
+        rng.choice(num_skus, k, replace=False, p=prob[r])
+        for r, k in zip(region, nlines, strict=True)
+    ]
     mean_lines = sum((k + 1) * p for k, p in enumerate(LINES))
     expected = num_orders * mean_lines * (weight @ prob)
     total = np.round(stock_ratio * expected).astype(np.int64)
@@ -292,17 +295,6 @@ def hindsight(season: Season, time_limit: float = 120.0) -> dict[str, Any]:
     }
 
 
-def _interval(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of a 95 % t interval."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=np.float64)
-    if v.shape[0] < 2:
-        return float(v.mean()), math.nan
-    half = float(stats.t.ppf(0.975, v.shape[0] - 1) * v.std(ddof=1) / math.sqrt(v.shape[0]))
-    return float(v.mean()), half
-
-
 def _binding_waves(seeds: list[int], time_limit: float) -> list[dict[str, Any]]:
     from allocator.bench._optimal import make_wave
 
@@ -346,7 +338,7 @@ def _simulations(seeds: list[int], days: int, scale: float) -> dict[str, Any]:
     )
     out: dict[str, Any] = {"seeds": seeds, "days": days}
     for key in ("season_objective", "lost_value", "common_cost_per_order"):
-        out[key] = {p: _interval(comp.per_seed(key)[p]) for p in comp.policies}
+        out[key] = comp.interval(key)
     return out
 
 

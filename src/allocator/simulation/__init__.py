@@ -11,19 +11,23 @@ See ``docs/simulation.md``.
 """
 
 from allocator.simulation.compare import CapacitySweep, Comparison, capacity_sweep, compare
-from allocator.simulation.engine import COMPONENTS, SimulationResult, simulate
-from allocator.simulation.kpis import DailySeries, KPIs
+from allocator.simulation.engine import COMPONENTS, POLICIES, SimulationResult, simulate
+from allocator.simulation.kpis import LOST_CAUSES, TARGETS, DailySeries, KPIs, OrderOutcomes
 from allocator.simulation.log import DemandLog, EventLog
 from allocator.simulation.report import write_report
 
 __all__ = [
     "COMPONENTS",
+    "LOST_CAUSES",
+    "POLICIES",
+    "TARGETS",
     "CapacitySweep",
     "Comparison",
     "DailySeries",
     "DemandLog",
     "EventLog",
     "KPIs",
+    "OrderOutcomes",
     "SimulationResult",
     "capacity_sweep",
     "compare",

@@ -11,13 +11,13 @@ import numpy as np
 
 from allocator.exceptions import ValidationError
 from allocator.scenarios import Scenario, ScenarioData
-from allocator.simulation.engine import SimulationResult, simulate
-from allocator.sourcing import methods
+from allocator.simulation.engine import POLICIES, SimulationResult, simulate
 
 __all__ = ["CapacitySweep", "Comparison", "capacity_sweep", "compare"]
 
 #: KPIs shown by :meth:`Comparison.summary` and the CLI, with their formats.
 TABLE_KPIS: tuple[tuple[str, str], ...] = (
+    ("season_objective", "{:,.0f}"),
     ("fill_rate_store", "{:.1%}"),
     ("fill_rate_online", "{:.1%}"),
     ("fill_rate_marketplace", "{:.1%}"),
@@ -32,10 +32,41 @@ TABLE_KPIS: tuple[tuple[str, str], ...] = (
     ("utilisation_peak", "{:.1%}"),
     ("stockout_rate", "{:.1%}"),
     ("turnover_days", "{:.1f}"),
+    ("order_error_rate", "{:.2%}"),
+    ("fulfilment_days_online", "{:.2f}"),
+    ("fulfilment_days_marketplace", "{:.2f}"),
     ("oversells", "{:.0f}"),
     ("events", "{:,.0f}"),
     ("ledger_events_per_s", "{:,.0f}"),
 )
+
+
+def interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95 % t interval (NaN half-width for one value)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape[0] == 0:
+        return math.nan, math.nan
+    if v.shape[0] < 2:
+        return float(v.mean()), math.nan
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.975, v.shape[0] - 1) * v.std(ddof=1) / math.sqrt(v.shape[0]))
+    return float(v.mean()), half
+
+
+def common_cost_per_order(results: Sequence[SimulationResult]) -> list[float]:
+    """Mean fulfilment cost of the orders every run filled in full, per run."""
+    if not results:
+        return []
+    ids = results[0].outcomes.id
+    full = np.ones(ids.shape[0], dtype=np.bool_)
+    for r in results:
+        if not np.array_equal(r.outcomes.id, ids):
+            raise ValidationError("the runs did not see the same orders", field="results")
+        full &= r.outcomes.full
+    if not full.any():
+        return [math.nan] * len(results)
+    return [float(r.outcomes.cost[full].mean()) for r in results]
 
 
 def format_table(
@@ -72,14 +103,44 @@ class Comparison:
     Attributes
     ----------
     results
-        :class:`SimulationResult` per policy name, in the order given.
+        :class:`SimulationResult` per policy name, in the order given (the first seed).
+    by_seed
+        Every seed's result per policy (one entry each without ``seeds``).
+    seeds
+        The seeds, in the order of ``by_seed``.
     """
 
     results: dict[str, SimulationResult]
+    by_seed: dict[str, tuple[SimulationResult, ...]] | None = None
+    seeds: tuple[int, ...] = ()
 
     @property
     def policies(self) -> tuple[str, ...]:
         return tuple(self.results)
+
+    def _runs(self) -> dict[str, tuple[SimulationResult, ...]]:
+        if self.by_seed is not None:
+            return self.by_seed
+        return {p: (r,) for p, r in self.results.items()}
+
+    def per_seed(self, kpi: str) -> dict[str, list[float]]:
+        """``{policy: [value per seed]}`` of a KPI of :meth:`KPIs.as_dict`, or of
+        ``"common_cost_per_order"`` (fulfilment cost per order on the orders every
+        policy filled in full, seed by seed)."""
+        runs = self._runs()
+        if kpi == "common_cost_per_order":
+            n = len(next(iter(runs.values())))
+            out: dict[str, list[float]] = {p: [] for p in runs}
+            for i in range(n):
+                got = common_cost_per_order([runs[p][i] for p in runs])
+                for p, v in zip(runs, got, strict=True):
+                    out[p].append(v)
+            return out
+        return {p: [r.kpis.as_dict().get(kpi, math.nan) for r in rs] for p, rs in runs.items()}
+
+    def interval(self, kpi: str) -> dict[str, tuple[float, float]]:
+        """``{policy: (mean, half-width of the 95 % interval)}`` over the seeds."""
+        return {p: interval(v) for p, v in self.per_seed(kpi).items()}
 
     def table(self) -> dict[str, dict[str, float]]:
         """``{policy: {kpi: value}}``."""
@@ -103,6 +164,7 @@ def compare(
     *,
     days: int = 28,
     seed: int | None = None,
+    seeds: Sequence[int] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     **options: Any,
 ) -> Comparison:
@@ -113,9 +175,12 @@ def compare(
     scenario
         A scenario, built once with ``seed``, or an already built one.
     sourcing
-        Registered sourcing method names, e.g. ``("greedy", "optimal")``.
+        Policies of :data:`~allocator.simulation.POLICIES`, e.g. ``("greedy", "future")``.
     days, seed
         As in :func:`simulate`.
+    seeds
+        Several seeds (a :class:`~allocator.scenarios.Scenario` only): every policy
+        runs on each; :meth:`Comparison.interval` gives means and 95 % intervals.
     progress
         Called as ``progress(policy, days_done, days)``.
     **options
@@ -133,19 +198,39 @@ def compare(
     if len(set(names)) != len(names):
         raise ValidationError("a sourcing method is listed twice", field="sourcing")
     for i, name in enumerate(names):
-        if name not in methods():
+        if name not in POLICIES:
             raise ValidationError(
-                f"unknown sourcing method {name!r}; registered: {methods()}",
+                f"unknown sourcing policy {name!r}; expected one of {POLICIES}",
                 field="sourcing",
                 row=i,
                 code="unknown_method",
             )
-    data = _build(scenario, seed)
-    results = {}
-    for name in names:
-        cb = None if progress is None else (lambda done, total, _n=name: progress(_n, done, total))
-        results[name] = simulate(data, sourcing=name, days=days, progress=cb, **options)
-    return Comparison(results)
+    if seeds is None:
+        datas = [_build(scenario, seed)]
+    else:
+        if not isinstance(scenario, Scenario) or seed is not None:
+            raise ValidationError(
+                "seeds needs a Scenario (built once per seed) and no seed",
+                field="seeds",
+            )
+        datas = [_build(scenario, int(s)) for s in seeds]
+        if not datas:
+            raise ValidationError("give at least one seed", field="seeds")
+    by_seed: dict[str, list[SimulationResult]] = {name: [] for name in names}
+    for data in datas:
+        for name in names:
+            cb = (
+                None
+                if progress is None
+                else (lambda done, total, _n=name: progress(_n, done, total))
+            )
+            by_seed[name].append(simulate(data, sourcing=name, days=days, progress=cb, **options))
+    results = {name: runs[0] for name, runs in by_seed.items()}
+    return Comparison(
+        results,
+        {name: tuple(runs) for name, runs in by_seed.items()},
+        tuple(d.seed for d in datas),
+    )
 
 
 def _build(scenario: Scenario | ScenarioData, seed: int | None) -> ScenarioData:
@@ -283,9 +368,9 @@ def capacity_sweep(
     for name, v in (("fill_target", fill_target), ("on_time_target", on_time_target)):
         if not 0.0 <= float(v) <= 1.0:
             raise ValidationError(f"{v} outside [0, 1]", field=name, code="out_of_range")
-    if sourcing not in methods():
+    if sourcing not in POLICIES:
         raise ValidationError(
-            f"unknown sourcing method {sourcing!r}", field="sourcing", code="unknown_method"
+            f"unknown sourcing policy {sourcing!r}", field="sourcing", code="unknown_method"
         )
     data = _build(scenario, seed)
     mults.sort()

@@ -22,6 +22,7 @@ One simulated day:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -39,12 +40,27 @@ from allocator.exceptions import ValidationError
 from allocator.ledger import Ledger
 from allocator.replenishment import OrderUpToPolicy, replenish
 from allocator.replenishment.plan import Action
-from allocator.scenarios import CHANNELS, MARKETPLACE, STORE, Scenario, ScenarioData
-from allocator.simulation.kpis import DailySeries, KPIs
+from allocator.scenarios import CHANNELS, MARKETPLACE, ONLINE, STORE, Scenario, ScenarioData
+from allocator.simulation.kpis import LOST_CAUSES, DailySeries, KPIs, OrderOutcomes
 from allocator.simulation.log import DemandLog, EventLog, Recorder
-from allocator.sourcing import CostModel, Service, SourcingPlan, methods, source
+from allocator.sourcing import (
+    CostModel,
+    DemandForecast,
+    ForwardModel,
+    Service,
+    Sourcer,
+    SourcingPlan,
+    UnfilledReason,
+)
+from allocator.sourcing.future import DEFAULT_SCALE
 
-__all__ = ["SimulationResult", "simulate"]
+__all__ = ["POLICIES", "SimulationResult", "simulate"]
+
+#: Sourcing policies: the two sourcing methods, and ``"future"``, the optimal method
+#: charging the prices of a forward model of the next days (:class:`ForwardModel`).
+POLICIES = ("greedy", "optimal", "future")
+#: Regions of the forward model: stores grouped by bearing from the centre.
+_FUTURE_REGIONS = 8
 
 logger = logging.getLogger("allocator")
 
@@ -73,6 +89,9 @@ class SimulationResult:
     log, demand
         :class:`~allocator.simulation.EventLog` and
         :class:`~allocator.simulation.DemandLog` (None when ``keep_log=False``).
+    outcomes
+        :class:`~allocator.simulation.OrderOutcomes`: every online order's units,
+        filled units and fulfilment cost (to compare policies on the same orders).
     ledger
         The ledger at the end of the run (read it; do not change it).
     timings
@@ -90,6 +109,7 @@ class SimulationResult:
     demand: DemandLog | None
     ledger: Ledger
     timings: dict[str, float]
+    outcomes: OrderOutcomes
 
     @property
     def scenario(self) -> Scenario:
@@ -146,9 +166,9 @@ def _check_args(
             field="scenario",
             code="wrong_dtype",
         )
-    if not isinstance(sourcing, str) or sourcing not in methods():
+    if not isinstance(sourcing, str) or sourcing not in POLICIES:
         raise ValidationError(
-            f"unknown sourcing method {sourcing!r}; registered: {methods()}",
+            f"unknown sourcing policy {sourcing!r}; expected one of {POLICIES}",
             field="sourcing",
             code="unknown_method",
         )
@@ -189,6 +209,8 @@ def simulate(
     replenishment: bool = True,
     keep_log: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    future_scale: float = DEFAULT_SCALE,
+    future_horizon_days: int = 7,
 ) -> SimulationResult:
     """Simulate ``days`` days of omnichannel demand on the real ledger and models.
 
@@ -199,8 +221,11 @@ def simulate(
         built :class:`~allocator.scenarios.ScenarioData` (``seed`` must then be None
         or equal to its seed).
     sourcing
-        A registered sourcing method, passed to :func:`~allocator.sourcing.source`
-        by name (``"greedy"``, or ``"optimal"`` when registered).
+        A policy of :data:`POLICIES`: ``"greedy"`` or ``"optimal"`` (the sourcing
+        method of that name), or ``"future"``: the optimal method charging the
+        prices of a :class:`~allocator.sourcing.ForwardModel` of the next
+        ``future_horizon_days`` days (expected walk-in and online demand, stock and
+        arrivals due), refreshed every day and priced for each wave's SKUs.
     days
         Days to simulate.
     seed
@@ -219,6 +244,8 @@ def simulate(
         Keep the event and demand logs (memory grows with the events).
     progress
         Called as ``progress(days_done, days)`` after each day.
+    future_scale, future_horizon_days
+        The ``"future"`` policy's price scale and horizon.
 
     Returns
     -------
@@ -250,6 +277,8 @@ def simulate(
         options=dict(sourcing_options or {}),
         replenishment=replenishment,
         keep_log=keep_log,
+        future_scale=float(future_scale),
+        future_horizon_days=int(future_horizon_days),
     )
     return run.run(progress)
 
@@ -278,6 +307,8 @@ class _Run:
         options: dict[str, Any],
         replenishment: bool,
         keep_log: bool,
+        future_scale: float = DEFAULT_SCALE,
+        future_horizon_days: int = 7,
     ) -> None:
         sc = data.scenario
         net = data.network
@@ -348,8 +379,70 @@ class _Run:
         self.d_stockouts = z(D, np.int64)
         self.top = np.arange(min(_TOP_SKUS, net.num_skus), dtype=np.int64)
         self.d_top = z((self.top.shape[0], D), np.int64)
+        self.sourcer = Sourcer(net, self.costs)
+        # the future policy decides with every unit that stock can fill filled: its
+        # prices choose where a unit comes from, never whether it is sold
+        self.must_serve = Sourcer(net, dataclasses.replace(self.costs, unfilled="must_serve"))
+        self.f_days = np.zeros(nc)
+        self.f_count = np.zeros(nc, dtype=np.int64)
+        self.penalty = self.costs.sku_penalty(net)
+        self.lost = dict.fromkeys(LOST_CAUSES, 0)
+        self.walk_lost_penalty = 0.0
+        self.online_lost_penalty = 0.0
+        self.errors = 0
+        self.error_orders: set[int] = set()
+        self.o_parts: list[tuple[np.ndarray, ...]] = []
+        self.future: ForwardModel | None = None
+        self.future_horizon = max(1, future_horizon_days)
+        if sourcing == "future":
+            forecast = self._forecast(0)
+            self.future = ForwardModel(
+                net,
+                forecast,
+                costs=self.costs,
+                scale=future_scale,
+                refresh_every=self.W,
+                inbound=self.inbound,
+            )
 
     # ------------------------------------------------------------------ plumbing
+    def _forecast(self, d: int) -> DemandForecast:
+        """Expected demand of days ``d .. d + horizon − 1`` for the forward model:
+        online units per region (stores grouped by bearing, weighted by size) and
+        channel, walk-in units per store position."""
+        data, sc, net = self.data, self.sc, self.net
+        days = range(d, d + self.future_horizon)
+        mult = np.array([sc.multipliers(day) for day in days]).sum(axis=0) * self.volume
+        ns = data.stores.shape[0]
+        nk = net.num_skus
+        if ns:
+            ang = np.arctan2(net.lat[:ns] - sc.center_lat, net.lon[:ns] - sc.center_lon)
+            k = min(_FUTURE_REGIONS, ns)
+            group = np.minimum(((ang + np.pi) / (2 * np.pi) * k).astype(np.int64), k - 1)
+            size = data.store_size
+            w = np.bincount(group, weights=size, minlength=k)
+            has = w > 0
+            lat = np.bincount(group, weights=size * net.lat[:ns], minlength=k)[has] / w[has]
+            lon = np.bincount(group, weights=size * net.lon[:ns], minlength=k)[has] / w[has]
+            share = w[has] / w.sum()
+        else:
+            lat, lon, share = np.array([sc.center_lat]), np.array([sc.center_lon]), np.ones(1)
+        upo = sc.mean_lines * (1.0 + sc.extra_units)
+        units = np.zeros((share.shape[0], net.num_channels, nk))
+        for c, per_day in ((ONLINE, sc.online_orders), (MARKETPLACE, sc.marketplace_orders)):
+            units[:, c, :] = share[:, None] * (per_day * upo * mult[1]) * data.popularity
+        walk = np.zeros((net.num_locations, nk))
+        walk[data.position_location, data.position_sku] = data.walk_in_rate * mult[0]
+        inbound = np.zeros((net.num_locations, nk))
+        for day in days:
+            for kind, sku, loc, qty, _pos in self.arrivals.get(day, []):
+                arr = (kind == EventKind.RECEIVE) | (kind == EventKind.TRANSFER_IN)
+                np.add.at(inbound, (loc[arr], sku[arr]), qty[arr])
+        self.inbound = inbound
+        return DemandForecast.from_arrays(
+            net, region_lat=lat, region_lon=lon, units=units, walk_in=walk, units_per_package=upo
+        )
+
     def _ids(self, n: int) -> np.ndarray:
         out = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
         self.next_id += n
@@ -412,6 +505,10 @@ class _Run:
             self.returned += int(qty[back].sum())
         if self.sc.channel_fences and d % self.sc.fence_every_days == 0:
             self._fences(d, wave)
+        if self.future is not None and d > 0:
+            t0 = time.perf_counter()
+            self.future.set_forecast(self._forecast(d), self.inbound)
+            self.time["sourcing"] += time.perf_counter() - t0
 
     def _fences(self, d: int, wave: int) -> None:
         sc = self.sc
@@ -465,6 +562,7 @@ class _Run:
             codes = self._apply(events, t, order)
             ok = codes == ResultCode.OK
             self.oversells += int((~ok).sum())
+            self.error_orders.update(np.unique(order[~ok]).tolist())
             self.d_out[d] += int(qty[ok].sum())
         # 2. pick-ups never collected
         self._apply(Events.expire(t, id=self._ids(1)), t)
@@ -483,9 +581,20 @@ class _Run:
             return
         sku, loc = data.position_sku[rows], data.position_location[rows]
         t0 = time.perf_counter()
-        avail = np.asarray(self.ledger.available(sku, loc, STORE))
+        ledger = self.ledger
+        avail = np.asarray(ledger.available(sku, loc, STORE))
+        free = (
+            np.asarray(ledger.on_hand)[rows]
+            - np.asarray(ledger.reserved)[rows]
+            - np.asarray(ledger.safety_stock)[rows]
+        )
         self.time["ledger"] += time.perf_counter() - t0
         sold = np.minimum(units, avail)
+        short = units - sold
+        held = np.minimum(short, np.maximum(free - sold, 0))
+        self.lost["fenced"] += int(held.sum())
+        self.lost["no_stock"] += int((short - held).sum())
+        self.walk_lost_penalty += float((short * self.penalty[sku]).sum())
         price = self.net.sku_price[sku]
         self.rec.demand(t, STORE, sku, loc, units)
         self.d_demand[STORE, d] += int(units.sum())
@@ -534,29 +643,84 @@ class _Run:
         self.demand_value += float((orders.qty * net.sku_price[orders.sku]).sum())
         self.d_orders[d] += orders.num_orders
         self.d_pick_orders[d] += int((orders.service == Service.PICKUP).sum())
+        n = orders.num_orders
+        self.w_filled = np.zeros(n, dtype=np.int64)
+        self.w_cost = np.zeros(n)
         pending = orders
-        for _attempt in range(2):
+        for attempt in range(2):
             plan = self._source(pending)
             rejected = self._reserve(plan, batch, first, d, t)
             if rejected is None or rejected.num_orders == 0:
                 break
+            # promised by the plan, rejected by the ledger (stock moved): re-sourced
+            self.error_orders.update(rejected.id.tolist())
+            if attempt == 1:
+                per_line = rejected.qty
+                self.lost["stock_moved"] += int(per_line.sum())
             pending = rejected
+        units = np.bincount(lo, weights=orders.qty, minlength=n).astype(np.int64)
+        # lost online units at the cost model's penalty: per order, the mean penalty
+        # of its lines weighted by units, times the units not reserved
+        pen = np.bincount(
+            lo, weights=orders.qty * self.costs.line_penalty(net, orders), minlength=n
+        )
+        per_unit = np.where(units > 0, pen / np.maximum(units, 1), 0.0)
+        self.online_lost_penalty += float((per_unit * (units - self.w_filled)).sum())
+        self.o_parts.append(
+            (orders.id.copy(), orders.channel.copy(), units, self.w_filled, self.w_cost)
+        )
 
     def _source(self, orders: Any) -> SourcingPlan:
         remaining = np.where(self.pick_cap >= 0, np.maximum(self.pick_cap - self.used, 0), -1)
         t0 = time.perf_counter()
-        plan = source(
-            self.net,
+        options = dict(self.options)
+        method = self.method
+        sourcer = self.sourcer
+        if self.future is not None:
+            method = "optimal"
+            options["future"] = self.future
+            sourcer = self.must_serve
+        plan = sourcer.source(
             self.ledger,
             orders,
-            method=self.method,
+            method=method,
             max_splits=self.sc.max_splits,
-            costs=self.costs,
             pick_capacity=remaining,
-            **self.options,
+            **options,
         )
         self.time["sourcing"] += time.perf_counter() - t0
         return plan
+
+    def _causes(self, plan: SourcingPlan, rejected: np.ndarray) -> None:
+        """Lost online units of ``plan`` by cause (lines of orders the ledger
+        rejected are counted when they are re-sourced)."""
+        short = (plan.line_unfilled > 0) & ~rejected[plan.orders.line_order]
+        if not short.any():
+            return
+        reason = plan.line_reason[short]
+        qty = plan.line_unfilled[short]
+        sku = plan.orders.sku[short]
+        ledger = self.ledger
+        free = (
+            np.asarray(ledger.on_hand)
+            - np.asarray(ledger.reserved)
+            - np.asarray(ledger.safety_stock)
+        )
+        most = np.zeros(self.net.num_skus, dtype=np.int64)
+        np.maximum.at(most, np.asarray(ledger.position_sku), free)
+        none = reason == UnfilledReason.NO_STOCK
+        fenced = none & (most[sku] > 0)
+        parts = (
+            ("no_stock", none & ~fenced),
+            ("fenced", fenced),
+            ("capacity", reason == UnfilledReason.CAPACITY),
+            ("same_day_radius", reason == UnfilledReason.RADIUS),
+            ("left_unfilled", reason == UnfilledReason.UNECONOMIC),
+            ("split_limit", reason == UnfilledReason.SPLIT_LIMIT),
+            ("pickup_store_closed", reason == UnfilledReason.LOCATION_UNAVAILABLE),
+        )
+        for name, mask in parts:
+            self.lost[name] += int(qty[mask].sum())
 
     def _reserve(self, plan: SourcingPlan, batch: Any, first: int, d: int, t: int) -> Any:
         sc, data = self.sc, self.data
@@ -590,6 +754,9 @@ class _Run:
                 t,
                 orders.id[plan.order],
             )
+        rejected_o = np.zeros(orders.num_orders, dtype=np.bool_)
+        rejected_o[res.rejected] = True
+        self._causes(plan, rejected_o)
         ok = res.reservation != 0
         o = plan.order[ok]
         b = orders.id[o] - first  # index into the wave's batch
@@ -604,11 +771,26 @@ class _Run:
         # served orders
         acc = res.accepted
         bd = plan.breakdown
+        fulfil = bd.cost - bd.unfilled_cost
+        if bd.opportunity_cost is not None:
+            fulfil = fulfil - bd.opportunity_cost
+        widx = orders.id[acc] - first
+        self.w_filled[widx] = (
+            np.bincount(plan.orders.line_order, weights=orders.qty, minlength=orders.num_orders)[
+                acc
+            ]
+            - bd.unfilled_units[acc]
+        ).astype(np.int64)
+        self.w_cost[widx] = fulfil[acc]
         self.d_served[d] += acc.shape[0]
-        self.d_cost[d] += float((bd.cost[acc] - bd.unfilled_cost[acc]).sum())
+        self.d_cost[d] += float(fulfil[acc].sum())
         self.d_packages[d] += int(bd.packages[acc].sum())
         self.d_km[d] += float(bd.km[acc].sum())
         self.d_split[d] += int((bd.packages[acc] > 1).sum())
+        moved_all = np.bincount(plan.order, weights=plan.transfer, minlength=orders.num_orders)
+        waves = np.where(moved_all[acc] > 0, max(1, sc.transfer_days * self.W), 1)
+        np.add.at(self.f_days, orders.channel[acc], waves / self.W)
+        np.add.at(self.f_count, orders.channel[acc], 1)
         pick_acc = acc[orders.service[acc] == Service.PICKUP]
         if pick_acc.size:
             moved = np.bincount(plan.order, weights=plan.transfer, minlength=orders.num_orders)[
@@ -748,6 +930,24 @@ class _Run:
             top_stock=ro(self.d_top),
             promotion=tuple(self.sc.promotion_on(d) for d in range(self.days)),
         )
+        if self.o_parts:
+            oid, ochan, ounits, ofilled, ocost = (
+                np.concatenate(c) for c in zip(*self.o_parts, strict=True)
+            )
+        else:
+            oid = ochan = ounits = ofilled = np.zeros(0, dtype=np.int64)
+            ocost = np.zeros(0)
+        by_id = np.argsort(oid, kind="stable")
+        outcomes = OrderOutcomes(
+            id=ro(oid[by_id]),
+            channel=ro(ochan[by_id]),
+            units=ro(ounits[by_id]),
+            filled=ro(ofilled[by_id]),
+            cost=ro(ocost[by_id]),
+        )
+        online_lost = float(self.online_lost_penalty)
+        objective = float(self.d_cost.sum()) + online_lost + self.walk_lost_penalty
+        fdays = np.where(self.f_count > 0, self.f_days / np.maximum(self.f_count, 1), np.nan)
         kpis = KPIs.from_daily(
             daily,
             net.channel_names,
@@ -757,6 +957,10 @@ class _Run:
             returned_units=self.returned,
             events=self.events,
             ledger_seconds=self.apply_seconds,
+            season_objective=objective,
+            lost_by_cause=self.lost,
+            fulfilment_days=ro(fdays),
+            order_errors=len(self.error_orders),
         )
         log, demand = self.rec.freeze()
         return SimulationResult(
@@ -771,4 +975,5 @@ class _Run:
             demand=demand,
             ledger=self.ledger,
             timings=timings,
+            outcomes=outcomes,
         )

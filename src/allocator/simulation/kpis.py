@@ -7,7 +7,55 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DailySeries", "KPIs"]
+__all__ = ["LOST_CAUSES", "TARGETS", "DailySeries", "KPIs", "OrderOutcomes"]
+
+#: Why units were lost, in report order: no stock anywhere the channel may use;
+#: stock on hand but held for other channels (fences, caps) or already promised;
+#: pick capacity used up; no stock within same-day reach; left unfilled by the
+#: optimiser because filling cost more than the penalty; the split limit; the
+#: pick-up store unavailable; stock that moved between planning and reservation
+#: twice in a row.
+LOST_CAUSES = (
+    "no_stock",
+    "fenced",
+    "capacity",
+    "same_day_radius",
+    "left_unfilled",
+    "split_limit",
+    "pickup_store_closed",
+    "stock_moved",
+)
+#: The retailer's plan: ``(kpi, comparison, value)``.
+TARGETS = (
+    ("order_error_rate", "<", 0.03),
+    ("stockout_rate", "<", 0.05),
+    ("turnover_days", "<=", 45.0),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class OrderOutcomes:
+    """Every online order of a run, by id (read-only arrays, sorted by ``id``).
+
+    ``units`` ordered, ``filled`` units reserved, ``cost`` the fulfilment cost of its
+    plan (packages, handling, transport, split penalty; 0 when nothing was reserved)
+    and ``channel``. Ids depend only on the scenario and seed, so runs of several
+    policies on one scenario describe the same orders.
+    """
+
+    id: np.ndarray
+    channel: np.ndarray
+    units: np.ndarray
+    filled: np.ndarray
+    cost: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.id.shape[0])
+
+    @property
+    def full(self) -> np.ndarray:
+        """Orders filled in full."""
+        return self.filled >= self.units
 
 
 def _ratio(num: Any, den: Any) -> Any:
@@ -128,7 +176,21 @@ class KPIs:
     returned_units
         Units returned by customers.
     events, ledger_seconds
-        Events applied and the seconds spent applying them.
+        Events applied and the seconds spent applying them (engine speed, not a
+        business figure).
+    season_objective
+        The objective over every order and walk-in customer of the run, priced as
+        the sourcing cost model prices a plan: fulfilment cost of the online orders
+        plus every lost unit (online and walk-in) at the model's unfilled penalty.
+    lost_by_cause
+        Lost units by cause (:data:`LOST_CAUSES`), online and walk-in together.
+    fulfilment_days
+        Per channel: mean days from promise (reservation) to shipped or ready for
+        pick-up, over served online orders (NaN for the walk-in channel).
+    order_error_rate
+        Share of online orders promised by a plan, then re-sourced or cancelled
+        because the stock was not there (a reservation the ledger rejected, or a
+        commit that failed).
     """
 
     channel_names: tuple[str, ...]
@@ -152,6 +214,10 @@ class KPIs:
     returned_units: int
     events: int
     ledger_seconds: float
+    season_objective: float = float("nan")
+    lost_by_cause: dict[str, int] | None = None
+    fulfilment_days: np.ndarray | None = None
+    order_error_rate: float = float("nan")
 
     @classmethod
     def from_daily(
@@ -165,6 +231,10 @@ class KPIs:
         returned_units: int,
         events: int,
         ledger_seconds: float,
+        season_objective: float = float("nan"),
+        lost_by_cause: dict[str, int] | None = None,
+        fulfilment_days: np.ndarray | None = None,
+        order_errors: int = 0,
     ) -> KPIs:
         """Aggregate a :class:`DailySeries` (see the attribute list for each formula)."""
         util = daily.utilisation
@@ -198,6 +268,10 @@ class KPIs:
             returned_units=int(returned_units),
             events=int(events),
             ledger_seconds=float(ledger_seconds),
+            season_objective=float(season_objective),
+            lost_by_cause=dict(lost_by_cause or {}),
+            fulfilment_days=fulfilment_days,
+            order_error_rate=_ratio(order_errors, daily.orders.sum()),
         )
 
     @property
@@ -224,6 +298,7 @@ class KPIs:
         util = self.utilisation
         peak = self.utilisation_peak
         out.update(
+            season_objective=self.season_objective,
             lost_value=self.lost_value,
             orders=float(self.orders),
             split_rate=self.split_rate,
@@ -235,12 +310,18 @@ class KPIs:
             utilisation_peak=float(np.nanmax(peak)) if np.isfinite(peak).any() else np.nan,
             stockout_rate=self.stockout_rate,
             turnover_days=self.turnover_days,
+            order_error_rate=self.order_error_rate,
             oversells=float(self.oversells),
             expired=float(self.expired),
             returned_units=float(self.returned_units),
             events=float(self.events),
             ledger_events_per_s=self.ledger_events_per_s,
         )
+        if self.fulfilment_days is not None:
+            for c, name in enumerate(self.channel_names):
+                out[f"fulfilment_days_{name}"] = float(self.fulfilment_days[c])
+        for cause in LOST_CAUSES:
+            out[f"lost_{cause}"] = float((self.lost_by_cause or {}).get(cause, 0))
         return out
 
     def summary(self) -> str:

@@ -296,7 +296,7 @@ def future_prices(
     objective = 0.0
     if nvar and npos:
         res = linprog(
-            obj, A_ub=a_ub, b_ub=p_sup, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs-ds"
+            obj, A_ub=a_ub, b_ub=p_sup, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs"
         )
         if res.status != 0:  # pragma: no cover - the LP is always feasible (unmet units)
             raise RuntimeError(f"forward model LP failed: {res.message}")
