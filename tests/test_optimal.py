@@ -649,3 +649,136 @@ def test_bench_quick_runs_and_reports_keys() -> None:
         if row["milp_status"] == "optimal":
             # an optimal MIP value can never be below a proven lower bound
             assert row["lower_bound"] <= row["milp_cost"] + 1e-6 * max(1.0, row["milp_cost"])
+
+
+# ---------------------------------------------------------------------------
+# the schedule: determinism, statuses, the LP bound
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_identical_calls_give_identical_plans(seed: int) -> None:
+    """Budgets are iterations and nodes, not seconds: same input and seed, same plan."""
+    from allocator.bench._optimal import make_wave
+
+    net, ledger, orders = make_wave(60, 12, seed=seed, num_skus=120, dc_capacity=40)
+    sourcer = Sourcer(net)
+    plans = [
+        sourcer.source(ledger, orders, method="optimal", time_limit=60.0, gap=1e-4, seed=seed)
+        for _ in range(3)
+    ]
+    assert all(p.status != PlanStatus.TIME_LIMIT for p in plans)
+    for p in plans[1:]:
+        assert p.objective == plans[0].objective and p.bound == plans[0].bound
+        assert p.status == plans[0].status
+        for name in ("order", "line", "location", "qty"):
+            assert np.array_equal(getattr(p, name), getattr(plans[0], name))
+
+
+def test_statuses_say_why_the_search_stopped() -> None:
+    from allocator.bench._optimal import make_wave
+
+    net, ledger, orders = make_wave(60, 12, seed=3, num_skus=120, dc_capacity=40)
+    sourcer = Sourcer(net)
+    loose = sourcer.source(ledger, orders, method="optimal", time_limit=60.0, gap=0.5)
+    assert loose.status in (PlanStatus.GAP_MET, PlanStatus.OPTIMAL)
+    assert loose.gap <= 0.5
+    tight = sourcer.source(ledger, orders, method="optimal", time_limit=60.0, gap=0.0)
+    assert tight.status in (PlanStatus.STALLED, PlanStatus.OPTIMAL)
+    assert tight.bound <= tight.objective + 1e-6
+    assert PlanStatus.FEASIBLE is PlanStatus.GAP_MET
+
+
+def test_lp_bound_is_a_valid_bound() -> None:
+    from allocator.sourcing.optimal.bounds import lp_bound
+
+    for seed in range(6):
+        net, ledger, orders, opts = tiny_instance(seed, shared=True)
+        split = {k: v for k, v in opts.items() if k != "costs"}
+        problem = Sourcer(net, opts.get("costs")).prepare(ledger, orders, **split)
+        m = build_model(problem)
+        every = np.arange(m.num_entries, dtype=np.int64)
+        res = lp_bound(
+            m,
+            every,
+            np.arange(m.num_orders, dtype=np.int64),
+            np.ones(m.num_rows, dtype=np.bool_),
+            m.cap < (1 << 59),
+        )
+        best = naive.brute_force(net, ledger, orders, **opts)
+        assert res.bound <= best + 1e-6
+        assert (res.stock_price >= 0).all() and (res.cap_price >= 0).all()
+
+
+# ---------------------------------------------------------------------------
+# future-aware sourcing
+def two_dcs() -> tuple[NetworkData, Ledger]:
+    """DC-A next to the customers, DC-B 600 km away, one SKU at 50."""
+    net = Network()
+    net.add_channel("online")
+    net.add_location("DC-A", kind="warehouse", lat=30.0, lon=120.0)
+    net.add_location("DC-B", kind="warehouse", lat=30.0, lon=126.2)
+    net.add_sku("X", price=50.0)
+    data = net.build()
+    ledger = Ledger(data)
+    ledger.apply(Events.receive(["X", "X"], ["DC-A", "DC-B"], [5, 5], network=data))
+    return data, ledger
+
+
+def test_future_prices_known_answer() -> None:
+    """8 units still to come near DC-A, 5 there: DC-A's unit saves the detour from DC-B."""
+    from allocator.sourcing import DemandForecast, future_prices
+
+    net, ledger = two_dcs()
+    costs = CostModel(per_unit_km=0.01)
+    fc = DemandForecast.from_arrays(
+        net, region_lat=[30.0], region_lon=[120.0], units=np.array([[[8.0]]])
+    )
+    prices = future_prices(net, ledger, fc, costs=costs, scale=2.0)
+    km = haversine(30.0, 120.0, 30.0, 126.2)
+    assert prices.dual[0, 0] == pytest.approx(0.01 * km, rel=1e-6)
+    assert prices.dual[1, 0] == pytest.approx(0.0, abs=1e-9)
+    assert prices.opportunity_cost[0, 0] == pytest.approx(2.0 * prices.dual[0, 0])
+    # more stock at DC-A than demand: its units are worth nothing extra
+    fc_small = fc.scaled(0.5)
+    assert future_prices(net, ledger, fc_small, costs=costs).dual[0, 0] == pytest.approx(0.0)
+    # demand beyond all stock: the last unit is worth its lost sale less its shipping
+    fc_big = fc.scaled(2.0)
+    got = future_prices(net, ledger, fc_big, costs=costs, scale=1.0).dual
+    per_unit = costs.per_unit + costs.per_package
+    assert got[1, 0] == pytest.approx(50.0 - per_unit - 0.01 * km, rel=1e-6)
+
+
+def test_future_option_steers_the_far_customer_to_the_far_stock() -> None:
+    """A customer halfway takes DC-A's unit myopically; with the forward model (many
+    customers to come near DC-A) it takes DC-B's."""
+    from allocator.sourcing import DemandForecast, ForwardModel
+
+    net, ledger = two_dcs()
+    costs = CostModel(per_unit_km=0.01)
+    one = Orders.from_lines(
+        order=[1], sku=["X"], qty=[1], channel=0, lat=30.0, lon=122.9, network=net
+    )
+    myopic = source(net, ledger, one, method="optimal", costs=costs)
+    assert net.location_names[int(myopic.location[0])] == "DC-A"
+    fc = DemandForecast.from_arrays(
+        net, region_lat=[30.0], region_lon=[120.0], units=np.array([[[8.0]]])
+    )
+    model = ForwardModel(net, fc, costs=costs, scale=1.0)
+    aware = source(net, ledger, one, method="optimal", costs=costs, future=model)
+    assert net.location_names[int(aware.location[0])] == "DC-B"
+    # the charge is reported apart and the plan's true cost is DC-B's
+    assert aware.breakdown.opportunity_cost is not None
+    assert model.calls == 1 and model.solves == 1
+    with pytest.raises(ValidationError) as e:
+        source(net, ledger, one, method="optimal", future="soon")
+    assert e.value.field == "future"
+
+
+def test_season_policies_against_hindsight() -> None:
+    """Hindsight is a lower bound on every policy's season; the policies run."""
+    from allocator.bench.season import hindsight, make_season, run_policy
+
+    season = make_season(5, num_orders=150, num_skus=8, num_regions=4, num_fcs=3)
+    h = hindsight(season)
+    assert h["optimal"]
+    for policy in ("greedy", "batch_optimal", "future_waves"):
+        got = run_policy(season, policy, wave=50)
+        assert got["cost"] >= h["cost"] - 1e-6

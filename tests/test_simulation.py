@@ -439,3 +439,36 @@ def test_demo_runs_small(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
 def test_promotion_free_scenario_has_flat_multipliers() -> None:
     sc = tiny(promotions=(Promotion(0, 1, 1.0, 1.0),), weekly=(1.0,) * 7)
     assert all(sc.multipliers(d) == (1.0, 1.0) for d in range(10))
+
+
+def test_season_objective_and_causes_add_up(run: SimulationResult) -> None:
+    """The objective is fulfilment cost plus every lost unit at its penalty; the lost
+    units by cause add up to the units lost; outcomes cover every online order."""
+    k = run.kpis
+    assert k.lost_by_cause is not None
+    assert sum(k.lost_by_cause.values()) == int(k.lost_units.sum())
+    out = run.outcomes
+    assert len(out) == k.orders and (np.diff(out.id) > 0).all()
+    assert (out.filled <= out.units).all() and (out.cost >= 0).all()
+    assert float(out.cost.sum()) == pytest.approx(float(run.daily.cost.sum()))
+    assert k.season_objective >= float(run.daily.cost.sum())
+    assert 0.0 <= k.order_error_rate <= 1.0
+    assert k.fulfilment_days is not None and np.isnan(k.fulfilment_days[0])
+    assert (k.fulfilment_days[1:] > 0).all()
+    d = k.as_dict()
+    for key in ("season_objective", "order_error_rate", "fulfilment_days_online", "lost_fenced"):
+        assert key in d
+
+
+def test_future_policy_runs_and_compares_over_seeds() -> None:
+    cmp = compare(tiny(), ["greedy", "future"], days=2, seeds=[0, 1], keep_log=False)
+    assert cmp.seeds == (0, 1)
+    assert cmp.by_seed is not None and len(cmp.by_seed["future"]) == 2
+    objective = cmp.per_seed("season_objective")
+    assert all(len(v) == 2 and all(np.isfinite(v)) for v in objective.values())
+    common = cmp.per_seed("common_cost_per_order")
+    assert all(len(v) == 2 for v in common.values())
+    mean, half = cmp.interval("lost_value")["greedy"]
+    assert np.isfinite(mean) and np.isfinite(half)
+    with pytest.raises(ValidationError):
+        compare(tiny().build(0), ["greedy"], days=1, seeds=[0, 1])

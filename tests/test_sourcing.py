@@ -953,3 +953,43 @@ def test_mixed_channel_batches_follow_the_ledgers_sequential_rule(seed: int) -> 
     res = ledger.reserve_plan(plan)
     assert res.rejected.tolist() == []
     assert res.accepted.tolist() == sorted(set(plan.order.tolist()))
+
+
+# ---------------------------------------------------------------------------
+# unfilled-penalty rules
+def test_unfilled_rules_price_margin_must_serve_per_line_flat() -> None:
+    net = Network()
+    net.add_channel("online")
+    net.add_location("DC", kind="warehouse", lat=31.0, lon=121.0)
+    net.add_sku("A", price=30.0, unit_cost=20.0)
+    net.add_sku("B")  # no price, no cost
+    data = net.build()
+    ledger = Ledger(data)
+    orders = Orders.from_lines(
+        order=[1, 1],
+        sku=["A", "B"],
+        qty=[2, 1],
+        channel=0,
+        lat=31.0,
+        lon=121.0,
+        penalty=[7.0, np.nan],
+        network=data,
+    )
+    expect = {
+        "price": 2 * 30.0 + 50.0,
+        "margin": 2 * 10.0 + 50.0,
+        "must_serve": 3 * 10_000.0,
+        "per_line": 2 * 7.0 + 50.0,
+        "flat": 3 * 50.0,
+    }
+    for rule, value in expect.items():
+        plan = source(data, ledger, orders, costs=CostModel(unfilled=rule))
+        assert plan.objective == pytest.approx(value), rule
+    assert CostModel(unfilled_at_price=False).unfilled == "flat"
+    with pytest.raises(ValidationError) as e:
+        CostModel(unfilled="cheapest")
+    assert e.value.field == "unfilled"
+    with pytest.raises(ValidationError) as e:
+        Orders.from_lines(order=[1], sku=[0], qty=[1], channel=0, lat=31.0, lon=121.0, penalty=-1.0)
+    assert e.value.field == "penalty"
+    assert np.isnan(orders.take([0]).penalty[1]) and orders.take([0]).penalty[0] == 7.0

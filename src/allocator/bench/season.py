@@ -335,6 +335,8 @@ def _simulations(seeds: list[int], days: int, scale: float) -> dict[str, Any]:
         seeds=seeds,
         keep_log=False,
         future_scale=scale,
+        future_horizon_days=1,
+        sourcing_options={"time_limit": 3.0, "gap": 0.01},
     )
     out: dict[str, Any] = {"seeds": seeds, "days": days}
     for key in ("season_objective", "lost_value", "common_cost_per_order"):

@@ -210,7 +210,7 @@ def simulate(
     keep_log: bool = True,
     progress: Callable[[int, int], None] | None = None,
     future_scale: float = DEFAULT_SCALE,
-    future_horizon_days: int = 7,
+    future_horizon_days: int = 1,
 ) -> SimulationResult:
     """Simulate ``days`` days of omnichannel demand on the real ledger and models.
 
@@ -308,7 +308,7 @@ class _Run:
         replenishment: bool,
         keep_log: bool,
         future_scale: float = DEFAULT_SCALE,
-        future_horizon_days: int = 7,
+        future_horizon_days: int = 1,
     ) -> None:
         sc = data.scenario
         net = data.network
@@ -726,6 +726,7 @@ class _Run:
         sc, data = self.sc, self.data
         n = len(plan)
         if n == 0:
+            self._causes(plan, np.zeros(plan.orders.num_orders, dtype=np.bool_))
             return None
         expires = t + sc.pickup_hold_waves
         first_id = self.next_id

@@ -56,8 +56,10 @@ logger = logging.getLogger("allocator")
 
 #: Components with at most this many usable entries go to the exact MIP when unproven.
 MIP_MAX_ENTRIES = 4_000
-#: Branch-and-bound nodes per exact MIP (the deterministic budget).
+#: Branch-and-bound nodes per exact MIP of a component above MIP_FULL_ENTRIES usable
+#: entries (the deterministic budget: the root node); smaller ones are solved to the end.
 MIP_NODES = 1
+MIP_FULL_ENTRIES = 600
 #: Components with at most this many usable entries get the LP bound.
 LP_MAX_ENTRIES = 150_000
 #: Lagrangian iterations per round.
@@ -536,6 +538,10 @@ class _Run:
             for phase in (self.lagrange_block, self.lp_bounds, self.exact, self.neighbourhoods):
                 cut = phase(deadline, rounds)
                 done = self.done(gap)
+                if done == "gap" and not cut:
+                    # small components are proven by their MIP at little cost
+                    self.exact(deadline, rounds, most=MIP_FULL_ENTRIES)
+                    done = self.done(gap)
                 if done:
                     return done
                 if cut or time.perf_counter() >= deadline:
@@ -646,11 +652,11 @@ class _Run:
             self.stale[:] = 0
         return False
 
-    def exact(self, deadline: float, rounds: int) -> bool:
-        """Exact MIP (node budget :data:`MIP_NODES`) of the unproven small
-        components, largest gap first, once each."""
+    def exact(self, deadline: float, rounds: int, most: int = MIP_MAX_ENTRIES) -> bool:
+        """Exact MIP (node budget :data:`MIP_NODES`) of the unproven components of
+        at most ``most`` usable entries, largest gap first, once each."""
         m = self.m
-        open_ = ~self.proven() & (self.comp_entries <= MIP_MAX_ENTRIES) & ~self.mip_tried
+        open_ = ~self.proven() & (self.comp_entries <= most) & ~self.mip_tried
         if not open_.any():
             return False
         comps = np.flatnonzero(open_)
@@ -672,7 +678,7 @@ class _Run:
                 self.x[entries],
                 left,
                 self.seed,
-                node_limit=MIP_NODES,
+                node_limit=None if self.comp_entries[c] <= MIP_FULL_ENTRIES else MIP_NODES,
             )
             if res.bound > self.comp_lb[c]:
                 self.comp_lb[c] = res.bound
