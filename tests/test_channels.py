@@ -13,8 +13,7 @@ from scipy import stats
 
 from allocator import Ledger, Network, NetworkData, ValidationError
 from allocator._kernels import channels as K
-from allocator._kernels.ledger import STOCK_MAX
-from allocator.channels import ChannelAllocation, ChannelForecast, allocate_channels
+from allocator.channels import STOCK_MAX, ChannelAllocation, ChannelForecast, allocate_channels
 from allocator.exceptions import DTypeError, UnknownNameError
 from allocator.safety import safety_stock
 from tests.conftest import make_small_network

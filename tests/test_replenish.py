@@ -426,7 +426,7 @@ def _transfer_case(seed: int, num_sku: int, num_loc: int) -> tuple[list, ...]:
 def test_candidate_arcs_match_naive(seed: int, num_sku: int, num_loc: int, k: int | None) -> None:
     sku, loc, surplus, need, benefit, cost = _transfer_case(seed, num_sku, num_loc)
     a = [np.asarray(v) for v in (sku, loc, surplus, need)]
-    cand = T._candidates(*a, np.asarray(benefit), cost, k or 0)
+    cand = T.transfer_candidates(*a, np.asarray(benefit), cost, k or 0)
     expect = naive.candidate_arcs(sku, loc, surplus, need, benefit, cost, k)
     if cand is None:
         assert expect == []
@@ -627,17 +627,22 @@ def test_long_frame_demand_and_to_frame() -> None:
     )
     plan = replenish(net, led, frame, forecast_method="moving_average", lead_time=1)
     np.testing.assert_allclose(plan.forecast_mean, [3.0, 1.0])
-    out = plan.to_frame()
-    assert list(out.columns) == [
+    lines = plan.lines_frame()
+    assert list(lines.columns) == [
         "action",
         "sku",
         "from",
         "to",
         "qty",
+        "unit_cost",
         "reason",
         "days_of_cover_after",
+        "funded",
     ]
-    assert len(out) == len(plan)
+    assert len(lines) == len(plan)
+    report = plan.to_frame()
+    assert len(report) == led.num_positions
+    assert list(report["location"]) == ["L0", "L1"]
 
 
 @pytest.mark.parametrize(

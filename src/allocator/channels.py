@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,14 +24,18 @@ from typing import Any, Literal
 import numpy as np
 
 from allocator._kernels import channels as K
-from allocator._kernels.ledger import STOCK_MAX
-from allocator._validate import QTY_MAX, first_true, readonly
+from allocator._validate import QTY_MAX, as_float64, first_true, readonly
 from allocator.events import NO_CAP, Events
 from allocator.exceptions import DTypeError, UnknownNameError, ValidationError
 from allocator.ledger import Ledger
 from allocator.network import NetworkData
 
-__all__ = ["ChannelAllocation", "ChannelForecast", "allocate_channels"]
+__all__ = ["STOCK_MAX", "ChannelAllocation", "ChannelForecast", "allocate_channels"]
+
+#: The cap that means "no cap" in :attr:`ChannelAllocation.cap` and ``Ledger.cap``:
+#: the most units a position can hold. The ledger's kernel keeps the same value
+#: (``allocator._kernels.ledger.STOCK_MAX``; a test pins the two together).
+STOCK_MAX = 2**62
 
 logger = logging.getLogger("allocator")
 
@@ -282,13 +287,28 @@ def _int_limits(
                     code="wrong_dtype",
                 )
             if isinstance(item, float | np.floating):
+                if math.isnan(float(item)):
+                    raise ValidationError(
+                        f"NaN for channel {network.channel_names[c]!r}; give a share in "
+                        "[0, 1], units, or -1 / None for no cap",
+                        field=field,
+                        code="not_finite",
+                    )
                 share[c] = float(item)
             else:
+                _check_units(int(item), field, network.channel_names[c])
                 units[c] = int(item)
         return _finish_limits(units.reshape(1, nc), share.reshape(1, nc), field, npos, given)
     arr = np.asarray(value)
+    if arr.dtype == object and all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) for v in arr.ravel()
+    ):
+        for v in arr.ravel():  # Python ints beyond int64
+            _check_units(int(v), field, None)
     if arr.dtype == object or arr.dtype.kind not in "iuf" or arr.dtype.kind == "b":
         raise DTypeError(f"expected numbers, got dtype {arr.dtype}", field=field)
+    if arr.dtype.kind == "u" and arr.size and int(arr.max()) > QTY_MAX:
+        _check_units(int(arr.max()), field, None)
     if arr.ndim == 0:
         arr = np.full((1, nc), arr.item(), dtype=arr.dtype)
     elif arr.ndim == 1:
@@ -313,6 +333,16 @@ def _int_limits(
 
 
 _MISSING = object()
+
+
+def _check_units(value: int, field: str, channel: str | None) -> None:
+    """A limit in units must lie in [-1, QTY_MAX] (before it is stored as int64)."""
+    lo = -1 if field == "caps" else 0
+    if not lo <= value <= QTY_MAX:
+        where = f" for channel {channel!r}" if channel is not None else ""
+        raise ValidationError(
+            f"value {value}{where} not in [{lo}, {QTY_MAX}]", field=field, code="out_of_range"
+        )
 
 
 def _finish_limits(
@@ -641,6 +671,76 @@ def _safety(
     return np.ceil(np.maximum(ss, 0.0) - 1e-9).astype(np.int64)
 
 
+def _allocate_block(columns: dict[str, np.ndarray], common: tuple[Any, ...]) -> dict[str, Any]:
+    """The kernel over one block of positions (all of them, or one partition)."""
+    dist, margin_t, unsold_t, detail = common
+    cols = {k: _unpack(v) for k, v in columns.items()}
+    npos, nc = cols["mean"].shape
+    nd = npos if detail else 0
+    out = {
+        "fence": np.empty((npos, nc), dtype=np.int64),
+        "sellable": np.empty(nd, dtype=np.int64),
+        "alloc": np.empty((nd, nc), dtype=np.int64),
+        "sales": np.empty((nd, nc), dtype=np.float64),
+        "short": np.empty((nd, nc), dtype=np.int64),
+        "totals": np.empty((K.num_chunks(npos), K.NUM_TOTALS, nc), dtype=np.float64),
+        "counts": np.empty((K.num_chunks(npos), K.NUM_COUNTS), dtype=np.int64),
+    }
+    K.allocate(
+        dist,
+        cols["mean"],
+        cols["var"],
+        cols["on_hand"],
+        cols["safety"],
+        cols["reserved"],
+        cols["floor"],
+        cols["cap"],
+        margin_t,
+        unsold_t,
+        cols["rows"],
+        out["fence"],
+        out["sellable"],
+        out["alloc"],
+        out["sales"],
+        out["short"],
+        out["totals"],
+        out["counts"],
+    )
+    return out
+
+
+def _unpack(value: Any) -> np.ndarray:
+    """A column as the kernel reads it (a one-row column broadcast again)."""
+    if isinstance(value, tuple):
+        row, npos = value
+        return np.broadcast_to(row, (npos, *row.shape[1:]))
+    return value  # type: ignore[no-any-return]
+
+
+def _cut_block(columns: dict[str, np.ndarray], a: int, b: int) -> dict[str, Any]:
+    """Rows ``a:b`` of every column, as arrays that travel: a column that is one row
+    broadcast (no caps, no floors) travels as that row."""
+    out: dict[str, Any] = {}
+    for key, arr in columns.items():
+        if arr.ndim and arr.shape[0] > 1 and arr.strides[0] == 0:
+            out[key] = (np.ascontiguousarray(arr[:1]), b - a)
+        else:
+            out[key] = np.ascontiguousarray(arr[a:b])
+    return out
+
+
+def _join_blocks(outs: list[dict[str, Any]], blocks: list[np.ndarray], nc: int) -> dict[str, Any]:
+    """Block results in ledger order. Blocks are whole kernel chunks, so the chunk
+    totals are those of one run over every position."""
+    joined = {k: np.concatenate([o[k] for o in outs]) for k in outs[0] if k != "counts"}
+    counts = [o["counts"].copy() for o in outs]
+    for cnt, b in zip(counts, blocks, strict=True):
+        bad = cnt[:, K.N_FLOOR_ABOVE_CAP]
+        cnt[:, K.N_FLOOR_ABOVE_CAP] = np.where(bad >= 0, bad + int(b[0]) * nc, bad)
+    joined["counts"] = np.concatenate(counts)
+    return joined
+
+
 def allocate_channels(
     network_data: NetworkData,
     ledger: Ledger,
@@ -654,6 +754,9 @@ def allocate_channels(
     fill_rate: Any = None,
     lead_time: Any = 1.0,
     detail: bool = False,
+    client: Any = None,
+    scheduler: Any = None,
+    partitions: int | None = None,
 ) -> ChannelAllocation:
     """Split each position's sellable stock over the channels to maximise expected margin.
 
@@ -678,7 +781,8 @@ def allocate_channels(
     caps
         The most units a channel may take (its fence, and the cap set on the ledger):
         ints are units, floats in [0, 1] a share of ``on_hand``; ``-1`` or ``None``
-        keeps the ledger's cap. Same forms as ``floors``. ``None``: the ledger's caps
+        keeps the ledger's cap (and so does NaN in a float array; a mapping takes
+        ``None`` for that and rejects NaN). Same forms as ``floors``. ``None``: the ledger's caps
         bound the fences and are left as they are. A channel that a location does
         not serve (``network_data.serves``) gets no fence and no floor there.
     service_level, fill_rate
@@ -694,6 +798,15 @@ def allocate_channels(
         per-channel totals are what the allocation is for, and at millions of
         positions the detail arrays cost more memory (and time to fill fresh memory)
         than the rest of the result.
+    client, scheduler
+        Run on a Dask cluster: a ``distributed.Client``, or the scheduler's address
+        or scheduler file. Fences are per position, so any partition of the
+        positions is independent; the positions are cut into consecutive blocks of
+        whole kernel chunks, each worker gets only its block's columns, and the
+        result (fences and every per-channel total, to the last bit) is identical to
+        the single-process one. Needs ``pip install 'allocator[distributed]'``.
+    partitions
+        Number of blocks on a cluster (default: one per worker thread).
 
     Returns
     -------
@@ -743,10 +856,19 @@ def allocate_channels(
     [[5, 5]]
     """
     t0 = time.perf_counter()
+    if not isinstance(network_data, NetworkData):
+        raise DTypeError(
+            f"expected a NetworkData, got {type(network_data).__name__}", field="network_data"
+        )
     if not isinstance(ledger, Ledger):
         raise DTypeError("expected a Ledger", field="ledger")
     if not isinstance(forecast, ChannelForecast):
         raise DTypeError("expected a ChannelForecast", field="forecast")
+    if not isinstance(detail, bool | np.bool_):
+        raise DTypeError(f"expected True or False, got {type(detail).__name__}", field="detail")
+    from allocator.distributed import check_partitions
+
+    num_parts = check_partitions(partitions)
     net = ledger.network
     if network_data is not net and network_data.channel_names != net.channel_names:
         raise ValidationError(
@@ -797,6 +919,13 @@ def allocate_channels(
         floor_m = np.where(served, floor_m, 0)
         cap_m = np.where(served, cap_m, 0)
         live_cap = False
+    lead = as_float64(lead_time, "lead_time", lo=0.0)
+    if lead.shape[0] not in (1, npos):
+        raise ValidationError(
+            f"expected a scalar or {npos} values, got {lead.shape[0]}",
+            field="lead_time",
+            code="length_mismatch",
+        )
     if service_level is None and fill_rate is None:
         safety = ledger.safety_stock
         safety_set = False
@@ -804,35 +933,35 @@ def allocate_channels(
         safety = _safety(forecast, service_level, fill_rate, lead_time)
         safety_set = True
 
-    nd = npos if detail else 0
-    fence = np.empty((npos, nc), dtype=np.int64)
-    sellable = np.empty(nd, dtype=np.int64)
-    alloc = np.empty((nd, nc), dtype=np.int64)
-    sales = np.empty((nd, nc), dtype=np.float64)
-    short = np.empty((nd, nc), dtype=np.int64)
-    nchunks = K.num_chunks(npos)
-    totals = np.empty((nchunks, K.NUM_TOTALS, nc), dtype=np.float64)
-    counts = np.empty((nchunks, K.NUM_COUNTS), dtype=np.int64)
-    K.allocate(
-        _DISTRIBUTIONS[forecast.distribution],
-        forecast.mean,
-        forecast.var,
-        on_hand,
-        safety,
-        reserved,
-        floor_m,
-        cap_m,
-        margin_t,
-        unsold_t,
-        rows,
-        fence,
-        sellable,
-        alloc,
-        sales,
-        short,
-        totals,
-        counts,
-    )
+    columns = {
+        "mean": forecast.mean,
+        "var": forecast.var,
+        "on_hand": on_hand,
+        "safety": safety,
+        "reserved": reserved,
+        "floor": floor_m,
+        "cap": cap_m,
+        "rows": rows,
+    }
+    common = (_DISTRIBUTIONS[forecast.distribution], margin_t, unsold_t, bool(detail))
+    if client is None and scheduler is None:
+        out = _allocate_block(columns, common)
+        safety_varies = bool(out["counts"][:, K.N_SAFETY_VARIES].sum())
+        cap_varies = bool(out["counts"][:, K.N_CAP_VARIES].sum())
+    else:
+        from allocator import distributed as D
+
+        with D.connect(client, scheduler) as c:
+            count = num_parts if num_parts is not None else D.default_partitions(c)
+            blocks = D.block_partitions(npos, count, align=K.CHUNK)
+            parts = [_cut_block(columns, int(b[0]), int(b[-1]) + 1) for b in blocks]
+            outs, _ = D.run_tasks(c, _allocate_block, parts, common, name="allocate_channels")
+        out = _join_blocks(outs, blocks, nc) if outs else _allocate_block(columns, common)
+        # the kernel counts against each block's first position: compare globally
+        safety_varies = bool(npos) and bool(np.any(safety != safety[0]))
+        cap_varies = bool(npos) and bool(np.any(cap_m != cap_m[0]))
+    fence, totals, counts = out["fence"], out["totals"], out["counts"]
+    sellable, alloc, sales, short = out["sellable"], out["alloc"], out["sales"], out["short"]
     bad = counts[:, K.N_FLOOR_ABOVE_CAP]
     if (bad >= 0).any():  # the kernel checked floors against caps on its way
         row, c = divmod(int(bad[bad >= 0][0]), nc)
@@ -872,14 +1001,10 @@ def allocate_channels(
         distribution=forecast.distribution,
         position_sku=readonly(position_sku),
         position_location=readonly(position_location),
-        safety_stock=(
-            readonly(safety)
-            if safety_set
-            else _snapshot(safety, bool(count_sums[K.N_SAFETY_VARIES]))
-        ),
+        safety_stock=(readonly(safety) if safety_set else _snapshot(safety, safety_varies)),
         fence=fence,
         allocated=allocated,
-        cap=_snapshot(cap_m, bool(count_sums[K.N_CAP_VARIES])) if live_cap else readonly(cap_m),
+        cap=_snapshot(cap_m, cap_varies) if live_cap else readonly(cap_m),
         demand=readonly(demand),
         channel_allocated=readonly(channel_alloc.astype(np.int64)),
         channel_expected_sales=readonly(channel_sales),

@@ -13,6 +13,7 @@ never exceptions; exceptions are for misuse and corrupt input.
     │   ├── DuplicateNameError                   a name added twice
     │   └── BatchTooLargeError                   a batch over the documented limit
     ├── CapacityError                            an internal limit (key space) exceeded
+    ├── MissingDependencyError (also ImportError) an optional extra is not installed
     ├── JournalError                             durable journal problems
     │   ├── JournalCorruptError                  broken hash chain, torn tail
     │   ├── JournalLockedError                   another writer holds the journal
@@ -35,6 +36,7 @@ __all__ = [
     "JournalCorruptError",
     "JournalError",
     "JournalLockedError",
+    "MissingDependencyError",
     "SolverError",
     "StorageError",
     "UnknownNameError",
@@ -109,6 +111,11 @@ class BatchTooLargeError(ValidationError):
 
 class CapacityError(AllocatorError):
     """An internal limit of the data structures would be exceeded."""
+
+
+class MissingDependencyError(AllocatorError, ImportError):
+    """An optional dependency is missing; the message names the extra to install
+    (for example ``pip install 'allocator[distributed]'``)."""
 
 
 class JournalError(AllocatorError):

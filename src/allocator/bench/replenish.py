@@ -159,7 +159,7 @@ def _single_flow(
     terminal, on the same candidate arcs. Returns (integer cost, arcs)."""
     from ortools.graph.python import min_cost_flow
 
-    cand = T._candidates(sku, location, surplus, need, benefit, unit_cost, max_sources)
+    cand = T.transfer_candidates(sku, location, surplus, need, benefit, unit_cost, max_sources)
     if cand is None:
         return 0, 0
     a_src, a_sink = cand.arc_src, cand.arc_sink

@@ -13,6 +13,7 @@ from allocator.replenishment.forecast import (
     forecast,
     moving_average,
 )
+from allocator.replenishment.history import sales_history, unheld_positions
 from allocator.replenishment.plan import (
     Action,
     Adjustment,
@@ -55,5 +56,7 @@ __all__ = [
     "optimal_ss",
     "plan_transfers",
     "replenish",
+    "sales_history",
     "transfer_cost_matrix",
+    "unheld_positions",
 ]

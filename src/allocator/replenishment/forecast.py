@@ -58,8 +58,12 @@ class Forecast:
         return f"Forecast({self.method}): {len(self)} positions, {total:,.1f} units/period in all"
 
 
-def check_history(history: Any, field: str = "demand") -> np.ndarray:
+def check_history(history: Any, field: str = "demand", *, compact: bool = False) -> np.ndarray:
     """Validate a sales history: 2-D, numeric, finite, non-negative; return float64.
+
+    With ``compact=True`` the values come back in the smallest dtype that holds
+    them exactly (``uint8`` ... ``uint32`` for whole units, else float64), for
+    handing a history to other processes; the forecasts convert it back exactly.
 
     Raises :class:`~allocator.exceptions.ValidationError` naming the first bad row.
     """
@@ -72,7 +76,7 @@ def check_history(history: Any, field: str = "demand") -> np.ndarray:
         )
     if arr.shape[1] == 0:
         raise ValidationError("the history has no periods", field=field, code="empty")
-    out = np.ascontiguousarray(arr, dtype=np.float64)
+    out = arr if compact else np.ascontiguousarray(arr, dtype=np.float64)
     if arr.dtype.kind == "f":
         bad_rows = np.asarray(~np.isfinite(out).all(axis=1))
         if bad_rows.any():
@@ -83,8 +87,8 @@ def check_history(history: Any, field: str = "demand") -> np.ndarray:
                 row=row,
                 code="not_finite",
             )
-    neg_rows = np.asarray((out < 0).any(axis=1))
-    if neg_rows.any():
+    neg_rows = np.asarray((out < 0).any(axis=1)) if arr.dtype.kind != "u" else None
+    if neg_rows is not None and neg_rows.any():
         row = first_true(neg_rows)
         raise ValidationError(
             "the history holds negative sales (book returns separately)",
@@ -92,7 +96,22 @@ def check_history(history: Any, field: str = "demand") -> np.ndarray:
             row=row,
             code="negative_sales",
         )
+    if compact:
+        return _compact(arr)
     return out
+
+
+def _compact(arr: np.ndarray) -> np.ndarray:
+    """``arr`` (finite, >= 0) in the smallest dtype that holds every value exactly."""
+    if arr.size == 0:
+        return np.ascontiguousarray(arr, dtype=np.uint8)
+    top = arr.max()
+    if arr.dtype.kind == "f" and not np.array_equal(arr, np.floor(arr)):
+        return np.ascontiguousarray(arr, dtype=np.float64)
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dtype).max:
+            return np.ascontiguousarray(arr, dtype=dtype)
+    return np.ascontiguousarray(arr, dtype=np.float64)
 
 
 def _alpha(value: float, field: str) -> float:

@@ -1,22 +1,42 @@
-"""The nightly replenishment run: :func:`replenish` and its :class:`ReplenishmentPlan`."""
+"""The nightly replenishment run: :func:`replenish` and its :class:`ReplenishmentPlan`.
+
+The run is split in three so that it can be partitioned by SKU (``client=``):
+
+1. ``inputs._prepare`` validates every argument on the driver and lays the
+   inputs out as columns (``_Part``), one value per position, with scalars and
+   per-SKU tables kept whole;
+2. :func:`_plan_rows` plans any set of positions that holds every position of its
+   SKUs: forecast, levels, transfers, purchase quantities, alerts (nothing in it
+   couples two SKUs);
+3. :func:`_finish` merges nothing but what is global: the purchase budget, spent
+   in one order over every line, and the plan's arrays.
+
+One process runs step 2 once over all positions; ``client=`` runs it once per SKU
+partition on Dask workers and puts the columns back in ledger order, so both give
+the same plan, bit for bit.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from allocator._kernels import replenish as K
-from allocator._validate import as_float64, as_int64, first_true, readonly
+from allocator._validate import first_true, readonly
 from allocator.events import Events
-from allocator.exceptions import ValidationError
+from allocator.exceptions import DTypeError, ValidationError
 from allocator.ledger import Ledger
 from allocator.network import NetworkData
-from allocator.replenishment.forecast import Forecast, check_history, forecast
+from allocator.replenishment.forecast import forecast
+from allocator.replenishment.inputs import _expand, _Part, _prepare, _Settings
 from allocator.replenishment.policies import Levels, OrderUpToPolicy, Policy
-from allocator.replenishment.transfers import plan_transfers, transfer_cost_matrix
+from allocator.replenishment.transfers import plan_transfers
 from allocator.safety import normal_loss, poisson_loss
 
 __all__ = ["Action", "Adjustment", "AlertKind", "Reason", "ReplenishmentPlan", "replenish"]
@@ -56,16 +76,26 @@ class AlertKind(enum.IntFlag):
     SHELF_BLOCKED = 8  # an order is due but none fits under the shelf maximum
 
 
+_ALERTS = (
+    AlertKind.BELOW_REORDER_POINT,
+    AlertKind.ZERO_AVAILABLE,
+    AlertKind.LOW_COVER,
+    AlertKind.SHELF_BLOCKED,
+)
+
+
 @dataclass(frozen=True, eq=False)
 class ReplenishmentPlan:
     """Suggestions and alerts of one replenishment run (read-only arrays).
 
     Per position (aligned with the ledger's positions): ``sku``, ``location``,
-    ``inventory_position`` (before any action), ``forecast_mean``,
-    ``forecast_std``, ``safety_stock``, ``reorder_point``, ``order_up_to_level``,
-    ``free_stock`` (physical free stock ``on_hand - reserved - backorders``, before
-    any action), ``transferable`` (the most units the position could give away)
-    and ``days_of_cover`` (available stock over mean demand).
+    ``on_hand``, ``reserved``, ``in_transit``, ``on_order``, ``backorders``,
+    ``lead_time``, ``review_period``, ``inventory_position`` (before any action),
+    ``forecast_mean``, ``forecast_std`` (per period), ``safety_stock``,
+    ``reorder_point``, ``order_up_to_level``, ``free_stock`` (physical free stock
+    ``on_hand - reserved - backorders``, before any action), ``transferable`` (the
+    most units the position could give away) and ``days_of_cover`` (available
+    stock over mean demand).
 
     Per suggestion (transfers first, then purchases): ``action`` (:class:`Action`),
     ``suggestion_sku``, ``origin`` (-1 for a purchase), ``destination``, ``qty``,
@@ -73,13 +103,27 @@ class ReplenishmentPlan:
     ``unit_cost`` (purchase or transfer money per unit) and ``cover_after``
     (projected days of cover of the destination after all its suggestions).
 
+    Per purchase left out by the budget: ``unfunded_position`` (row), ``unfunded_qty``
+    and ``unfunded_unit_cost``; :meth:`lines_frame` lists them with
+    ``include_unfunded=True``.
+
     Per alert: ``alert_position`` (row), ``alert_kind`` (:class:`AlertKind` bits).
+
+    ``timings`` holds the seconds spent per step (and, for a run on a cluster, the
+    hand-off and merge overheads).
     """
 
     network: NetworkData
     policy: Any
     sku: np.ndarray
     location: np.ndarray
+    on_hand: np.ndarray
+    reserved: np.ndarray
+    in_transit: np.ndarray
+    on_order: np.ndarray
+    backorders: np.ndarray
+    lead_time: np.ndarray
+    review_period: np.ndarray
     inventory_position: np.ndarray
     forecast_mean: np.ndarray
     forecast_std: np.ndarray
@@ -98,14 +142,24 @@ class ReplenishmentPlan:
     adjustment: np.ndarray
     unit_cost: np.ndarray
     cover_after: np.ndarray
+    unfunded_position: np.ndarray
+    unfunded_qty: np.ndarray
+    unfunded_unit_cost: np.ndarray
     alert_position: np.ndarray
     alert_kind: np.ndarray
     budget: float | None
     spent: float
     unfunded: int
+    timings: Mapping[str, float] = dataclasses.field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return int(self.qty.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"ReplenishmentPlan({self.sku.shape[0]:,} positions, {self.num_transfers:,} "
+            f"transfers, {self.num_buys:,} purchases, {self.alert_position.shape[0]:,} alerts)"
+        )
 
     @property
     def num_transfers(self) -> int:
@@ -154,13 +208,7 @@ class ReplenishmentPlan:
     def summary(self) -> str:
         """A few lines: suggestions, units, spend and alerts."""
         kinds = {
-            str(k.name).lower(): int((self.alert_kind & k).astype(bool).sum())
-            for k in (
-                AlertKind.BELOW_REORDER_POINT,
-                AlertKind.ZERO_AVAILABLE,
-                AlertKind.LOW_COVER,
-                AlertKind.SHELF_BLOCKED,
-            )
+            str(k.name).lower(): int((self.alert_kind & k).astype(bool).sum()) for k in _ALERTS
         }
         buy = self.action == Action.BUY
         lines = [
@@ -180,7 +228,101 @@ class ReplenishmentPlan:
         return "\n".join(lines)
 
     def to_frame(self) -> Any:
-        """Suggestions as a pandas DataFrame with names and a ``reason`` sentence."""
+        """The replenishment report: one row per position (pandas DataFrame).
+
+        Columns, in the manner of an ERP replenishment report: ``sku``,
+        ``location``, ``on_hand``, ``reserved``, ``in_transit``, ``on_order``,
+        ``backorders``, ``inventory_position``, ``forecast`` (mean demand per
+        period) and ``forecast_std``, ``lead_time``, ``review_period``,
+        ``safety_stock``, ``reorder_point`` (s), ``order_up_to_level`` (S),
+        ``transfer_in`` and ``transfer_from`` (source locations, comma-separated),
+        ``transfer_out``, ``buy_qty`` (the policy's purchase, funded or not),
+        ``suggested_qty`` (``transfer_in + buy_qty``), ``source`` (``"supplier"``,
+        the transfer sources, both, or empty), ``unit_cost`` (of a purchase),
+        ``cost`` (purchase plus transfer money), ``funded`` (False where a purchase
+        did not fit the budget), ``days_of_cover``, ``days_of_cover_after``, and one
+        boolean column per alert (``below_reorder_point``, ``zero_available``,
+        ``low_cover``, ``shelf_blocked``).
+
+        :meth:`lines_frame` lists the suggestions themselves, one row per line.
+        """
+        import pandas as pd
+
+        net = self.network
+        n = self.sku.shape[0]
+        loc_names = np.asarray(net.location_names, dtype=object)
+        moves = self.action == Action.TRANSFER
+        buys = ~moves
+        t_in = np.zeros(n, np.int64)
+        t_out = np.zeros(n, np.int64)
+        np.add.at(t_in, self.destination[moves], self.qty[moves])
+        np.add.at(t_out, self.origin[moves], self.qty[moves])
+        money = np.zeros(n)
+        np.add.at(money, self.destination, self.qty * self.unit_cost)
+        buy_qty = np.zeros(n, np.int64)
+        buy_qty[self.destination[buys]] = self.qty[buys]
+        buy_cost = np.full(n, np.nan)
+        buy_cost[self.destination[buys]] = self.unit_cost[buys]
+        funded = np.ones(n, dtype=np.bool_)
+        if self.unfunded_position.size:
+            buy_qty[self.unfunded_position] = self.unfunded_qty
+            buy_cost[self.unfunded_position] = self.unfunded_unit_cost
+            funded[self.unfunded_position] = False
+        sources: list[str | None] = [None] * n
+        for d, o in zip(self.destination[moves].tolist(), self.origin[moves].tolist(), strict=True):
+            name = str(loc_names[self.location[o]])
+            sources[d] = name if sources[d] is None else f"{sources[d]}, {name}"
+        source = [
+            ", ".join(([src] if src is not None else []) + (["supplier"] if buy_qty[i] > 0 else []))
+            for i, src in enumerate(sources)
+        ]
+        arrive = t_in + np.where(funded, buy_qty, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cover_after = np.where(
+                self.forecast_mean > 0,
+                (self.inventory_position + arrive - t_out)
+                / np.where(self.forecast_mean > 0, self.forecast_mean, 1.0),
+                np.inf,
+            )
+        kind = np.zeros(n, np.int64)
+        kind[self.alert_position] = self.alert_kind
+        columns: dict[str, Any] = {
+            "sku": np.asarray(net.sku_names, dtype=object)[self.sku],
+            "location": loc_names[self.location],
+            "on_hand": self.on_hand,
+            "reserved": self.reserved,
+            "in_transit": self.in_transit,
+            "on_order": self.on_order,
+            "backorders": self.backorders,
+            "inventory_position": self.inventory_position,
+            "forecast": self.forecast_mean,
+            "forecast_std": self.forecast_std,
+            "lead_time": self.lead_time,
+            "review_period": self.review_period,
+            "safety_stock": self.safety_stock,
+            "reorder_point": self.reorder_point,
+            "order_up_to_level": self.order_up_to_level,
+            "transfer_in": t_in,
+            "transfer_from": sources,
+            "transfer_out": t_out,
+            "buy_qty": buy_qty,
+            "suggested_qty": t_in + buy_qty,
+            "source": source,
+            "unit_cost": buy_cost,
+            "cost": money
+            + np.where(funded, 0.0, buy_qty * np.where(np.isnan(buy_cost), 0.0, buy_cost)),
+            "funded": funded,
+            "days_of_cover": self.days_of_cover,
+            "days_of_cover_after": cover_after,
+        }
+        for k in _ALERTS:
+            columns[str(k.name).lower()] = (kind & k) != 0
+        return pd.DataFrame(columns)
+
+    def lines_frame(self, *, include_unfunded: bool = False) -> Any:
+        """Suggestions as a pandas DataFrame with names, a ``reason`` sentence and
+        ``funded``; ``include_unfunded=True`` appends the purchases the budget left
+        out (``funded`` False)."""
         import pandas as pd
 
         net = self.network
@@ -188,17 +330,47 @@ class ReplenishmentPlan:
         origin_name = np.where(
             self.origin >= 0, loc_names[self.location[np.maximum(self.origin, 0)]], None
         )
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "action": [str(Action(a).name).lower() for a in self.action],
                 "sku": np.asarray(net.sku_names, dtype=object)[self.suggestion_sku],
                 "from": origin_name,
                 "to": loc_names[self.location[self.destination]],
                 "qty": self.qty,
+                "unit_cost": self.unit_cost,
                 "reason": [self.explain(i) for i in range(len(self))],
                 "days_of_cover_after": self.cover_after,
+                "funded": np.ones(len(self), dtype=np.bool_),
             }
         )
+        if not include_unfunded or self.unfunded_position.size == 0:
+            return frame
+        p = self.unfunded_position
+        left = pd.DataFrame(
+            {
+                "action": "buy",
+                "sku": np.asarray(net.sku_names, dtype=object)[self.sku[p]],
+                "from": None,
+                "to": loc_names[self.location[p]],
+                "qty": self.unfunded_qty,
+                "unit_cost": self.unfunded_unit_cost,
+                "reason": [
+                    f"buy {int(q)} x {net.sku_names[self.sku[r]]} for "
+                    f"{net.location_names[self.location[r]]}: inventory position "
+                    f"{int(self.inventory_position[r])} <= reorder point "
+                    f"{int(self.reorder_point[r])}; not funded: the budget ran out"
+                    for r, q in zip(p.tolist(), self.unfunded_qty.tolist(), strict=True)
+                ],
+                "days_of_cover_after": self.days_of_cover[p],
+                "funded": np.zeros(p.size, dtype=np.bool_),
+            }
+        )
+        return pd.concat([frame, left], ignore_index=True)
+
+    def unfunded_frame(self) -> Any:
+        """The purchases the budget left out, one row each (``lines_frame`` rows)."""
+        frame = self.lines_frame(include_unfunded=True)
+        return frame[~frame["funded"]].reset_index(drop=True)
 
     def alerts_frame(self) -> Any:
         """Alerts as a pandas DataFrame (one row per flagged position)."""
@@ -242,29 +414,23 @@ class ReplenishmentPlan:
         )
 
 
-def _per_position(
-    value: Any,
-    field: str,
-    sku: np.ndarray,
-    num_skus: int,
-    *,
-    integer: bool,
-    lo: float | None = None,
-) -> np.ndarray:
-    """Scalar, per-position or per-SKU input as one value per position."""
-    n = sku.shape[0]
-    arr = np.asarray(value)
-    if arr.ndim == 0:
-        arr = np.full(n, arr, dtype=arr.dtype)
-    elif arr.ndim == 1 and arr.shape[0] != n and arr.shape[0] == num_skus:
-        if integer:
-            arr = as_int64(arr, field, lo=None if lo is None else int(lo))
-        else:
-            arr = as_float64(arr, field, lo=lo)
-        return arr[sku]
-    if integer:
-        return as_int64(arr, field, size=n, lo=None if lo is None else int(lo))
-    return as_float64(arr, field, size=n, lo=lo)
+#: The columns :func:`_plan_rows` returns per position, and their dtypes.
+_OUT = {
+    "mean": np.float64,
+    "std": np.float64,
+    "safety_stock": np.float64,
+    "reorder_point": np.int64,
+    "order_up_to_level": np.int64,
+    "transferable": np.int64,
+    "cover": np.float64,
+    "qty": np.int64,
+    "flags": np.int64,
+    "received": np.int64,
+    "kind": np.int64,
+    "ratio": np.float64,
+    "money": np.float64,
+}
+_LINES = ("t_origin", "t_dest", "t_qty", "t_cost")
 
 
 def _expected_short(
@@ -278,51 +444,186 @@ def _expected_short(
     return np.where(sigma_t > 0, out, np.maximum(mean_t - level, 0.0))
 
 
-def _history_to_forecast(demand: Any, ledger: Ledger, method: str, alpha: float) -> Forecast:
-    n = ledger.num_positions
-    if isinstance(demand, Forecast):
-        fc = demand
+def _failure(stage: int, row: int, field: str, message: str) -> dict[str, Any]:
+    return {"failure": (stage, row, field, message)}
+
+
+def _plan_rows(part: _Part, st: _Settings) -> dict[str, Any]:
+    """Plan the positions of ``part`` (which holds every position of its SKUs).
+
+    Returns the :data:`_OUT` columns and the transfer lines (rows local to the
+    part), or ``{"failure": (stage, row, field, message)}`` for a position whose
+    data cannot be planned (the caller raises the first one over all parts).
+    """
+    c = part.columns
+    sku, loc = c["sku"], c["location"]
+    n = sku.shape[0]
+    p = {k: _expand(v, sku) for k, v in part.params.items()}
+    lt, rp = p["lead_time"], p["review_period"]
+    if part.mean is not None and part.std is not None:
+        mean, std = part.mean, part.std
     else:
-        try:
-            import pandas as pd
-        except ImportError:  # pragma: no cover - pandas is optional
-            pd = None
-        if pd is not None and isinstance(demand, pd.DataFrame):
-            demand = _frame_to_history(demand, ledger)
-        fc = forecast(check_history(demand), method, alpha=alpha)  # type: ignore[arg-type]
-    if len(fc) != n:
-        raise ValidationError(
-            f"expected {n} rows (one per ledger position), got {len(fc)}",
-            field="demand",
-            code="length_mismatch",
-        )
-    return fc
+        fc = forecast(part.history, st.forecast_method, alpha=st.alpha)  # type: ignore[arg-type]
+        mean, std = np.asarray(fc.mean), np.asarray(fc.std)
+    levels: Levels = part.policy.levels(mean, std, lt, rp)
+    s = np.asarray(levels.reorder_point)
+    big_s = np.asarray(levels.order_up_to_level)
+    scost, ucost = p["stockout_cost"], p["unit_cost"]
 
+    ip0 = c["ip0"]
+    ip = ip0.copy()
+    free_stock = c["free_stock"]
+    keep = np.maximum(s + 1, c["ledger_safety"])
+    transferable = np.maximum(np.minimum(ip0 - big_s - p["transfer_buffer"], free_stock - keep), 0)
+    poisson = getattr(part.policy, "distribution", "poisson") == "poisson"
+    mean_t = mean * (lt + rp)
+    sigma_t = std * np.sqrt(lt + rp)
+    shelf = p["shelf_max"]
 
-def _frame_to_history(frame: Any, ledger: Ledger) -> np.ndarray:
-    """A long frame (sku, location, period, qty) or a wide one (one row per position)."""
-    cols = set(frame.columns)
-    if {"sku", "location", "period", "qty"} <= cols:
-        net = ledger.network
-        rows = ledger.position_index(
-            net.sku_index(frame["sku"].to_numpy(), "demand.sku"),
-            net.location_index(frame["location"].to_numpy(), "demand.location"),
-        )
-        rows = np.atleast_1d(rows)
-        if np.any(rows < 0):
-            r = first_true(rows < 0)
-            raise ValidationError(
-                "sales for a position the ledger does not hold",
-                field="demand",
-                row=r,
-                code="not_found",
+    # ---- transfers first
+    received = np.zeros(n, np.int64)
+    t_origin = t_dest = t_qty = np.empty(0, np.int64)
+    t_cost = np.empty(0)
+    if st.transfers and n:
+        target = np.where(shelf >= 0, np.minimum(big_s, shelf), big_s)
+        need = np.where(ip <= s, np.maximum(target - ip, 0), 0)
+        surplus = transferable
+        if need.any() and surplus.any():
+            bad = (need > 0) & ~np.isfinite(scost)
+            if bad.any():
+                return _failure(
+                    0,
+                    first_true(bad),
+                    "stockout_cost",
+                    "a stockout cost is needed to value transfers (the network has no price "
+                    "for this SKU; pass stockout_cost=)",
+                )
+            short_now = _expected_short(ip.astype(float), mean_t, sigma_t, poisson)
+            short_full = _expected_short((ip + need).astype(float), mean_t, sigma_t, poisson)
+            benefit = np.where(
+                need > 0, scost * (short_now - short_full) / np.maximum(need, 1), 0.0
             )
-        period = as_int64(frame["period"].to_numpy(), "demand.period", lo=0)
-        qty = np.asarray(frame["qty"].to_numpy(), dtype=np.float64)
-        hist = np.zeros((ledger.num_positions, int(period.max()) + 1 if period.size else 1))
-        np.add.at(hist, (rows, period), qty)
-        return hist
-    return frame.to_numpy()
+            lines = plan_transfers(
+                sku,
+                loc,
+                surplus,
+                need,
+                benefit,
+                st.costs,
+                max_sources=st.max_sources,
+                threads=st.transfer_threads,
+            )
+            t_origin, t_dest = np.asarray(lines.origin), np.asarray(lines.destination)
+            t_qty, t_cost = np.asarray(lines.qty), np.asarray(lines.unit_cost)
+            np.add.at(received, t_dest, t_qty)
+            np.subtract.at(ip, t_origin, t_qty)
+            ip += received
+
+    # ---- purchase quantities (the budget is spent over every position, later)
+    qty = np.empty(n, np.int64)
+    flags = np.empty(n, np.int64)
+    K.order_quantities(
+        ip, s, big_s, np.asarray(levels.batch), p["moq"], p["pack"], shelf, qty, flags
+    )
+    ratio = money = np.empty(0)
+    if st.budget:
+        buy = np.flatnonzero(qty > 0)
+        bad = ~np.isfinite(ucost[buy]) | ~np.isfinite(scost[buy])
+        if bad.any():
+            r = int(buy[first_true(bad)])
+            field = "unit_cost" if not np.isfinite(ucost[r]) else "stockout_cost"
+            return _failure(1, r, field, "costs are needed to spend a budget")
+        value = scost[buy] * (
+            _expected_short(ip[buy].astype(float), mean_t[buy], sigma_t[buy], poisson)
+            - _expected_short(
+                (ip[buy] + qty[buy]).astype(float), mean_t[buy], sigma_t[buy], poisson
+            )
+        )
+        m = qty[buy] * ucost[buy]
+        ratio = np.zeros(n)
+        money = np.zeros(n)
+        ratio[buy] = np.where(m > 0, value / np.where(m > 0, m, 1.0), np.inf)
+        money[buy] = m
+
+    # ---- cover and alerts
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cover = np.where(mean > 0, c["free"] / np.where(mean > 0, mean, 1.0), np.inf)
+    kind = np.zeros(n, np.int64)
+    kind[ip0 <= s] |= AlertKind.BELOW_REORDER_POINT
+    kind[c["zero_available"] & (mean > 0)] |= AlertKind.ZERO_AVAILABLE
+    kind[cover < st.cover_threshold] |= AlertKind.LOW_COVER
+    kind[(flags & K.F_SHELF_BLOCKED) != 0] |= AlertKind.SHELF_BLOCKED
+    return {
+        "mean": mean,
+        "std": std,
+        "safety_stock": np.asarray(levels.safety_stock),
+        "reorder_point": s,
+        "order_up_to_level": big_s,
+        "transferable": transferable,
+        "cover": cover,
+        "qty": qty,
+        "flags": flags,
+        "received": received,
+        "kind": kind,
+        "ratio": ratio,
+        "money": money,
+        "t_origin": t_origin,
+        "t_dest": t_dest,
+        "t_qty": t_qty,
+        "t_cost": t_cost,
+    }
+
+
+def _merge(outs: list[dict[str, Any]], rows: list[np.ndarray], n: int) -> dict[str, Any]:
+    """Partition results back in ledger order: columns scattered to their rows,
+    transfer lines renumbered and sorted as one run sorts them."""
+    failures = [
+        (o["failure"][0], int(r[o["failure"][1]]), *o["failure"][2:])
+        for o, r in zip(outs, rows, strict=True)
+        if "failure" in o
+    ]
+    if failures:
+        return {"failure": min(failures)}
+    merged: dict[str, Any] = {}
+    for key, dtype in _OUT.items():
+        if outs[0][key].shape[0] == 0 and key in ("ratio", "money"):
+            merged[key] = np.empty(0)
+            continue
+        col = np.empty(n, dtype=dtype)
+        for o, r in zip(outs, rows, strict=True):
+            col[r] = o[key]
+        merged[key] = col
+    origin = np.concatenate([r[o["t_origin"]] for o, r in zip(outs, rows, strict=True)])
+    dest = np.concatenate([r[o["t_dest"]] for o, r in zip(outs, rows, strict=True)])
+    qty = np.concatenate([o["t_qty"] for o in outs]).astype(np.int64)
+    cost = np.concatenate([o["t_cost"] for o in outs]).astype(np.float64)
+    merged.update(t_origin=origin, t_dest=dest, t_qty=qty, t_cost=cost)
+    return merged
+
+
+def _progress(progress: Any) -> Callable[[str, int, int], None] | None:
+    """``progress=True``: a tqdm bar on stderr, hidden when stderr is not a terminal."""
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="replenish", unit="step", disable=None, leave=False)
+
+        def update(stage: str, done: int, total: int) -> None:
+            bar.total = total
+            bar.set_postfix_str(stage, refresh=False)
+            bar.n = done
+            bar.refresh()
+            if done >= total:
+                bar.close()
+
+        return update
+    if not callable(progress):
+        raise DTypeError(
+            "expected a callable progress(stage, done, total), True or None", field="progress"
+        )
+    return progress  # type: ignore[no-any-return]
 
 
 def replenish(
@@ -350,6 +651,11 @@ def replenish(
     cover_threshold: float = 3.0,
     forecast_method: str = "auto",
     alpha: float = 0.2,
+    freq: str = "D",
+    progress: Any = None,
+    client: Any = None,
+    scheduler: Any = None,
+    partitions: int | None = None,
 ) -> ReplenishmentPlan:
     """Suggest transfers and purchases for every ledger position, with alerts.
 
@@ -361,8 +667,10 @@ def replenish(
         Source of on_hand, in_transit and reserved per position.
     demand
         Sales history ``(num_positions, num_periods)`` (array or wide DataFrame
-        aligned to the ledger's positions), a long DataFrame with columns ``sku``,
-        ``location``, ``period``, ``qty``, or a ready :class:`Forecast`.
+        aligned to the ledger's positions), a long DataFrame of sales with columns
+        ``sku``, ``location``, ``qty`` and ``date`` (``datetime64`` or ISO strings,
+        binned into periods of ``freq``) or ``period`` (integer period numbers),
+        or a ready :class:`Forecast`. See :func:`~allocator.replenishment.sales_history`.
     policy
         :class:`OrderUpToPolicy` (default, 95 % cycle service),
         :class:`ReorderPointPolicy`, :class:`MinMaxPolicy` or
@@ -397,10 +705,32 @@ def replenish(
         Days of cover below which a position is alerted.
     forecast_method, alpha
         Forecasting when ``demand`` is a history (see :func:`forecast`).
+    freq
+        Period of a long sales frame with dates: a pandas frequency (``"D"`` days,
+        ``"W"`` weeks, ...). Lead times and review periods count these periods.
+    progress
+        ``progress(stage, done, total)`` called as the run advances (per step, or
+        per partition on a cluster), or ``True`` for a progress bar on stderr that
+        stays hidden when stderr is not a terminal.
+    client, scheduler
+        Run on a Dask cluster: a ``distributed.Client``, or the scheduler's address
+        (``"tcp://host:8786"``) or scheduler file. Positions are partitioned by SKU,
+        each worker gets only its partition's columns, and the plan is identical
+        to the single-process one. Needs ``pip install 'allocator[distributed]'``.
+    partitions
+        Number of SKU partitions on a cluster (default: one per worker thread).
 
     Returns
     -------
     ReplenishmentPlan
+
+    Raises
+    ------
+    ValidationError
+        Any argument out of its domain (named by ``field``, with the first bad
+        ``row``), before anything is planned.
+    MissingDependencyError
+        ``client=`` or ``scheduler=`` without Dask distributed installed.
 
     Notes
     -----
@@ -419,158 +749,123 @@ def replenish(
     averaged over the units needed. Purchases then use the updated positions.
     ``days_of_cover = (on_hand - reserved) / mean``; ``cover_after`` is
     ``(IP + received) / mean`` at the destination.
+
+    A budget is one global rule: every partition computes its purchase lines with
+    their value per unit of money, and the driver funds all lines in one order
+    (value per money descending, then ledger row), exactly as one process does.
     """
-    if not isinstance(network, NetworkData):
-        raise ValidationError("expected a NetworkData", field="network", code="wrong_type")
-    if not isinstance(ledger, Ledger) or ledger.network is not network:
-        raise ValidationError(
-            "expected the Ledger of this network", field="ledger", code="wrong_type"
-        )
-    policy = OrderUpToPolicy() if policy is None else policy
-    n = ledger.num_positions
-    sku = np.array(ledger.position_sku, dtype=np.int64)
-    loc = np.array(ledger.position_location, dtype=np.int64)
-    nsku = network.num_skus
-
-    lt = _per_position(lead_time, "lead_time", sku, nsku, integer=False, lo=0.0)
-    rp = _per_position(review_period, "review_period", sku, nsku, integer=False, lo=0.0)
-    moq_a = _per_position(moq, "moq", sku, nsku, integer=True, lo=0)
-    pack_a = _per_position(pack, "pack", sku, nsku, integer=True, lo=1)
-    shelf = _per_position(shelf_max, "shelf_max", sku, nsku, integer=True, lo=-1)
-    bad = (moq_a > 0) & (pack_a > 1) & (moq_a % pack_a != 0)
-    if bad.any():
-        r = first_true(bad)
-        raise ValidationError(
-            f"MOQ {moq_a[r]} is not a multiple of the pack {pack_a[r]}",
-            field="moq",
-            row=r,
-            code="moq_not_multiple_of_pack",
-        )
-    oo = np.zeros(n, np.int64) if on_order is None else as_int64(on_order, "on_order", size=n, lo=0)
-    bo = (
-        np.zeros(n, np.int64)
-        if backorders is None
-        else as_int64(backorders, "backorders", size=n, lo=0)
+    t0 = time.perf_counter()
+    report = _progress(progress)
+    part, settings, plan_args = _prepare(
+        network,
+        ledger,
+        demand,
+        policy=policy,
+        lead_time=lead_time,
+        review_period=review_period,
+        transfers=transfers,
+        budget=budget,
+        on_order=on_order,
+        backorders=backorders,
+        moq=moq,
+        pack=pack,
+        shelf_max=shelf_max,
+        unit_cost=unit_cost,
+        stockout_cost=stockout_cost,
+        transfer_cost=transfer_cost,
+        transfer_cost_per_km=transfer_cost_per_km,
+        transfer_buffer=transfer_buffer,
+        max_sources=max_sources,
+        transfer_threads=transfer_threads,
+        cover_threshold=cover_threshold,
+        forecast_method=forecast_method,
+        alpha=alpha,
+        freq=freq,
+        distributed=client is not None or scheduler is not None,
     )
-    buffer = _per_position(transfer_buffer, "transfer_buffer", sku, nsku, integer=True, lo=0)
-    if unit_cost is None:
-        ucost = np.asarray(network.sku_unit_cost, dtype=np.float64)[sku]
+    from allocator.distributed import check_partitions
+
+    num_parts = check_partitions(partitions)
+    timings = {"prepare_s": time.perf_counter() - t0}
+    n = part.num_positions
+    if client is None and scheduler is None:
+        t1 = time.perf_counter()
+        out = _plan_rows(part, settings)
+        timings["plan_s"] = time.perf_counter() - t1
+        if report is not None:
+            report("plan", 1, 2)
     else:
-        ucost = _per_position(unit_cost, "unit_cost", sku, nsku, integer=False, lo=0.0)
-    if stockout_cost is None:
-        scost = np.asarray(network.sku_price, dtype=np.float64)[sku]
-    else:
-        scost = _per_position(stockout_cost, "stockout_cost", sku, nsku, integer=False, lo=0.0)
-    if budget is not None and (not np.isfinite(budget) or budget < 0):
-        raise ValidationError("expected a budget >= 0", field="budget")
+        from allocator import distributed as D
 
-    fc = _history_to_forecast(demand, ledger, forecast_method, alpha)
-    mean = np.asarray(fc.mean)
-    std = np.asarray(fc.std)
-    levels: Levels = policy.levels(mean, std, lt, rp)
-    s = np.asarray(levels.reorder_point)
-    big_s = np.asarray(levels.order_up_to_level)
-
-    on_hand = np.asarray(ledger.on_hand)
-    reserved = np.asarray(ledger.reserved)
-    ip0 = on_hand + np.asarray(ledger.in_transit) + oo - reserved - bo
-    ip = ip0.copy()
-    free = np.maximum(on_hand - reserved, 0)
-    free_stock = on_hand - reserved - bo
-    keep = np.maximum(s + 1, np.asarray(ledger.safety_stock))
-    transferable = np.maximum(np.minimum(ip0 - big_s - buffer, free_stock - keep), 0)
-    poisson = getattr(policy, "distribution", "poisson") == "poisson"
-    mean_t = mean * (lt + rp)
-    sigma_t = std * np.sqrt(lt + rp)
-
-    # ---- transfers first
-    received = np.zeros(n, np.int64)
-    t_origin = t_dest = t_qty = np.empty(0, np.int64)
-    t_cost = np.empty(0)
-    if transfers and n:
-        target = np.where(shelf >= 0, np.minimum(big_s, shelf), big_s)
-        need = np.where(ip <= s, np.maximum(target - ip, 0), 0)
-        surplus = transferable
-        if need.any() and surplus.any():
-            if np.any(~np.isfinite(scost[need > 0])):
-                r = first_true((need > 0) & ~np.isfinite(scost))
-                raise ValidationError(
-                    "a stockout cost is needed to value transfers",
-                    field="stockout_cost",
-                    row=r,
-                    code="missing_value",
-                )
-            short_now = _expected_short(ip.astype(float), mean_t, sigma_t, poisson)
-            short_full = _expected_short((ip + need).astype(float), mean_t, sigma_t, poisson)
-            benefit = np.where(
-                need > 0, scost * (short_now - short_full) / np.maximum(need, 1), 0.0
+        with D.connect(client, scheduler) as c:
+            t1 = time.perf_counter()
+            count = num_parts if num_parts is not None else D.default_partitions(c)
+            rows = D.sku_partitions(part.columns["sku"], network.num_skus, count)
+            parts = [part.take(r) for r in rows]
+            timings["partition_s"] = time.perf_counter() - t1
+            cb = None if report is None else (lambda d, t: report("partitions", d, t + 1))
+            outs, stats = D.run_tasks(c, _plan_rows, parts, settings, name="replenish", progress=cb)
+            t2 = time.perf_counter()
+            out = _merge(outs, rows, n) if outs else _plan_rows(part, settings)
+            timings.update(
+                scatter_s=stats.scatter_s,
+                cluster_s=stats.wall_s,
+                partition_max_s=max(stats.task_s, default=0.0),
+                partition_sum_s=sum(stats.task_s),
+                merge_s=time.perf_counter() - t2,
+                retries=float(stats.retries),
+                partitions=float(len(parts)),
             )
-            costs = transfer_cost_matrix(
-                network.lat, network.lon, transfer_cost, transfer_cost_per_km
-            )
-            lines = plan_transfers(
-                sku,
-                loc,
-                surplus,
-                need,
-                benefit,
-                costs,
-                max_sources=max_sources,
-                threads=transfer_threads,
-            )
-            t_origin, t_dest = np.asarray(lines.origin), np.asarray(lines.destination)
-            t_qty, t_cost = np.asarray(lines.qty), np.asarray(lines.unit_cost)
-            np.add.at(received, t_dest, t_qty)
-            np.subtract.at(ip, t_origin, t_qty)
-            ip += received
+    if "failure" in out:
+        _stage, row, field, message = out["failure"]
+        raise ValidationError(message, field=field, row=row, code="missing_value")
+    t3 = time.perf_counter()
+    plan = _finish(part, out, plan_args, network, budget)
+    timings["finish_s"] = time.perf_counter() - t3
+    timings["total_s"] = time.perf_counter() - t0
+    if report is not None:
+        report("done", 2, 2)
+    return dataclasses.replace(plan, timings=timings)
 
-    # ---- purchases
-    qty = np.empty(n, np.int64)
-    flags = np.empty(n, np.int64)
-    K.order_quantities(ip, s, big_s, np.asarray(levels.batch), moq_a, pack_a, shelf, qty, flags)
+
+def _finish(
+    part: _Part,
+    out: dict[str, Any],
+    args: dict[str, Any],
+    network: NetworkData,
+    budget: float | None,
+) -> ReplenishmentPlan:
+    """The global step: fund purchases under the budget, assemble the plan."""
+    c = part.columns
+    sku = c["sku"]
+    ip0 = c["ip0"]
+    mean = out["mean"]
+    qty, flags, received = out["qty"], out["flags"], out["received"]
+    ucost = _expand(part.params["unit_cost"], sku)
     buy = np.flatnonzero(qty > 0)
     spent = float(np.nansum(qty[buy] * ucost[buy])) if budget is None else 0.0
-    unfunded = 0
+    unfunded_pos = np.empty(0, np.int64)
     if budget is not None and buy.size:
-        if np.any(~np.isfinite(ucost[buy]) | ~np.isfinite(scost[buy])):
-            r = buy[first_true(~np.isfinite(ucost[buy]) | ~np.isfinite(scost[buy]))]
-            field = "unit_cost" if not np.isfinite(ucost[r]) else "stockout_cost"
-            raise ValidationError(
-                "costs are needed to spend a budget", field=field, row=int(r), code="missing_value"
-            )
-        value = scost[buy] * (
-            _expected_short(ip[buy].astype(float), mean_t[buy], sigma_t[buy], poisson)
-            - _expected_short(
-                (ip[buy] + qty[buy]).astype(float), mean_t[buy], sigma_t[buy], poisson
-            )
-        )
-        money = qty[buy] * ucost[buy]
-        ratio = np.where(money > 0, value / np.where(money > 0, money, 1.0), np.inf)
+        ratio, money = out["ratio"][buy], out["money"][buy]
         order = np.lexsort((buy, -ratio)).astype(np.int64)
         take = np.zeros(buy.size, dtype=np.bool_)
         spent = float(K.greedy_budget(order, money, float(budget), take))
-        unfunded = int((~take).sum())
+        unfunded_pos = buy[~take]
         buy = buy[take]
-    elif budget is not None:
-        spent = 0.0
 
-    # ---- cover and alerts
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cover = np.where(mean > 0, free / np.where(mean > 0, mean, 1.0), np.inf)
     arrive = received.copy()
     arrive[buy] += qty[buy]
     with np.errstate(divide="ignore", invalid="ignore"):
         cover_after_pos = np.where(mean > 0, (ip0 + arrive) / np.where(mean > 0, mean, 1.0), np.inf)
-    avail = ledger.available_all()
-    zero_avail = (avail.max(axis=1) <= 0) if avail.shape[1] else np.ones(n, bool)
-    kind = np.zeros(n, np.int64)
-    kind[ip0 <= s] |= AlertKind.BELOW_REORDER_POINT
-    kind[zero_avail & (mean > 0)] |= AlertKind.ZERO_AVAILABLE
-    kind[cover < cover_threshold] |= AlertKind.LOW_COVER
-    kind[(flags & K.F_SHELF_BLOCKED) != 0] |= AlertKind.SHELF_BLOCKED
+    kind = out["kind"]
     alert_pos = np.flatnonzero(kind)
 
+    t_origin, t_dest, t_qty, t_cost = (out[k] for k in _LINES)
+    if t_origin.size:
+        order = np.lexsort((t_dest, t_origin, sku[t_origin]))
+        t_origin, t_dest, t_qty, t_cost = (a[order] for a in (t_origin, t_dest, t_qty, t_cost))
     n_t, n_b = t_qty.size, buy.size
+    policy = args["policy"]
     is_periodic = isinstance(policy, OrderUpToPolicy)
     action = np.concatenate([np.full(n_t, Action.TRANSFER), np.full(n_b, Action.BUY)])
     dest = np.concatenate([t_dest, buy]).astype(np.int64)
@@ -579,16 +874,23 @@ def replenish(
         network=network,
         policy=policy,
         sku=ro(sku),
-        location=ro(loc),
+        location=ro(c["location"]),
+        on_hand=ro(args["on_hand"]),
+        reserved=ro(args["reserved"]),
+        in_transit=ro(args["in_transit"]),
+        on_order=ro(args["on_order"]),
+        backorders=ro(args["backorders"]),
+        lead_time=ro(_expand(part.params["lead_time"], sku)),
+        review_period=ro(_expand(part.params["review_period"], sku)),
         inventory_position=ro(ip0),
-        forecast_mean=ro(mean.copy()),
-        forecast_std=ro(std.copy()),
-        safety_stock=levels.safety_stock,
-        reorder_point=levels.reorder_point,
-        order_up_to_level=levels.order_up_to_level,
-        free_stock=ro(free_stock),
-        transferable=ro(transferable),
-        days_of_cover=ro(cover),
+        forecast_mean=ro(np.array(mean)),
+        forecast_std=ro(np.array(out["std"])),
+        safety_stock=ro(out["safety_stock"]),
+        reorder_point=ro(out["reorder_point"]),
+        order_up_to_level=ro(out["order_up_to_level"]),
+        free_stock=ro(c["free_stock"]),
+        transferable=ro(out["transferable"]),
+        days_of_cover=ro(out["cover"]),
         action=ro(action.astype(np.int8)),
         suggestion_sku=ro(sku[dest]),
         origin=ro(np.concatenate([t_origin, np.full(n_b, -1)]).astype(np.int64)),
@@ -607,9 +909,12 @@ def replenish(
         adjustment=ro(np.concatenate([np.zeros(n_t, np.int64), flags[buy] & ~K.F_SHELF_BLOCKED])),
         unit_cost=ro(np.concatenate([t_cost, ucost[buy]]).astype(np.float64)),
         cover_after=ro(cover_after_pos[dest]),
+        unfunded_position=ro(unfunded_pos.astype(np.int64)),
+        unfunded_qty=ro(qty[unfunded_pos].astype(np.int64)),
+        unfunded_unit_cost=ro(ucost[unfunded_pos].astype(np.float64)),
         alert_position=ro(alert_pos),
         alert_kind=ro(kind[alert_pos]),
         budget=None if budget is None else float(budget),
         spent=spent,
-        unfunded=unfunded,
+        unfunded=int(unfunded_pos.size),
     )

@@ -25,7 +25,13 @@ from allocator._kernels.geo import pairwise_km
 from allocator._validate import as_float64, as_int64, first_true, readonly, same_length
 from allocator.exceptions import SolverError, ValidationError
 
-__all__ = ["TransferLines", "plan_transfers", "transfer_cost_matrix"]
+__all__ = [
+    "TransferCandidates",
+    "TransferLines",
+    "plan_transfers",
+    "transfer_candidates",
+    "transfer_cost_matrix",
+]
 
 logger = logging.getLogger("allocator")
 
@@ -248,7 +254,7 @@ def _check(
 
 
 @dataclass(frozen=True, eq=False)
-class _Candidates:
+class TransferCandidates:
     """Sources and sinks grouped by SKU (``skus``) and the candidate arcs between
     them. Group ``g`` owns ``src_rows[src_ptr[g]:src_ptr[g + 1]]``, the sinks
     likewise, and arcs ``arc_ptr[g]:arc_ptr[g + 1]``; ``arc_src`` / ``arc_sink``
@@ -264,7 +270,7 @@ class _Candidates:
     arc_sink: np.ndarray
 
 
-def _candidates(
+def transfer_candidates(
     sku: np.ndarray,
     location: np.ndarray,
     surplus: np.ndarray,
@@ -274,9 +280,11 @@ def _candidates(
     k: int,
     batch_arcs: int = BATCH_ARCS,
     threads: int = 1,
-) -> _Candidates | None:
-    """Candidate arcs per SKU (``k = 0``: every source cheaper than the benefit);
-    ``None`` when there is none."""
+) -> TransferCandidates | None:
+    """Candidate source-to-sink arcs per SKU, as :func:`plan_transfers` builds them
+    (``k = 0``: every source cheaper than the benefit, else each sink's ``k``
+    cheapest); ``None`` when there is none. Inputs as :func:`plan_transfers` takes
+    them after its checks (int64 and float64 arrays, a square cost matrix)."""
     src_rows = np.flatnonzero(surplus > 0)
     sink_rows = np.flatnonzero(need > 0)
     if src_rows.size == 0 or sink_rows.size == 0:
@@ -327,7 +335,9 @@ def _candidates(
         return None
     # arcs come out group by group, so a group's arcs start where its sinks' do
     arc_ptr = np.searchsorted(arc_sink, sink_ptr).astype(np.int64)
-    return _Candidates(skus, src_rows, sink_rows, src_ptr, sink_ptr, arc_ptr, arc_src, arc_sink)
+    return TransferCandidates(
+        skus, src_rows, sink_rows, src_ptr, sink_ptr, arc_ptr, arc_src, arc_sink
+    )
 
 
 def _chunks(ptr: np.ndarray, size: int) -> list[tuple[int, int]]:
@@ -429,7 +439,9 @@ def plan_transfers(
     k = 0 if max_sources is None else int(max_sources)
     if k < 0:
         raise ValidationError("expected max_sources >= 0 or None", field="max_sources")
-    cand = _candidates(sku, location, surplus, need, benefit, unit_cost, k, batch_arcs, threads)
+    cand = transfer_candidates(
+        sku, location, surplus, need, benefit, unit_cost, k, batch_arcs, threads
+    )
     if cand is None:
         return _empty()
     src_rows, sink_rows = cand.src_rows, cand.sink_rows
