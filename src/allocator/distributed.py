@@ -162,13 +162,15 @@ class TaskStats:
     ``scatter_s``: handing the inputs to the workers; ``wall_s``: from the first
     submission to the last result on the driver (includes ``scatter_s`` of
     resubmissions); ``task_s``: the compute time each partition reported from its
-    worker (of its last, successful attempt); ``retries``: partitions submitted
+    worker (of its last, successful attempt), and ``task_cpu_s`` the CPU seconds of
+    the worker process over the same span; ``retries``: partitions submitted
     again after their worker or their input was lost.
     """
 
     scatter_s: float = 0.0
     wall_s: float = 0.0
     task_s: list[float] = field(default_factory=list)
+    task_cpu_s: list[float] = field(default_factory=list)
     retries: int = 0
 
     @property
@@ -177,10 +179,10 @@ class TaskStats:
         return max(0.0, self.wall_s - (max(self.task_s) if self.task_s else 0.0))
 
 
-def _timed(func: Callable[..., Any], part: Any, common: Any) -> tuple[Any, float]:
-    t0 = time.perf_counter()
+def _timed(func: Callable[..., Any], part: Any, common: Any) -> tuple[Any, float, float]:
+    t0, c0 = time.perf_counter(), time.process_time()
     out = func(part, common)
-    return out, time.perf_counter() - t0
+    return out, time.perf_counter() - t0, time.process_time() - c0
 
 
 def run_tasks(
@@ -192,8 +194,15 @@ def run_tasks(
     retries: int = 3,
     name: str = "allocator",
     progress: Callable[[int, int], None] | None = None,
+    on_result: Callable[[int, Any], None] | None = None,
 ) -> tuple[list[Any], TaskStats]:
     """``[func(part, common) for part in parts]`` on the cluster, in order.
+
+    ``parts`` is any sequence; ``parts[i]`` is read when part ``i`` is sent (and
+    again if it must be resent), so a lazy sequence lets the driver prepare the
+    next part while the workers compute. With ``on_result``, each result is handed
+    to ``on_result(i, result)`` as it arrives (in completion order) instead of
+    being kept, and the returned list holds ``None``.
 
     Each part is scattered to one worker (straight from the driver, not through the
     scheduler) and its task runs there; ``common`` is sent once to every worker.
@@ -207,7 +216,7 @@ def run_tasks(
     from concurrent.futures import CancelledError
 
     run = next(_RUN)
-    stats = TaskStats(task_s=[0.0] * len(parts))
+    stats = TaskStats(task_s=[0.0] * len(parts), task_cpu_s=[0.0] * len(parts))
     t_start = time.perf_counter()
     common_f: list[Any] = []
 
@@ -237,7 +246,7 @@ def run_tasks(
     for fut in pending:
         i = futures[fut.key]
         try:
-            out, seconds = fut.result()
+            out, seconds, cpu = fut.result()
         except (CancelledError, dist.KilledWorker) as exc:
             attempt[i] += 1
             if attempt[i] > retries:
@@ -248,8 +257,12 @@ def run_tasks(
             futures[nf.key] = i
             pending.add(nf)
             continue
-        results[i] = out
+        if on_result is not None:
+            on_result(i, out)
+        else:
+            results[i] = out
         stats.task_s[i] = float(seconds)
+        stats.task_cpu_s[i] = float(cpu)
         done += 1
         if progress is not None:
             progress(done, len(parts))

@@ -77,7 +77,8 @@ def check_history(history: Any, field: str = "demand", *, compact: bool = False)
     if arr.shape[1] == 0:
         raise ValidationError("the history has no periods", field=field, code="empty")
     out = arr if compact else np.ascontiguousarray(arr, dtype=np.float64)
-    if arr.dtype.kind == "f":
+    # one reduction each for the common, clean case; the row scan only on a problem
+    if arr.dtype.kind == "f" and arr.size and not np.isfinite(np.add.reduce(out, axis=None)):
         bad_rows = np.asarray(~np.isfinite(out).all(axis=1))
         if bad_rows.any():
             row = first_true(bad_rows)
@@ -87,7 +88,8 @@ def check_history(history: Any, field: str = "demand", *, compact: bool = False)
                 row=row,
                 code="not_finite",
             )
-    neg_rows = np.asarray((out < 0).any(axis=1)) if arr.dtype.kind != "u" else None
+    negative = arr.dtype.kind != "u" and arr.size and arr.min() < 0
+    neg_rows = np.asarray((arr < 0).any(axis=1)) if negative else None
     if neg_rows is not None and neg_rows.any():
         row = first_true(neg_rows)
         raise ValidationError(
@@ -146,7 +148,10 @@ def moving_average(history: Any, window: int = 28) -> Forecast:
     >>> float(f.mean[0]), float(f.std[0])
     (3.5, 0.5)
     """
-    hist = check_history(history)
+    return _moving_average(check_history(history), window)
+
+
+def _moving_average(hist: np.ndarray, window: int) -> Forecast:
     if int(window) < 1:
         raise ValidationError("expected window >= 1", field="window")
     mean = np.empty(hist.shape[0])
@@ -170,7 +175,10 @@ def exponential_smoothing(history: Any, alpha: float = 0.2) -> Forecast:
     >>> float(f.mean[0]), float(f.std[0])
     (15.0, 10.0)
     """
-    hist = check_history(history)
+    return _exponential_smoothing(check_history(history), alpha)
+
+
+def _exponential_smoothing(hist: np.ndarray, alpha: float) -> Forecast:
     a = _alpha(alpha, "alpha")
     mean = np.empty(hist.shape[0])
     std = np.empty(hist.shape[0])
@@ -215,7 +223,10 @@ def croston(
     >>> float(croston([[0, 4, 0, 4]], alpha=0.5).mean[0])
     2.0
     """
-    hist = check_history(history)
+    return _croston(check_history(history), alpha, variant, beta)
+
+
+def _croston(hist: np.ndarray, alpha: float, variant: str, beta: float = 0.1) -> Forecast:
     a = _alpha(alpha, "alpha")
     b = _alpha(beta, "beta")
     if variant not in _VARIANTS:
@@ -243,21 +254,27 @@ def forecast(
     ``"auto"`` uses TSB for intermittent rows (more than ``intermittent_share`` of
     the periods without sales) and SES for the others.
     """
-    hist = check_history(history)
+    return _forecast(check_history(history), method, alpha, window, intermittent_share)
+
+
+def _forecast(
+    hist: np.ndarray, method: str, alpha: float, window: int = 28, intermittent_share: float = 0.5
+) -> Forecast:
+    """:func:`forecast` of a history :func:`check_history` has already passed (float64)."""
     if method == "moving_average":
-        return moving_average(hist, window)
+        return _moving_average(hist, window)
     if method == "ses":
-        return exponential_smoothing(hist, alpha)
+        return _exponential_smoothing(hist, alpha)
     if method in _VARIANTS:
-        return croston(hist, alpha, variant=method)  # type: ignore[arg-type]
+        return _croston(hist, alpha, method)
     if method != "auto":
         raise ValidationError(f"unknown method {method!r}", field="method", code="invalid_choice")
-    zero_share = (hist == 0).mean(axis=1)
+    zero_share = np.count_nonzero(hist == 0, axis=1) / hist.shape[1]
     sparse = zero_share > intermittent_share
-    smooth = exponential_smoothing(hist, alpha)
+    smooth = _exponential_smoothing(hist, alpha)
     if not sparse.any():
         return Forecast(smooth.mean, smooth.std, method="auto")
-    tsb = croston(hist[sparse], alpha, variant="tsb")
+    tsb = _croston(hist[sparse], alpha, "tsb")
     mean = smooth.mean.copy()
     std = smooth.std.copy()
     mean[sparse] = tsb.mean

@@ -388,7 +388,10 @@ def _prepare(
     reserved = np.asarray(ledger.reserved)
     in_transit = np.asarray(ledger.in_transit)
     avail = ledger.available_all()
-    zero_avail = (avail.max(axis=1) <= 0) if avail.shape[1] else np.ones(n, bool)
+    # nothing reservable on any channel; one pass per channel (C is small)
+    zero_avail = np.ones(n, dtype=np.bool_)
+    for ch in range(avail.shape[1]):
+        zero_avail &= avail[:, ch] <= 0
     columns = {
         "row": np.arange(n, dtype=np.int64),
         "sku": sku,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from allocator.events import Events
 from allocator.exceptions import DTypeError, ValidationError
 from allocator.ledger import Ledger
 from allocator.network import NetworkData
-from allocator.replenishment.forecast import forecast
+from allocator.replenishment.forecast import _forecast
 from allocator.replenishment.inputs import _expand, _Part, _prepare, _Settings
 from allocator.replenishment.policies import Levels, OrderUpToPolicy, Policy
 from allocator.replenishment.transfers import plan_transfers
@@ -463,7 +463,9 @@ def _plan_rows(part: _Part, st: _Settings) -> dict[str, Any]:
     if part.mean is not None and part.std is not None:
         mean, std = part.mean, part.std
     else:
-        fc = forecast(part.history, st.forecast_method, alpha=st.alpha)  # type: ignore[arg-type]
+        # checked on the driver; a compact dtype converts back to float64 exactly
+        hist = np.ascontiguousarray(part.history, dtype=np.float64)
+        fc = _forecast(hist, st.forecast_method, st.alpha)
         mean, std = np.asarray(fc.mean), np.asarray(fc.std)
     levels: Levels = part.policy.levels(mean, std, lt, rp)
     s = np.asarray(levels.reorder_point)
@@ -574,31 +576,74 @@ def _plan_rows(part: _Part, st: _Settings) -> dict[str, Any]:
     }
 
 
-def _merge(outs: list[dict[str, Any]], rows: list[np.ndarray], n: int) -> dict[str, Any]:
-    """Partition results back in ledger order: columns scattered to their rows,
-    transfer lines renumbered and sorted as one run sorts them."""
-    failures = [
-        (o["failure"][0], int(r[o["failure"][1]]), *o["failure"][2:])
-        for o, r in zip(outs, rows, strict=True)
-        if "failure" in o
-    ]
-    if failures:
-        return {"failure": min(failures)}
-    merged: dict[str, Any] = {}
-    for key, dtype in _OUT.items():
-        if outs[0][key].shape[0] == 0 and key in ("ratio", "money"):
-            merged[key] = np.empty(0)
-            continue
-        col = np.empty(n, dtype=dtype)
-        for o, r in zip(outs, rows, strict=True):
-            col[r] = o[key]
-        merged[key] = col
-    origin = np.concatenate([r[o["t_origin"]] for o, r in zip(outs, rows, strict=True)])
-    dest = np.concatenate([r[o["t_dest"]] for o, r in zip(outs, rows, strict=True)])
-    qty = np.concatenate([o["t_qty"] for o in outs]).astype(np.int64)
-    cost = np.concatenate([o["t_cost"] for o in outs]).astype(np.float64)
-    merged.update(t_origin=origin, t_dest=dest, t_qty=qty, t_cost=cost)
-    return merged
+def _plan_partition(part: _Part, st: _Settings) -> dict[str, Any]:
+    """:func:`_plan_rows` on a worker: integer results travel back in the narrowest
+    dtype that holds them (the merge widens them again, exactly)."""
+    out = _plan_rows(part, st)
+    for key, value in out.items():
+        if isinstance(value, np.ndarray) and value.dtype == np.int64 and value.size:
+            lo, hi = int(value.min()), int(value.max())
+            for dtype in (np.int8, np.int16, np.int32):
+                info = np.iinfo(dtype)
+                if info.min <= lo and hi <= info.max:
+                    out[key] = value.astype(dtype)
+                    break
+    return out
+
+
+class _Partitions(Sequence[_Part]):
+    """The SKU partitions of ``part``, cut when each is sent (and again for a retry),
+    so the driver cuts the next one while the workers compute."""
+
+    def __init__(self, part: _Part, rows: list[np.ndarray]) -> None:
+        self.part = part
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> _Part:  # type: ignore[override]
+        return self.part.take(self.rows[i])
+
+
+class _Merger:
+    """Partition results put back in ledger order as they arrive: columns scattered
+    to their rows, transfer lines renumbered (they stay in one run's order:
+    partitions are consecutive SKU ranges)."""
+
+    def __init__(self, rows: list[np.ndarray], n: int, budget: bool) -> None:
+        self.rows = rows
+        self.columns = {
+            k: np.empty(n if budget or k not in ("ratio", "money") else 0, dtype=dtype)
+            for k, dtype in _OUT.items()
+        }
+        self.lines: list[tuple[np.ndarray, ...] | None] = [None] * len(rows)
+        self.failures: list[tuple[Any, ...]] = []
+        self.seconds = 0.0
+
+    def add(self, i: int, out: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        r = self.rows[i]
+        if "failure" in out:
+            stage, row, *rest = out["failure"]
+            self.failures.append((stage, int(r[row]), *rest))
+            return
+        for key, col in self.columns.items():
+            if col.shape[0]:
+                col[r] = out[key]
+        self.lines[i] = (r[out["t_origin"]], r[out["t_dest"]], out["t_qty"], out["t_cost"])
+        self.seconds += time.perf_counter() - t0
+
+    def result(self) -> dict[str, Any]:
+        if self.failures:
+            return {"failure": min(self.failures)}
+        merged: dict[str, Any] = dict(self.columns)
+        parts = [x for x in self.lines if x is not None]
+        for j, (key, dtype) in enumerate(
+            zip(_LINES, (np.int64, np.int64, np.int64, np.float64), strict=True)
+        ):
+            merged[key] = np.concatenate([p[j] for p in parts]).astype(dtype, copy=False)
+        return merged
 
 
 def _progress(progress: Any) -> Callable[[str, int, int], None] | None:
@@ -801,20 +846,30 @@ def replenish(
             t1 = time.perf_counter()
             count = num_parts if num_parts is not None else D.default_partitions(c)
             rows = D.sku_partitions(part.columns["sku"], network.num_skus, count)
-            parts = [part.take(r) for r in rows]
             timings["partition_s"] = time.perf_counter() - t1
             cb = None if report is None else (lambda d, t: report("partitions", d, t + 1))
-            outs, stats = D.run_tasks(c, _plan_rows, parts, settings, name="replenish", progress=cb)
+            merger = _Merger(rows, n, settings.budget)
+            _, stats = D.run_tasks(
+                c,
+                _plan_partition,
+                _Partitions(part, rows),
+                settings,
+                name="replenish",
+                progress=cb,
+                on_result=merger.add,
+            )
             t2 = time.perf_counter()
-            out = _merge(outs, rows, n) if outs else _plan_rows(part, settings)
+            out = merger.result() if rows else _plan_rows(part, settings)
             timings.update(
                 scatter_s=stats.scatter_s,
                 cluster_s=stats.wall_s,
                 partition_max_s=max(stats.task_s, default=0.0),
                 partition_sum_s=sum(stats.task_s),
-                merge_s=time.perf_counter() - t2,
+                partition_cpu_max_s=max(stats.task_cpu_s, default=0.0),
+                partition_cpu_sum_s=sum(stats.task_cpu_s),
+                merge_s=merger.seconds + time.perf_counter() - t2,
                 retries=float(stats.retries),
-                partitions=float(len(parts)),
+                partitions=float(len(rows)),
             )
     if "failure" in out:
         _stage, row, field, message = out["failure"]
@@ -860,10 +915,9 @@ def _finish(
     kind = out["kind"]
     alert_pos = np.flatnonzero(kind)
 
+    # Lines come sorted by (sku, origin, destination): plan_transfers sorts each
+    # partition's, and SKU partitions are consecutive SKU ranges in order.
     t_origin, t_dest, t_qty, t_cost = (out[k] for k in _LINES)
-    if t_origin.size:
-        order = np.lexsort((t_dest, t_origin, sku[t_origin]))
-        t_origin, t_dest, t_qty, t_cost = (a[order] for a in (t_origin, t_dest, t_qty, t_cost))
     n_t, n_b = t_qty.size, buy.size
     policy = args["policy"]
     is_periodic = isinstance(policy, OrderUpToPolicy)

@@ -12,6 +12,8 @@ import numpy as np
 from allocator.exceptions import ValidationError
 from allocator.scenarios import Scenario, ScenarioData
 from allocator.simulation.engine import POLICIES, SimulationResult, simulate
+from allocator.simulation.seeds import Interval, format_intervals, intervals_frame, kpi_intervals
+from allocator.simulation.seeds import run_cells as _run_cells
 
 __all__ = ["CapacitySweep", "Comparison", "capacity_sweep", "compare"]
 
@@ -142,6 +144,14 @@ class Comparison:
         """``{policy: (mean, half-width of the 95 % interval)}`` over the seeds."""
         return {p: interval(v) for p, v in self.per_seed(kpi).items()}
 
+    def intervals(self) -> dict[str, dict[str, Interval]]:
+        """``{policy: {kpi: Interval}}``: every KPI's mean and 95 % interval over the seeds."""
+        return {p: kpi_intervals(rs) for p, rs in self._runs().items()}
+
+    def intervals_frame(self) -> Any:
+        """One row per (policy, KPI): mean, low, high, seeds."""
+        return intervals_frame(self.intervals(), "policy")
+
     def table(self) -> dict[str, dict[str, float]]:
         """``{policy: {kpi: value}}``."""
         return {name: r.kpis.as_dict() for name, r in self.results.items()}
@@ -149,7 +159,10 @@ class Comparison:
     def summary(self) -> str:
         secs = {name: [f"{r.timings['total']:.1f}"] for name, r in self.results.items()}
         extra = {"seconds": [v[0] for v in secs.values()]}
-        return format_table(self.table(), extra)
+        text = format_table(self.table(), extra)
+        if len(self.seeds) > 1:
+            text += "\n\n" + format_intervals(self.intervals(), TABLE_KPIS)
+        return text
 
     def to_frame(self) -> Any:
         """One row per KPI, one column per policy."""
@@ -165,6 +178,8 @@ def compare(
     days: int = 28,
     seed: int | None = None,
     seeds: Sequence[int] | None = None,
+    client: Any = None,
+    scheduler: Any = None,
     progress: Callable[[str, int, int], None] | None = None,
     **options: Any,
 ) -> Comparison:
@@ -180,9 +195,15 @@ def compare(
         As in :func:`simulate`.
     seeds
         Several seeds (a :class:`~allocator.scenarios.Scenario` only): every policy
-        runs on each; :meth:`Comparison.interval` gives means and 95 % intervals.
+        runs on each; :meth:`Comparison.interval` gives means and 95 % intervals,
+        and the summary adds them for every KPI.
+    client, scheduler
+        Run the (policy x seed) cells as Dask tasks (a ``distributed.Client``, or a
+        scheduler address); each worker builds its scenario from the seed. The
+        results are those of the single-process run.
     progress
-        Called as ``progress(policy, days_done, days)``.
+        Called as ``progress(policy, days_done, days)`` (on a cluster:
+        ``progress("runs", runs_done, runs)``).
     **options
         Passed to :func:`simulate` (``volume``, ``capacity``, ``sourcing_options``,
         ``keep_log``, ...).
@@ -217,6 +238,22 @@ def compare(
         if not datas:
             raise ValidationError("give at least one seed", field="seeds")
     by_seed: dict[str, list[SimulationResult]] = {name: [] for name in names}
+    seed_list = tuple(d.seed for d in datas)
+    if client is not None or scheduler is not None:
+        cells = [{"sourcing": n, "seed": d.seed} for d in datas for n in names]
+        cb = None if progress is None else (lambda done, total: progress("runs", done, total))
+        runs = _run_cells(
+            scenario if isinstance(scenario, Scenario) else datas[0],
+            cells,
+            days=days,
+            options=options,
+            client=client,
+            scheduler=scheduler,
+            progress=cb,
+        )
+        datas = []  # run already
+        for cell, run in zip(cells, runs, strict=True):
+            by_seed[str(cell["sourcing"])].append(run)
     for data in datas:
         for name in names:
             cb = (
@@ -229,7 +266,7 @@ def compare(
     return Comparison(
         results,
         {name: tuple(runs) for name, runs in by_seed.items()},
-        tuple(d.seed for d in datas),
+        seed_list,
     )
 
 
@@ -265,6 +302,9 @@ class CapacitySweep:
     fill_target, on_time_target
         Service is broken when the online fill rate falls below ``fill_target`` or
         pick-up on time below ``on_time_target``.
+    by_seed, seeds
+        With ``seeds=``: per multiplier, one result per seed (``results`` holds the
+        first seed's, which decide :meth:`ok`), and the seeds.
     """
 
     kind: str
@@ -272,6 +312,8 @@ class CapacitySweep:
     results: tuple[SimulationResult, ...]
     fill_target: float
     on_time_target: float
+    by_seed: tuple[tuple[SimulationResult, ...], ...] | None = None
+    seeds: tuple[int, ...] = ()
 
     def ok(self) -> np.ndarray:
         """Whether each run meets both service targets."""
@@ -302,6 +344,18 @@ class CapacitySweep:
             for m, r in zip(self.multipliers, self.results, strict=True)
         }
 
+    def intervals(self) -> dict[str, dict[str, Interval]]:
+        """``{"volume x1.5": {kpi: Interval}}``: mean and 95 % interval over the seeds."""
+        runs = self.by_seed if self.by_seed is not None else tuple((r,) for r in self.results)
+        return {
+            f"{self.kind} x{m:g}": kpi_intervals(rs)
+            for m, rs in zip(self.multipliers, runs, strict=True)
+        }
+
+    def intervals_frame(self) -> Any:
+        """One row per (multiplier, KPI): mean, low, high, seeds."""
+        return intervals_frame(self.intervals(), "run")
+
     def summary(self) -> str:
         bp = self.breaking_point
         if self.kind == "volume":
@@ -317,7 +371,10 @@ class CapacitySweep:
                 else "no capacity tried keeps service"
             )
         ok = ["yes" if v else "NO" for v in self.ok()]
-        return head + "\n" + format_table(self.table(), {"meets targets": ok})
+        text = head + "\n" + format_table(self.table(), {"meets targets": ok})
+        if len(self.seeds) > 1:
+            text += "\n\n" + format_intervals(self.intervals(), TABLE_KPIS)
+        return text
 
     def to_frame(self) -> Any:
         import pandas as pd
@@ -338,11 +395,20 @@ def capacity_sweep(
     seed: int | None = None,
     fill_target: float = 0.95,
     on_time_target: float = 0.9,
+    seeds: Sequence[int] | None = None,
+    client: Any = None,
+    scheduler: Any = None,
     progress: Callable[[float, int, int], None] | None = None,
     **options: Any,
 ) -> CapacitySweep:
     """Simulate at each order-volume or pick-capacity multiplier and find where service
     breaks.
+
+    ``seeds`` (a :class:`~allocator.scenarios.Scenario` only) runs every multiplier
+    on each seed; the summary adds each KPI's mean and 95 % interval over the
+    seeds. ``client`` or ``scheduler`` runs the (multiplier x seed) cells as Dask
+    tasks, with the single-process results; ``progress`` is then called as
+    ``progress(-1.0, runs_done, runs)``.
 
     Raises
     ------
@@ -372,8 +438,38 @@ def capacity_sweep(
         raise ValidationError(
             f"unknown sourcing policy {sourcing!r}", field="sourcing", code="unknown_method"
         )
-    data = _build(scenario, seed)
     mults.sort()
+    if seeds is not None or client is not None or scheduler is not None:
+        if seeds is not None and (not isinstance(scenario, Scenario) or seed is not None):
+            raise ValidationError(
+                "seeds needs a Scenario (built once per seed) and no seed", field="seeds"
+            )
+        seed_list = [int(s) for s in seeds] if seeds is not None else [_build(scenario, seed).seed]
+        if not seed_list:
+            raise ValidationError("give at least one seed", field="seeds")
+        cells = [{"sourcing": sourcing, kind: m, "seed": s} for m in mults for s in seed_list]
+        cb = None if progress is None else (lambda done, total: progress(-1.0, done, total))
+        runs = _run_cells(
+            scenario,
+            cells,
+            days=days,
+            options=options,
+            client=client,
+            scheduler=scheduler,
+            progress=cb,
+        )
+        k = len(seed_list)
+        per = tuple(tuple(runs[i * k : (i + 1) * k]) for i in range(len(mults)))
+        return CapacitySweep(
+            kind=kind,
+            multipliers=tuple(mults),
+            results=tuple(rs[0] for rs in per),
+            fill_target=float(fill_target),
+            on_time_target=float(on_time_target),
+            by_seed=per,
+            seeds=tuple(seed_list),
+        )
+    data = _build(scenario, seed)
     results = []
     for m in mults:
         run_options: dict[str, Any] = {**options, kind: m}
