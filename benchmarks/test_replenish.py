@@ -26,3 +26,13 @@ def test_transfers(benchmark) -> None:
     surplus = np.maximum(ip - 25, 0)
     cost = rng.uniform(0.5, 3.0, (n_loc, n_loc))
     benchmark(plan_transfers, sku, loc, surplus, need, np.full(sku.size, 5.0), cost)
+
+
+def test_replenish_plan_50k(benchmark) -> None:
+    from allocator.bench.distributed import _replenish_kwargs, replenish_case
+    from allocator.replenishment import replenish
+
+    network, ledger, history, on_order = replenish_case(0, 100, 2_500, 0.2, 28)
+    kwargs = _replenish_kwargs(on_order)
+    replenish(network, ledger, history, **kwargs)
+    benchmark(replenish, network, ledger, history, **kwargs)

