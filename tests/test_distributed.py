@@ -405,3 +405,17 @@ def test_progress_reports_partitions(client: Any) -> None:
     replenish(net, led, hist, client=client, partitions=3, progress=lambda *a: seen.append(a))
     stages = [s for s, _, _ in seen]
     assert "partitions" in stages and stages[-1] == "done"
+
+
+def test_bench_distributed_quick_reports_its_keys() -> None:
+    import argparse
+
+    from allocator.bench import distributed as bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    out = bench.run(parser.parse_args(["--quick"]))
+    assert out["identical"] is True
+    for key in ("replenish_speedup", "sweep_speedup", "per_partition_s", "overhead_s"):
+        assert out[key] > 0, key
+    assert out["partitions"] == 2 and out["retries"] == 0
