@@ -416,6 +416,12 @@ def test_bench_distributed_quick_reports_its_keys() -> None:
     bench.add_arguments(parser)
     out = bench.run(parser.parse_args(["--quick"]))
     assert out["identical"] is True
-    for key in ("replenish_speedup", "sweep_speedup", "per_partition_s", "overhead_s"):
+    for key in (
+        "replenish_speedup",
+        "sweep_speedup",
+        "per_partition_s",
+        "overhead_s",
+        "cores_available",
+    ):
         assert out[key] > 0, key
     assert out["partitions"] == 2 and out["retries"] == 0

@@ -12,8 +12,11 @@ cluster wall time), ``identical``, ``per_partition_s`` (mean compute seconds of 
 partition on its worker), ``overhead_s`` (cluster wall time not spent in the
 slowest partition: validation and columns on the driver, scatter, scheduling,
 result transfer, merge and the global budget step), the parts of that overhead,
-and a 1-worker run for the scaling model (``--one-worker``). Numba compilation or
-cache loading, on the driver and on every worker, is timed apart.
+and a 1-worker run for the scaling model (``--one-worker``). ``cores_available``
+says how many cores the workers really got together (a busy loop on each at once:
+2.0 on an idle 2-core machine), since other jobs on a shared machine take their
+share. Numba compilation or cache loading, on the driver and on every worker, is
+timed apart.
 """
 
 from __future__ import annotations
@@ -151,6 +154,26 @@ def _same_runs(a: Any, b: Any) -> bool:
     return True
 
 
+def _spin(seconds: float = 0.5) -> tuple[float, float]:
+    """Busy Python loop for about ``seconds`` of CPU: (wall, CPU) seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    x = 0
+    while time.process_time() - c0 < seconds:
+        for i in range(10_000):
+            x += i
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def cores_available(client: Any) -> float:
+    """Cores the workers get together while all of them compute: the CPU seconds of
+    one busy loop per worker over the wall time of the slowest (2.0 for 2 workers on
+    an idle 2-core machine; less when other jobs share it)."""
+    workers = list(client.scheduler_info()["workers"])
+    futures = [client.submit(_spin, pure=False, workers=[w]) for w in workers]
+    got = [f.result() for f in futures]
+    return float(sum(cpu for _, cpu in got) / max(wall for wall, _ in got))
+
+
 def _cluster(args: argparse.Namespace, workers: int) -> tuple[Any, Any]:
     from distributed import Client, LocalCluster
 
@@ -222,6 +245,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         out["worker_warm_s"] = max(float(v.rstrip("s")) for v in D.warm_workers(client).values())
         out["cluster_start_and_warm_s"] = time.perf_counter() - t0
+        out["cores_available"] = cores_available(client)
         if not args.skip_replenish:
             t0 = time.perf_counter()
             case = replenish_case(args.seed, nloc, nsku, args.density, periods)
