@@ -8,34 +8,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import allocator
 from allocator import exceptions
 
 EXPECTED = [
-    "NO_EXPIRY",
     "AllocatorError",
-    "ApplyResult",
-    "ChannelForecast",
-    "CostModel",
-    "EventKind",
     "Events",
     "Ledger",
-    "LocationKind",
     "Network",
     "NetworkData",
     "Orders",
     "ResultCode",
-    "SourcingPlan",
     "ValidationError",
     "allocate_channels",
-    "compare",
-    "department_store",
-    "nearby",
     "replenish",
-    "safety_stock",
     "simulate",
     "source",
+    "warmup",
 ]
+
+#: Modules ``import allocator`` must not load (each costs from 0.1 s to seconds).
+HEAVY = ("numba", "scipy.stats", "ortools", "matplotlib", "pandas", "sqlite3")
 
 
 def test_all_is_pinned_and_sorted():
@@ -46,6 +41,38 @@ def test_all_is_pinned_and_sorted():
     )
     for name in allocator.__all__:
         assert hasattr(allocator, name)
+        assert name in dir(allocator)
+
+
+def test_moved_names_warn_and_still_work():
+    with pytest.warns(DeprecationWarning, match="allocator.events"):
+        from allocator import EventKind
+    from allocator.events import EventKind as home
+
+    assert EventKind is home
+    with pytest.raises(AttributeError, match="no_such_name"):
+        allocator.no_such_name  # noqa: B018
+
+
+def _fresh(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+
+
+def test_import_loads_no_heavy_module():
+    code = f"import sys, allocator; print([m for m in {HEAVY!r} if m in sys.modules])"
+    assert _fresh(code).stdout.strip() == "[]"
+
+
+def test_building_a_network_needs_no_numba():
+    code = (
+        "import sys; from allocator import Network;"
+        "n = Network(); n.add_channel('c'); n.add_location('L', kind='store', lat=0, lon=0);"
+        "n.add_sku('s'); n.build();"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    assert _fresh(code).stdout.strip() == "[]"
 
 
 def test_exception_tree():

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from allocator import LocationKind, Network, NetworkData, ValidationError
+from allocator import Network, NetworkData, ValidationError
 from allocator.exceptions import DuplicateNameError, UnknownNameError
+from allocator.network import LocationKind
 
 
 def test_builder_lookups(small_network):

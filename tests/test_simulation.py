@@ -419,7 +419,7 @@ def test_cli_simulate_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
 
 
 def test_demo_runs_small(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any) -> None:
-    import allocator.demo as demo
+    import allocator.commands.demo as demo
     import allocator.scenarios as scenarios
 
     small = scenarios.department_store(

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from scipy import special, stats
 
 from allocator._validate import as_float64, first_true
 from allocator.exceptions import ValidationError
@@ -37,6 +36,8 @@ def _phi(z: np.ndarray) -> np.ndarray:
 
 def _upper_tail(z: np.ndarray) -> np.ndarray:
     # 1 - Phi(z) without cancellation for large z.
+    from scipy import special
+
     return 0.5 * special.erfc(z / _SQRT2)
 
 
@@ -148,6 +149,8 @@ def poisson_loss(s: Any, lam: Any) -> np.ndarray:
     s = np.asarray(s, dtype=np.float64)
     lam = np.asarray(lam, dtype=np.float64)
     s, lam = np.broadcast_arrays(s, lam)
+    from scipy import stats  # imported on use: about 1 s, most of allocator's import
+
     sf_prev = stats.poisson.sf(s - 1, lam)
     sf = stats.poisson.sf(s, lam)
     out = lam * sf_prev - s * sf
@@ -177,6 +180,8 @@ def poisson_quantile(p: Any, lam: Any) -> np.ndarray:
     """
     p = np.asarray(p, dtype=np.float64)
     lam = np.asarray(lam, dtype=np.float64)
+    from scipy import stats
+
     q = stats.poisson.ppf(p, lam)
     q = np.where(lam == 0, 0.0, q)
     return np.asarray(q, dtype=np.int64)
@@ -366,6 +371,8 @@ def safety_stock(
         sd, sd_l = f["std"], f["lead_time_std"]
         sigma_t = np.sqrt(horizon * sd * sd + mu * mu * sd_l * sd_l)
         if service_level is not None:
+            from scipy import special
+
             k = special.ndtri(target)
         else:
             with np.errstate(divide="ignore", invalid="ignore"):

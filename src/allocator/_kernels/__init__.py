@@ -101,8 +101,8 @@ class _CompileLog(event.Listener):
             return
         if stack:
             stack[-1][1] += total
-        if event.is_failed:
-            return
+        # (no check of event.is_failed: numba reports every compile as failed; a
+        # compile that really fails raises to the caller anyway)
         self.records.append(
             Compiled(
                 name=kernel_name(dispatcher),

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-__all__ = ["register"]
+__all__ = ["add_arguments", "run"]
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -21,14 +20,17 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def register(subparsers: Any) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``journal verify``."""
-    journal = subparsers.add_parser("journal", help="inspect a durable ledger journal")
-    sub = journal.add_subparsers(dest="journal_command", required=True)
+    sub = parser.add_subparsers(dest="journal_command", required=True)
     verify = sub.add_parser(
         "verify",
         help="check the hash chain, the high-water mark and every snapshot, and replay "
         "every batch; exit 0 when all agree, 1 when corrupt, 2 when not a journal",
     )
     verify.add_argument("path", help="the journal database")
-    verify.set_defaults(func=_verify)
+    verify.set_defaults(journal_run=_verify)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args.journal_run(args))

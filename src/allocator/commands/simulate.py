@@ -13,7 +13,9 @@ import argparse
 import json
 from typing import Any
 
-__all__ = ["register"]
+from allocator.cli import json_default
+
+__all__ = ["add_arguments", "run"]
 
 
 def _floats(text: str) -> list[float]:
@@ -70,7 +72,7 @@ class _Progress:
             self.bar.close()
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from allocator.exceptions import ValidationError
     from allocator.simulation import capacity_sweep, compare, write_report
 
@@ -124,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
                 "breaking_point": sweep.breaking_point,
                 "kpis": sweep.table(),
             }
-        print(json.dumps(doc, default=float))
+        print(json.dumps(doc, default=json_default))
     else:
         first = next(iter(comparison.results.values()))
         print(first.data.summary())
@@ -150,14 +152,8 @@ def add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-day", type=int, help="day of the year of day 0 (default 300)")
 
 
-def register(subparsers: Any) -> None:
-    """Add ``simulate``."""
-    p = subparsers.add_parser(
-        "simulate",
-        help="simulate days of omnichannel demand and compare sourcing policies",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``simulate``."""
     p.add_argument(
         "--sourcing",
         type=_names,
@@ -180,4 +176,3 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_scenario_arguments(p)
-    p.set_defaults(func=_run)

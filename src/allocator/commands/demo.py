@@ -15,7 +15,7 @@ import tempfile
 import time
 from typing import Any
 
-__all__ = ["run_demo"]
+__all__ = ["add_arguments", "run", "run_demo"]
 
 #: Policies the demo compares, when registered.
 POLICIES = ("greedy", "optimal")
@@ -47,6 +47,15 @@ def _probe_options(network: Any, method: str) -> dict[str, Any]:
             continue
         return options
     return {}  # pragma: no cover - the method rejects even no options
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options: the demo is the same job every time."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """``allocator demo``."""
+    return run_demo(args)
 
 
 def run_demo(args: argparse.Namespace | None = None) -> int:
