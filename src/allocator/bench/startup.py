@@ -147,9 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="fresh processes per figure")
 
 
-def _best(
-    code: str, env: dict[str, str], repeat: int
-) -> tuple[dict[str, Any], float, float]:
+def _best(code: str, env: dict[str, str], repeat: int) -> tuple[dict[str, Any], float, float]:
     """The run with the least wall time of ``repeat`` fresh processes."""
     runs = [_child([sys.executable, "-c", code], env, 600) for _ in range(repeat)]
     return min(runs, key=lambda r: r[0].get("wall", r[1]))
