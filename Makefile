@@ -4,33 +4,36 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench docs clean
+.PHONY: demo test lint bench docs warmup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev,plot,distributed]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,plot,distributed,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/allocator demo
+
+warmup: $(STAMP)
+	$(BIN)/allocator warmup
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy src
 
-test: lint
+test: lint docs
 	$(BIN)/python -m pytest -q -m "not extended"
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-enable -q
 
+# Warnings are errors: a broken page, reference or docstring fails the build (and CI).
 docs: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[docs]"
-	$(BIN)/sphinx-build -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache

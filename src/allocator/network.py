@@ -3,11 +3,24 @@
 Build with the mutable :class:`Network` builder (or :meth:`NetworkData.from_arrays` /
 :meth:`NetworkData.from_frame`), then freeze with :meth:`Network.build`. Everything
 downstream works on the frozen, index-based :class:`NetworkData`.
+
+Names
+-----
+Channel, location and SKU names are canonicalised once, wherever they enter (the
+builder, :class:`NetworkData`, frames, and every lookup by name): Unicode NFC, then
+surrounding whitespace stripped (:func:`canonical_name`). So ``"Å"`` typed as one
+code point or as ``A`` plus a combining ring is one SKU, and ``" A1 "`` finds
+``"A1"``. A name that is empty after that, holds a control character, or is longer
+than :data:`MAX_NAME_LENGTH` characters is rejected with ``invalid_identifier``; two
+names that canonicalise alike are duplicates. An unknown name is rejected with
+``<field>_not_found`` and the closest known names, when there are any.
 """
 
 from __future__ import annotations
 
+import difflib
 import enum
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,13 +28,83 @@ from typing import Any
 
 import numpy as np
 
-from allocator._validate import as_bool, as_float64, as_int64, check_name, readonly
-from allocator.exceptions import DuplicateNameError, UnknownNameError, ValidationError
+from allocator._validate import as_bool, as_float64, as_int64, readonly
+from allocator.exceptions import DTypeError, DuplicateNameError, UnknownNameError, ValidationError
 
-__all__ = ["MAX_CHANNELS", "LocationKind", "Network", "NetworkData"]
+__all__ = [
+    "MAX_CHANNELS",
+    "MAX_NAME_LENGTH",
+    "LocationKind",
+    "Network",
+    "NetworkData",
+    "canonical_name",
+]
 
 #: The most channels one network may have.
 MAX_CHANNELS = 16
+#: The longest name, in characters after canonicalisation.
+MAX_NAME_LENGTH = 256
+
+#: Unicode categories a name may not contain: controls, format characters (zero-width
+#: and direction marks), line and paragraph separators, surrogates and unassigned.
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def canonical_name(name: Any, field: str = "name", row: int | None = None) -> str:
+    """The canonical spelling of one channel, location or SKU name.
+
+    Unicode NFC, surrounding whitespace stripped. Raises
+    :class:`~allocator.exceptions.ValidationError` (``invalid_identifier``) when the
+    result is empty, longer than :data:`MAX_NAME_LENGTH`, or holds a control or
+    format character, and :class:`~allocator.exceptions.DTypeError` when ``name`` is
+    not a ``str``.
+
+    Examples
+    --------
+    >>> canonical_name(" A\u030a ") == "\u00c5"
+    True
+    """
+    if not isinstance(name, str):
+        raise DTypeError(
+            f"expected a str name, got {type(name).__name__}",
+            field=field,
+            row=row,
+            code="invalid_identifier",
+        )
+    text = unicodedata.normalize("NFC", name).strip()
+    if not text:
+        raise ValidationError(
+            f"invalid name {name[:40]!r}: empty", field=field, row=row, code="invalid_identifier"
+        )
+    if len(text) > MAX_NAME_LENGTH:
+        raise ValidationError(
+            f"invalid name {text[:40]!r}...: {len(text)} characters, the most is {MAX_NAME_LENGTH}",
+            field=field,
+            row=row,
+            code="invalid_identifier",
+        )
+    for ch in text:
+        if unicodedata.category(ch) in _BAD_CATEGORIES:
+            raise ValidationError(
+                f"invalid name {text[:40]!r}: contains the control or format character "
+                f"U+{ord(ch):04X}",
+                field=field,
+                row=row,
+                code="invalid_identifier",
+            )
+    return text
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'X'?)`` for the closest known names, or ``""``."""
+    folded = {k.casefold(): k for k in known}
+    exact = folded.get(name.casefold())
+    close = [exact] if exact is not None else []
+    if not close and len(folded) <= 100_000:
+        close = [folded[k] for k in difflib.get_close_matches(name.casefold(), folded, n=3)]
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
 
 
 class LocationKind(enum.IntEnum):
@@ -48,10 +131,13 @@ def _parse_kind(kind: Any, row: int | None = None) -> int:
     )
 
 
+def _canonical_names(names: Iterable[Any], field: str) -> tuple[str, ...]:
+    return tuple(canonical_name(n, field, i) for i, n in enumerate(names))
+
+
 def _index_names(names: Sequence[str], field: str) -> dict[str, int]:
     index: dict[str, int] = {}
     for i, name in enumerate(names):
-        check_name(name, field, i)
         if name in index:
             raise DuplicateNameError(
                 f"name {name!r} already used by row {index[name]}", field=field, row=i
@@ -111,6 +197,9 @@ class NetworkData:
     _frozen: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
+        for table in ("channel", "location", "sku"):
+            names = _canonical_names(getattr(self, f"{table}_names"), table)
+            object.__setattr__(self, f"{table}_names", names)
         nc, nl, nk = len(self.channel_names), len(self.location_names), len(self.sku_names)
         if nc == 0:
             raise ValidationError("a network needs at least one channel", field="channels")
@@ -191,14 +280,23 @@ class NetworkData:
         return self._lookup(sku, self._sku_index, self.num_skus, field)
 
     @staticmethod
+    def _find(name: str, index: dict[str, int], field: str, row: int | None = None) -> int:
+        got = index.get(name)
+        if got is None:
+            got = index.get(canonical_name(name, field, row))
+        if got is None:
+            raise UnknownNameError(
+                f"unknown {field} {name!r}{_suggest(name.strip(), index)}",
+                field=field,
+                row=row,
+                code=f"{field}_not_found",
+            )
+        return got
+
+    @staticmethod
     def _lookup(value: Any, index: dict[str, int], n: int, field: str) -> np.ndarray | int:
         if isinstance(value, str):
-            try:
-                return index[value]
-            except KeyError:
-                raise UnknownNameError(
-                    f"unknown name {value!r}", field=field, code=f"{field}_not_found"
-                ) from None
+            return NetworkData._find(value, index, field)
         if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
             if not 0 <= int(value) < n:
                 raise UnknownNameError(
@@ -212,15 +310,7 @@ class NetworkData:
             out = np.empty(arr.shape[0], dtype=np.int64)
             for row, item in enumerate(arr.tolist()):
                 if isinstance(item, str):
-                    got = index.get(item)
-                    if got is None:
-                        raise UnknownNameError(
-                            f"unknown name {item!r}",
-                            field=field,
-                            row=row,
-                            code=f"{field}_not_found",
-                        )
-                    out[row] = got
+                    out[row] = NetworkData._find(item, index, field, row)
                 elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < n:
                     out[row] = item
                 else:
@@ -318,21 +408,39 @@ class NetworkData:
         pickup, same_day_radius_km, excluded, pick_capacity, cost_multiplier``;
         ``skus`` needs ``name`` and may have ``price, unit_cost``.
         """
-        for col in ("name", "kind", "lat", "lon"):
-            if col not in locations.columns:
-                raise ValidationError("missing column", field=col, code="missing_field")
-        if "name" not in skus.columns:
-            raise ValidationError("missing column", field="name", code="missing_field")
-        opt = {
-            key: locations[key].to_numpy()
-            for key in (
+        required = {"locations": ("name", "kind", "lat", "lon"), "skus": ("name",)}
+        optional = {
+            "locations": (
                 "ships",
                 "pickup",
                 "same_day_radius_km",
                 "excluded",
                 "pick_capacity",
                 "cost_multiplier",
-            )
+            ),
+            "skus": ("price", "unit_cost"),
+        }
+        for frame_name, frame in (("locations", locations), ("skus", skus)):
+            columns = [str(c) for c in frame.columns]
+            for col in required[frame_name]:
+                if col not in columns:
+                    raise ValidationError(
+                        f"frame {frame_name!r} has no column {col!r} (it has {columns})",
+                        field=f"{frame_name}.{col}",
+                        code="missing_field",
+                    )
+            allowed = (*required[frame_name], *optional[frame_name])
+            unknown = [c for c in columns if c not in allowed]
+            if unknown:
+                raise ValidationError(
+                    f"frame {frame_name!r} has unknown columns {unknown}; the columns are "
+                    f"{list(allowed)}",
+                    field=f"{frame_name}.{unknown[0]}",
+                    code="field_not_allowed",
+                )
+        opt = {
+            key: locations[key].to_numpy()
+            for key in optional["locations"]
             if key in locations.columns
         }
         return cls.from_arrays(
@@ -347,6 +455,12 @@ class NetworkData:
                 skus["unit_cost"].to_numpy(dtype=np.float64) if "unit_cost" in skus else np.nan
             ),
             **opt,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"NetworkData(channels={list(self.channel_names)!r}, "
+            f"num_locations={self.num_locations}, num_skus={self.num_skus})"
         )
 
     def summary(self) -> str:
@@ -383,21 +497,21 @@ class Network:
         self._skus: list[tuple[str, float, float]] = []
         self._names: dict[str, dict[str, int]] = {"channel": {}, "location": {}, "sku": {}}
 
-    def _register(self, table: str, name: str) -> int:
-        check_name(name, table)
+    def _register(self, table: str, name: str) -> str:
+        name = canonical_name(name, table)
         names = self._names[table]
         if name in names:
             raise DuplicateNameError(f"{table} {name!r} already added", field=table)
         names[name] = len(names)
-        return names[name]
+        return name
 
     def add_channel(self, name: str) -> int:
         """Add a sales channel and return its index."""
         if len(self._channels) >= MAX_CHANNELS:
             raise ValidationError(f"at most {MAX_CHANNELS} channels", field="channel")
-        index = self._register("channel", name)
+        name = self._register("channel", name)
         self._channels.append(name)
-        return index
+        return len(self._channels) - 1
 
     def add_location(
         self,
@@ -443,14 +557,16 @@ class Network:
                 f"expected a non-negative int or None, got {pick_capacity!r}",
                 field="pick_capacity",
             )
-        index = self._register("location", name)
+        name = self._register("location", name)
         self._locations.append(
             dict(
                 name=name,
                 kind=code,
                 lat=float(lat),
                 lon=float(lon),
-                channels=None if channels is None else list(channels),
+                channels=None
+                if channels is None
+                else [canonical_name(ch, "channels") for ch in channels],
                 ships=bool(ships),
                 pickup=(code == LocationKind.STORE) if pickup is None else bool(pickup),
                 same_day_radius_km=float(same_day_radius_km),
@@ -459,13 +575,13 @@ class Network:
                 cost_multiplier=float(cost_multiplier),
             )
         )
-        return index
+        return len(self._locations) - 1
 
     def add_sku(
         self, name: str, *, price: float | None = None, unit_cost: float | None = None
     ) -> int:
         """Add a SKU and return its index."""
-        index = self._register("sku", name)
+        name = self._register("sku", name)
         self._skus.append(
             (
                 name,
@@ -473,7 +589,7 @@ class Network:
                 np.nan if unit_cost is None else float(unit_cost),
             )
         )
-        return index
+        return len(self._skus) - 1
 
     def build(self) -> NetworkData:
         """Validate and freeze into :class:`NetworkData`."""
@@ -486,7 +602,8 @@ class Network:
                 for ch in loc["channels"]:
                     if ch not in self._names["channel"]:
                         raise UnknownNameError(
-                            f"location {loc['name']!r} serves unknown channel {ch!r}",
+                            f"location {loc['name']!r} serves unknown channel {ch!r}"
+                            f"{_suggest(ch, self._names['channel'])}",
                             field="channels",
                             row=i,
                             code="channel_not_found",

@@ -31,9 +31,11 @@ compiled kernel and the pure-Python twin (``sf_normal.py_func`` etc.).
 from __future__ import annotations
 
 import math
+import threading
+from typing import Any
 
 import numpy as np
-from numba import prange
+from numba import prange, types
 
 from allocator._kernels import jit
 
@@ -740,25 +742,27 @@ def allocate(
 
     Notes
     -----
-    The work is done by ``_allocate`` (parallel over chunks of positions). Numba
-    compiles a kernel once per combination of array layouts and writability, and
-    the inputs come in many (the ledger's columns are read-only strided views, other
-    arrays contiguous, broadcast, writable or not); so every input is passed
-    read-only, and ``_allocate_views`` (small) views every array with layout ``A``:
-    the large parallel kernel compiles once.
+    The work is done by ``_allocate`` (parallel over chunks of positions). It is
+    compiled for one signature only, every array of layout ``A`` and the inputs
+    read-only (:data:`SIGNATURE`), and then closed to new ones: the inputs come in
+    many layouts (the ledger's columns are read-only strided views, other arrays
+    contiguous, broadcast, writable or not), and numba converts them all to that one
+    compiled version instead of compiling one each. Arrays of other dtypes raise
+    ``TypeError``. It is called from Python only: a jitted caller loaded from
+    numba's cache would not start the thread pool it needs.
     """
-    _allocate_views(
+    _compiled()(
         dist,
-        _readonly(mean),
-        _readonly(var),
-        _readonly(on_hand),
-        _readonly(safety),
-        _readonly(reserved),
-        _readonly(floor),
-        _readonly(cap),
-        _readonly(margin),
-        _readonly(unsold),
-        _readonly(row),
+        mean,
+        var,
+        on_hand,
+        safety,
+        reserved,
+        floor,
+        cap,
+        margin,
+        unsold,
+        row,
         fence_out,
         sellable_out,
         alloc_out,
@@ -769,53 +773,37 @@ def allocate(
     )
 
 
-def _readonly(arr: np.ndarray) -> np.ndarray:
-    view = arr.view()
-    view.flags.writeable = False
-    return view
+def _array(dtype: Any, ndim: int, readonly: bool = False) -> Any:
+    return types.Array(dtype, ndim, "A", readonly=readonly)
 
 
-@jit
-def _allocate_views(
-    dist: int,
-    mean: np.ndarray,
-    var: np.ndarray,
-    on_hand: np.ndarray,
-    safety: np.ndarray,
-    reserved: np.ndarray,
-    floor: np.ndarray,
-    cap: np.ndarray,
-    margin: np.ndarray,
-    unsold: np.ndarray,
-    row: np.ndarray,
-    fence_out: np.ndarray,
-    sellable_out: np.ndarray,
-    alloc_out: np.ndarray,
-    sales_out: np.ndarray,
-    short_out: np.ndarray,
-    totals_out: np.ndarray,
-    counts_out: np.ndarray,
-) -> None:
-    _allocate(
-        dist,
-        mean[:, ::1],
-        var[:, ::1],
-        on_hand[::1],
-        safety[::1],
-        reserved[:, ::1],
-        floor[:, ::1],
-        cap[:, ::1],
-        margin[:, ::1],
-        unsold[:, ::1],
-        row[::1],
-        fence_out[:, ::1],
-        sellable_out[::1],
-        alloc_out[:, ::1],
-        sales_out[:, ::1],
-        short_out[:, ::1],
-        totals_out[:, :, ::1],
-        counts_out[:, ::1],
-    )
+#: The one signature ``_allocate`` is compiled for.
+SIGNATURE = (
+    types.int64,  # dist
+    *(_array(types.float64, 2, True) for _ in range(2)),  # mean, var
+    *(_array(types.int64, 1, True) for _ in range(2)),  # on_hand, safety
+    *(_array(types.int64, 2, True) for _ in range(3)),  # reserved, floor, cap
+    *(_array(types.float64, 2, True) for _ in range(2)),  # margin, unsold
+    _array(types.int64, 1, True),  # row
+    _array(types.int64, 2),  # fence_out
+    _array(types.int64, 1),  # sellable_out
+    _array(types.int64, 2),  # alloc_out
+    _array(types.float64, 2),  # sales_out
+    _array(types.int64, 2),  # short_out
+    _array(types.float64, 3),  # totals_out
+    _array(types.int64, 2),  # counts_out
+)
+
+_READY = threading.Event()
+
+
+def _compiled() -> Any:
+    """``_allocate``, compiled (or loaded from the cache) for :data:`SIGNATURE` only."""
+    if not _READY.is_set():
+        _allocate.compile(SIGNATURE)
+        _allocate.disable_compile()
+        _READY.set()
+    return _allocate
 
 
 @jit(parallel=True)

@@ -251,6 +251,8 @@ class Orders:
         network
             When given, names are resolved and indices checked against it.
 
+        Notes
+        -----
         Scalars broadcast to every line. Order-level fields must agree on every line
         of an order. Raises :class:`~allocator.ValidationError` (field and row) on bad
         input; nothing is built then.
