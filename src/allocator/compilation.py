@@ -147,6 +147,7 @@ def _stocked(network: Any) -> Any:
 
 def _ledger() -> None:
     from allocator.events import Events
+    from allocator.ledger import Ledger
 
     network = _network()
     ledger = _stocked(network)
@@ -172,9 +173,29 @@ def _ledger() -> None:
     ledger.available("K0", "S1", "online")
     ledger.available(["K0", "K1"], ["S1", "S2"], "store")
     ledger.available_all()
+    ledger.position_index("K0", "S1")
+    ledger.position_index(["K0", "K1"], ["S1", "S2"])
     ledger.totals()
     ledger.state_digest()
     ledger.open_reservations()
+    # a count below what is reserved: the reservations at risk are reported
+    ledger.reserve("K2", "S1", 3, channel="online")
+    ledger.adjust("K2", "S1", 1)
+    # growth past the initial capacities rehashes the position and id tables
+    from allocator.network import NetworkData
+
+    wide = NetworkData.from_arrays(
+        channels=["store"],
+        location_name=["A", "B"],
+        location_kind="store",
+        lat=[0.0, 0.1],
+        lon=[0.0, 0.1],
+        sku_name=[f"W{k}" for k in range(600)],
+    )
+    small = Ledger(wide, capacity=2, reservation_capacity=2, event_capacity=2)
+    sku, loc = np.meshgrid(np.arange(600), np.arange(2))
+    for k in range(3):
+        small.receive(sku.ravel(), loc.ravel(), 1 + k)
 
 
 def _journal() -> None:
@@ -283,18 +304,22 @@ def _replenishment() -> None:
         OptimalPoissonPolicy(),
     ):
         replenish(network, ledger, history, policy=policy, lead_time=3)
+    from allocator.ledger import Ledger
+
+    low = Ledger(network)  # little stock: purchases are suggested and the budget binds
+    low.receive(np.arange(network.num_skus), 0, 1)
     replenish(
         network,
-        ledger,
-        history,
+        low,
+        history[: low.num_positions],
         lead_time=5,
         pack=6,
         moq=12,
         shelf_max=120,
-        budget=500.0,
+        budget=30.0,  # binding: purchases are funded by value per unit of money
         transfer_cost=0.4,
         transfer_cost_per_km=0.05,
-        on_order=np.zeros(ledger.num_positions, dtype=np.int64),
+        on_order=np.zeros(low.num_positions, dtype=np.int64),
     )
     replenish(network, ledger, history, transfers=False)
     optimal_ss(np.array([0.5, 1.0]), 5, 15.0, 0.05, 2.0)

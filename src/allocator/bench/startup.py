@@ -165,6 +165,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["warmup_cpu_s"] = cpu
             out["warmup_wall_s"] = wall
             out["warmup_kernels_compiled"] = int(report.get("num_compiled", 0))
+            per_kernel: dict[str, float] = {}
+            for step in report.get("steps", []):
+                for c in step["compiled"]:
+                    per_kernel[c["kernel"]] = per_kernel.get(c["kernel"], 0.0) + c["seconds"]
+            # seconds per kernel (all its signatures; wall, this kernel alone), slowest first
+            out["warmup_compile_s_by_kernel"] = dict(
+                sorted(per_kernel.items(), key=lambda kv: -kv[1])
+            )
         else:
             _child(warm, env, 3600)
 
