@@ -34,8 +34,8 @@ class WarmupStep:
     name: str
     wall_s: float
     cpu_s: float
-    #: ``(kernel, signature, seconds)`` per kernel compiled during the step.
-    compiled: tuple[tuple[str, str, float], ...]
+    #: ``(kernel, signature, seconds, cpu_seconds)`` per kernel compiled in the step.
+    compiled: tuple[tuple[str, str, float, float], ...]
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,8 @@ class WarmupReport:
                 f"  {step.name:<13} {step.wall_s:7.2f} s wall {step.cpu_s:7.2f} s CPU  "
                 f"{len(step.compiled)} compiled"
             )
-            for name, _, seconds in sorted(step.compiled, key=lambda c: -c[2]):
-                lines.append(f"      {seconds:7.2f} s  {name}")
+            for name, _, seconds, cpu in sorted(step.compiled, key=lambda c: -c[3]):
+                lines.append(f"      {cpu:7.2f} s CPU {seconds:7.2f} s wall  {name}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,8 +91,8 @@ class WarmupReport:
                     "wall_s": s.wall_s,
                     "cpu_s": s.cpu_s,
                     "compiled": [
-                        {"kernel": k, "signature": sig, "seconds": sec}
-                        for k, sig, sec in s.compiled
+                        {"kernel": k, "signature": sig, "seconds": sec, "cpu_seconds": cpu}
+                        for k, sig, sec, cpu in s.compiled
                     ],
                 }
                 for s in self.steps
@@ -404,7 +404,7 @@ def warmup(
                 name=name,
                 wall_s=time.perf_counter() - ws,
                 cpu_s=time.process_time() - cs,
-                compiled=tuple((c.name, c.signature, c.seconds) for c in new),
+                compiled=tuple((c.name, c.signature, c.seconds, c.cpu_seconds) for c in new),
             )
         )
         logger.info("warm-up %s: %d kernels compiled", name, len(new))

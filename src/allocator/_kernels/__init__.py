@@ -50,6 +50,9 @@ class Compiled:
     seconds: float
     #: Seconds including those callees.
     inclusive_seconds: float
+    #: CPU seconds of the process spent on this kernel alone (steadier than wall
+    #: seconds on a busy machine).
+    cpu_seconds: float = 0.0
 
 
 def kernel_name(dispatcher: Any) -> str:
@@ -89,18 +92,30 @@ class _CompileLog(event.Listener):
                     "compiling kernels, first use only in this process (without numba's "
                     "cache every process compiles them again)"
                 )
-        self._stack().append([time.perf_counter(), 0.0, dispatcher, mine, event.data["args"]])
+        self._stack().append(
+            [
+                time.perf_counter(),
+                0.0,
+                dispatcher,
+                mine,
+                event.data["args"],
+                time.process_time(),
+                0.0,
+            ]
+        )
 
     def on_end(self, event: Any) -> None:
         stack = self._stack()
         if not stack:  # pragma: no cover - a listener installed mid-compile
             return
-        start, callees, dispatcher, mine, args = stack.pop()
+        start, callees, dispatcher, mine, args, cpu_start, cpu_callees = stack.pop()
         total = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
         if not mine:
             return
         if stack:
             stack[-1][1] += total
+            stack[-1][6] += cpu
         # (no check of event.is_failed: numba reports every compile as failed; a
         # compile that really fails raises to the caller anyway)
         self.records.append(
@@ -109,6 +124,7 @@ class _CompileLog(event.Listener):
                 signature=", ".join(str(a) for a in args),
                 seconds=total - callees,
                 inclusive_seconds=total,
+                cpu_seconds=cpu - cpu_callees,
             )
         )
 

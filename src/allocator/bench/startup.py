@@ -168,8 +168,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             per_kernel: dict[str, float] = {}
             for step in report.get("steps", []):
                 for c in step["compiled"]:
-                    per_kernel[c["kernel"]] = per_kernel.get(c["kernel"], 0.0) + c["seconds"]
-            # seconds per kernel (all its signatures; wall, this kernel alone), slowest first
+                    per_kernel[c["kernel"]] = per_kernel.get(c["kernel"], 0.0) + c["cpu_seconds"]
+            # CPU seconds per kernel (all its signatures, this kernel alone), slowest first
             out["warmup_compile_s_by_kernel"] = dict(
                 sorted(per_kernel.items(), key=lambda kv: -kv[1])
             )
