@@ -25,6 +25,7 @@ TARGETS: dict[str, str] = {
     "journal": "journaled (SQLite, synchronous=FULL) vs in-memory apply; recovery time",
     "ledger": "ledger events/s vs a raw scatter-add ceiling and the pure-Python reference",
     "replenish": "forecast + order-up-to (1M), exact Poisson (s, S) (100k), transfers (1k x 10k)",
+    "season": "season of orders: greedy, optimal and future-aware sourcing vs hindsight",
     "simulate": "capacity-planning simulation: 100 stores + 3 DCs, 20k SKUs, 90 days",
     "sourcing": "greedy sourcing (batch, single order, nearby) vs pure Python and brute force",
     "startup": "import, --help and first calls in fresh processes; cold compile of every kernel",
