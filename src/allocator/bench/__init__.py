@@ -22,6 +22,9 @@ __all__ = ["TARGETS", "median_time"]
 #: Benchmark targets by name, with their help lines.
 TARGETS: dict[str, str] = {
     "channels": "channel split (fences per channel) of N positions x 3 channels vs scipy",
+    "distributed": (
+        "replenishment (2M positions x 28 days) and an 8-seed sweep on Dask, beside one process"
+    ),
     "journal": "journaled (SQLite, synchronous=FULL) vs in-memory apply; recovery time",
     "ledger": "ledger events/s vs a raw scatter-add ceiling and the pure-Python reference",
     "replenish": "forecast + order-up-to (1M), exact Poisson (s, S) (100k), transfers (1k x 10k)",
