@@ -34,6 +34,8 @@ __all__ = [
     "Scenario",
     "ScenarioData",
     "department_store",
+    "load_scenario",
+    "promotion_on_day",
 ]
 
 #: Channels of every generated network, in index order.
@@ -405,6 +407,90 @@ class Scenario:
             f"{self.online_orders:g} online + {self.marketplace_orders:g} marketplace orders; "
             f"{len(self.promotions)} promotions"
         )
+
+
+def promotion_on_day(scenario: Scenario, day: int, factor: float, days: int = 1) -> Promotion:
+    """A promotion on simulation day ``day`` (0 = the scenario's first day) lasting
+    ``days`` days that multiplies online and marketplace orders by ``factor``
+    (walk-in unchanged); what ``allocator simulate --promotion DAY:FACTOR`` adds."""
+    _int(day, "promotion.day", 0)
+    _int(days, "promotion.days", 1)
+    _nonneg(factor, "promotion.factor")
+    return Promotion(
+        day_of_year=scenario.day_of_year(day),
+        days=days,
+        online_multiplier=float(factor),
+        walk_in_multiplier=1.0,
+        name=f"x{float(factor):g} day {day}",
+    )
+
+
+_TUPLES = {"cost_share", "weekly", "lines_per_order", "return_days", "lead_time_days"}
+
+
+def load_scenario(path: str | Any, base: Scenario | None = None) -> Scenario:
+    """A :class:`Scenario` from a TOML or JSON file of its parameters.
+
+    Keys are :class:`Scenario` field names; ``promotions`` is a list of tables with
+    :class:`Promotion`'s fields (``day_of_year``, ``days``, ``online_multiplier``,
+    ``walk_in_multiplier``, ``name``) and replaces the default ones. Missing keys keep
+    ``base``'s values (default :func:`department_store`). An unknown key, or a value
+    of the wrong type, raises :class:`~allocator.ValidationError` naming the key.
+
+    Example (TOML)::
+
+        name = "peak-week"
+        online_orders = 1500
+        start_day_of_year = 310
+        [[promotions]]
+        day_of_year = 314
+        online_multiplier = 6.0
+    """
+    import json
+    import tomllib
+    from pathlib import Path
+
+    file = Path(path).expanduser()
+    text = file.read_text(encoding="utf-8")
+    try:
+        if file.suffix.lower() == ".json":
+            raw = json.loads(text)
+        else:
+            raw = tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValidationError(f"{file}: {exc}", field="scenario", code="invalid_file") from None
+    if not isinstance(raw, dict):
+        raise ValidationError(f"{file}: expected a table of parameters", field="scenario")
+    base = department_store() if base is None else base
+    fields = {f.name for f in dataclasses.fields(Scenario)}
+    changes: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            close = [f for f in sorted(fields) if f.startswith(key[:4])]
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValidationError(
+                f"{file}: unknown scenario parameter {key!r}{hint}",
+                field=key,
+                code="field_not_allowed",
+            )
+        if key == "promotions":
+            if not isinstance(value, list):
+                raise ValidationError(f"{file}: expected a list", field="promotions")
+            promos = []
+            pfields = {f.name for f in dataclasses.fields(Promotion)}
+            for i, item in enumerate(value):
+                if not isinstance(item, dict) or not set(item) <= pfields:
+                    raise ValidationError(
+                        f"{file}: promotion {i} needs the keys of Promotion {sorted(pfields)}",
+                        field="promotions",
+                        row=i,
+                    )
+                promos.append(Promotion(**item))
+            value = tuple(promos)
+        elif key in _TUPLES and isinstance(value, list):
+            value = tuple(value)
+        changes[key] = value
+    return base.replace(**changes)
 
 
 def department_store(**changes: Any) -> Scenario:

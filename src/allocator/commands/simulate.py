@@ -5,6 +5,14 @@ Examples::
     allocator simulate --days 28 --sourcing greedy
     allocator simulate --sourcing greedy,optimal --report out/
     allocator simulate --sweep volume --multipliers 0.5,1,2,3 --days 7
+    allocator simulate --sourcing greedy,future --seeds 0,1,2,3,4 --report out/
+    allocator simulate --promotion 3:5 --promotion 10:2.5 --days 14
+    allocator simulate --scenario peak.toml --days 7
+
+``--promotion DAY:FACTOR[:DAYS]`` replaces the scenario's promotions by one on
+simulation day DAY (0 = first day) multiplying online and marketplace orders by
+FACTOR for DAYS days (default 1); repeat it for several. ``--scenario FILE`` reads
+the scenario's parameters from TOML or JSON (see ``allocator.scenarios.load_scenario``).
 """
 
 from __future__ import annotations
@@ -31,9 +39,35 @@ def _names(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas: {text!r}"
+        ) from None
+
+
+def _promotion(text: str) -> tuple[int, float, int]:
+    """``DAY:FACTOR[:DAYS]`` as ``(day, factor, days)``."""
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        day, factor = int(parts[0]), float(parts[1])
+        days = int(parts[2]) if len(parts) == 3 else 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected DAY:FACTOR or DAY:FACTOR:DAYS (e.g. 3:5 or 3:5:2), got {text!r}"
+        ) from None
+    if day < 0 or days < 1 or not factor >= 0:
+        raise argparse.ArgumentTypeError(f"day >= 0, factor >= 0 and days >= 1: {text!r}")
+    return day, factor, days
+
+
 def scenario_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~allocator.scenarios.Scenario` the options describe."""
-    from allocator.scenarios import department_store
+    from allocator.scenarios import department_store, load_scenario, promotion_on_day
 
     changes: dict[str, Any] = {}
     for option, name in (
@@ -48,7 +82,15 @@ def scenario_from_args(args: argparse.Namespace) -> Any:
         value = getattr(args, option, None)
         if value is not None:
             changes[name] = value
-    return department_store(**changes)
+    path = getattr(args, "scenario", None)
+    scenario = load_scenario(path) if path else department_store()
+    scenario = scenario.replace(**changes) if changes else scenario
+    promos = getattr(args, "promotion", None)
+    if promos:
+        scenario = scenario.replace(
+            promotions=tuple(promotion_on_day(scenario, d, f, n) for d, f, n in promos)
+        )
+    return scenario
 
 
 class _Progress:
@@ -79,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         scenario = scenario_from_args(args)
         policies = args.sourcing
-        runs = len(policies) * args.days
+        runs = len(policies) * args.days * max(1, len(args.seeds or ()))
         if args.sweep:
             runs += len(args.multipliers) * args.sweep_days
         bar = _Progress(runs, not args.no_progress and not args.json)
@@ -88,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
                 scenario,
                 policies,
                 days=args.days,
-                seed=args.seed,
+                seed=None if args.seeds else args.seed,
+                seeds=args.seeds,
                 volume=args.volume,
                 capacity=args.capacity,
                 keep_log=False,
@@ -108,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
                 )
         finally:
             bar.close()
-    except ValidationError as exc:
+    except (ValidationError, OSError) as exc:
         print(f"error: {exc}")
         return 2
     if args.json:
@@ -117,6 +160,11 @@ def run(args: argparse.Namespace) -> int:
             "days": args.days,
             "seed": args.seed,
             "kpis": comparison.table(),
+            "seeds": list(comparison.seeds),
+            "intervals": {
+                key: {p: list(v) for p, v in comparison.interval(key).items()}
+                for key in ("season_objective", "lost_value", "common_cost_per_order")
+            },
             "seconds": {p: r.timings for p, r in comparison.results.items()},
         }
         if sweep is not None:
@@ -158,10 +206,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--sourcing",
         type=_names,
         default=["greedy"],
-        help="sourcing methods separated by commas (default greedy)",
+        help="policies separated by commas: greedy, optimal, future (default greedy)",
     )
     p.add_argument("--days", type=int, default=28, help="days to simulate (default 28)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seeds",
+        type=_ints,
+        help="several seeds separated by commas: means and 95 %% intervals (overrides --seed)",
+    )
+    p.add_argument(
+        "--promotion",
+        type=_promotion,
+        action="append",
+        metavar="DAY:FACTOR[:DAYS]",
+        help="online volume x FACTOR on simulation day DAY (repeatable; replaces the "
+        "scenario's promotions)",
+    )
+    p.add_argument("--scenario", metavar="FILE", help="scenario parameters from TOML or JSON")
     p.add_argument("--volume", type=float, default=1.0, help="demand multiplier")
     p.add_argument("--capacity", type=float, default=1.0, help="pick-capacity multiplier")
     p.add_argument("--sweep", choices=("volume", "capacity"), help="also run a capacity sweep")
