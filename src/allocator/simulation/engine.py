@@ -237,7 +237,7 @@ def simulate(
     costs
         The sourcing :class:`~allocator.sourcing.CostModel` (default figures when None).
     sourcing_options
-        Keyword options for the sourcing method (e.g. a time limit).
+        Keyword options for the optimal method (e.g. a time limit; ignored by greedy).
     replenishment
         Run the nightly replenishment (off: stock only runs down).
     keep_log
@@ -673,8 +673,9 @@ class _Run:
     def _source(self, orders: Any) -> SourcingPlan:
         remaining = np.where(self.pick_cap >= 0, np.maximum(self.pick_cap - self.used, 0), -1)
         t0 = time.perf_counter()
-        options = dict(self.options)
         method = self.method
+        # the greedy method takes no options: a policy comparison passes one set
+        options = dict(self.options) if method != "greedy" else {}
         sourcer = self.sourcer
         if self.future is not None:
             method = "optimal"
