@@ -28,9 +28,9 @@ from allocator.bench import median_time
 from allocator.events import Events
 from allocator.ledger import Ledger
 from allocator.network import NetworkData
-from allocator.sourcing import Orders, Sourcer, haversine_km, nearby, source
+from allocator.sourcing import Orders, Sourcer, haversine_km, nearby
 from allocator.sourcing._reference import reference_index, reference_source
-from allocator.sourcing.problem import PositionIndex
+from allocator.sourcing.indexes import PositionIndex
 
 DESCRIPTION = "greedy sourcing (batch, single order, nearby) vs pure Python and brute force"
 
@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> Any:
     t0 = time.perf_counter()
     PositionIndex.from_ledger(ledger)
     index_s = time.perf_counter() - t0
-    warm_s = median_time(lambda: source(network, ledger, orders, method=args.method))
+    sourcer.positions(ledger)
+    warm_s = median_time(lambda: sourcer.source(ledger, orders, method=args.method))
     batch_s = warm_s + index_s
     plan = sourcer.source(ledger, orders, method=args.method)
 
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace) -> Any:
     pts = np.column_stack((network.lat[anchor] + 0.01, network.lon[anchor] + 0.01))
     t = time.perf_counter()
     for s, (la, lo) in zip(qs.tolist(), pts.tolist(), strict=True):
-        nearby(network, ledger, s, la, lo, channel=1, k=3)
+        sourcer.nearby(ledger, s, la, lo, channel=1, k=3)
     nearby_us = (time.perf_counter() - t) / calls * 1e6
     all_locs = np.arange(network.num_locations)
     t = time.perf_counter()

@@ -11,13 +11,13 @@ from allocator._kernels import sourcing as K
 from allocator._validate import readonly
 from allocator.exceptions import ValidationError
 from allocator.network import NetworkData
+from allocator.sourcing.indexes import LocationIndex, PositionIndex
 from allocator.sourcing.orders import Service
-from allocator.sourcing.problem import check_ledger, location_index, position_index
 
 if TYPE_CHECKING:
     from allocator.ledger import Ledger
 
-__all__ = ["NearbyResult", "nearby"]
+__all__ = ["NearbyResult", "nearby", "nearby_with"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,14 +105,37 @@ def nearby(
 
     Notes
     -----
-    Each SKU's positions come from the ledger's per-SKU position lists (cached while
-    the ledger gains no positions), so a query touches only the locations that hold
-    the SKU, never all locations. They are ranked by squared chord length between
+    Each SKU's positions come from the ledger's per-SKU position lists, so a query
+    touches only the locations that hold the SKU, never all locations. This function
+    builds those lists (O(positions)) for its one call; for repeated queries use
+    :meth:`Sourcer.nearby <allocator.sourcing.Sourcer.nearby>`, which keeps them while
+    the ledger gains no positions. They are ranked by squared chord length between
     unit vectors, which orders points exactly as great-circle distance does but needs
     no trigonometry; haversine km is computed for radius checks and the answers.
     Availability is the ledger's ``available(c)``, read from its per-position arrays.
     """
-    check_ledger(network_data, ledger)
+    from allocator.sourcing.sourcer import Sourcer
+
+    return Sourcer(network_data).nearby(
+        ledger, sku, lat, lon, channel=channel, k=k, radius_km=radius_km, service=service
+    )
+
+
+def nearby_with(
+    ix: LocationIndex,
+    positions: PositionIndex,
+    ledger: Ledger,
+    sku: Any,
+    lat: float,
+    lon: float,
+    *,
+    channel: Any,
+    k: int = 3,
+    radius_km: float | None = None,
+    service: Any = None,
+) -> NearbyResult:
+    """:func:`nearby` with the indexes given (the ledger already checked)."""
+    network_data = ix.network
     skus = np.atleast_1d(np.asarray(network_data.sku_index(sku), dtype=np.int64))
     c = int(network_data.channel_index(channel))
     for name, v, lo, hi in (("lat", lat, -90.0, 90.0), ("lon", lon, -180.0, 180.0)):
@@ -140,8 +163,6 @@ def nearby(
             raise ValidationError(
                 f"unknown service {service!r}", field="service", code="unknown_service"
             )
-    ix = location_index(network_data)
-    positions = position_index(ledger)
     n = skus.shape[0]
     out_loc = np.full((n, k), -1, dtype=np.int64)
     out_av = np.zeros((n, k), dtype=np.int64)

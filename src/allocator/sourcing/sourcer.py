@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from allocator.exceptions import ValidationError
 from allocator.network import NetworkData
 from allocator.sourcing.costs import CostModel
+from allocator.sourcing.indexes import LocationIndex, PositionIndex
 from allocator.sourcing.orders import Orders
 from allocator.sourcing.plan import SourcingPlan
-from allocator.sourcing.problem import (
-    LocationIndex,
-    PositionIndex,
-    SourcingProblem,
-    check_ledger,
-    location_index,
-    position_index,
-)
+from allocator.sourcing.problem import SourcingProblem, check_ledger
 
 if TYPE_CHECKING:
     from allocator.ledger import Ledger
@@ -60,8 +56,9 @@ def solve(problem: SourcingProblem, method: str = "greedy", **options: Any) -> S
 
 
 class Sourcer:
-    """Reusable sourcing front end: keeps the network's location index and the
-    ledger's per-SKU position index between calls.
+    """Reusable sourcing front end: holds the network's location index and the
+    ledger's per-SKU position index between calls (nothing is cached at module
+    level: a :func:`source` or :func:`~allocator.sourcing.nearby` call builds its own).
 
     The position index is rebuilt when the ledger gains positions (positions are
     never removed or renumbered) or a different ledger is passed.
@@ -84,11 +81,51 @@ class Sourcer:
         costs.check(network)
         self.network = network
         self.costs = costs
-        self.locations: LocationIndex = location_index(network)
+        self.locations = LocationIndex(network)
+        self._ledger: weakref.ref[Ledger] | None = None
+        self._positions: PositionIndex | None = None
+        self._lock = threading.Lock()
 
     def positions(self, ledger: Ledger) -> PositionIndex:
-        """The per-SKU position index of ``ledger`` (cached while it is current)."""
-        return position_index(ledger)
+        """The per-SKU position index of ``ledger``, kept while it is the ledger of
+        the last call and has gained no positions."""
+        with self._lock:
+            held = self._positions
+            same = self._ledger is not None and self._ledger() is ledger
+            if held is None or not same or held.num_positions != ledger.num_positions:
+                held = PositionIndex.from_ledger(ledger)
+                self._positions = held
+                self._ledger = weakref.ref(ledger)
+            return held
+
+    def nearby(
+        self,
+        ledger: Ledger,
+        sku: Any,
+        lat: float,
+        lon: float,
+        *,
+        channel: Any,
+        k: int = 3,
+        radius_km: float | None = None,
+        service: Any = None,
+    ) -> Any:
+        """:func:`~allocator.sourcing.nearby` through this sourcer's indexes."""
+        from allocator.sourcing.nearby import nearby_with
+
+        check_ledger(self.network, ledger)
+        return nearby_with(
+            self.locations,
+            self.positions(ledger),
+            ledger,
+            sku,
+            lat,
+            lon,
+            channel=channel,
+            k=k,
+            radius_km=radius_km,
+            service=service,
+        )
 
     def prepare(
         self,
