@@ -782,3 +782,28 @@ def test_season_policies_against_hindsight() -> None:
     for policy in ("greedy", "batch_optimal", "future_waves"):
         got = run_policy(season, policy, wave=50)
         assert got["cost"] >= h["cost"] - 1e-6
+
+
+@pytest.mark.slow
+def test_bench_season_quick_reports_the_keys() -> None:
+    from allocator.bench import season
+
+    args = argparse.Namespace(
+        seeds=2, orders=600, wave=50, scales="1,1.5", sim_seeds=2, sim_days=2, quick=True
+    )
+    out = season.run(args)
+    for key in (
+        "gap_closed",
+        "season_cost",
+        "hindsight_cost",
+        "sim_objective",
+        "sim_lost_value",
+        "deterministic",
+    ):
+        assert key in out, key
+    assert set(out["gap_closed"]) == set(season.POLICIES)
+    assert all(len(v) == 2 for v in out["season_cost"].values())
+    pairs = zip(out["hindsight_cost"], out["season_cost"]["greedy"], strict=True)
+    assert all(h <= g + 1e-6 for h, g in pairs)
+    assert out["deterministic"] is True
+    assert set(out["sim_objective"]) == {"greedy", "future"}

@@ -1,6 +1,6 @@
 """Sourcing kernels: the per-SKU position index, the location grid and greedy sourcing.
 
-Data layout (built by :mod:`allocator.sourcing.problem`):
+Data layout (built by :mod:`allocator.sourcing.indexes`):
 
 * per-SKU position lists in CSR form: the positions of SKU ``s`` are
   ``s_loc[s_ptr[s]:s_ptr[s + 1]]`` (their locations, ascending), and

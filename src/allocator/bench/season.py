@@ -40,6 +40,7 @@ import numpy as np
 from allocator.events import Events
 from allocator.ledger import Ledger
 from allocator.network import NetworkData
+from allocator.simulation.compare import interval
 from allocator.sourcing import CostModel, DemandForecast, ForwardModel, Orders, Sourcer
 from allocator.sourcing.costs import haversine_km, plan_costs
 
@@ -341,6 +342,12 @@ def _simulations(seeds: list[int], days: int, scale: float) -> dict[str, Any]:
     out: dict[str, Any] = {"seeds": seeds, "days": days}
     for key in ("season_objective", "lost_value", "common_cost_per_order"):
         out[key] = comp.interval(key)
+        out[f"{key}_by_seed"] = comp.per_seed(key)
+        # the paired difference future - greedy, seed by seed
+        v = comp.per_seed(key)
+        out[f"{key}_difference"] = interval(
+            [f - g for f, g in zip(v["future"], v["greedy"], strict=True)]
+        )
     return out
 
 
@@ -399,7 +406,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sim_seeds = list(range(2 if quick else int(args.sim_seeds)))
     sim_days = 3 if quick else int(args.sim_days)
     sims = _simulations(sim_seeds, sim_days, scale)
-    binding = _binding_waves([0] if quick else [0, 1, 2, 3, 4], 10.0)
+    binding = _binding_waves([0] if quick else [0, 1, 2, 3, 4], 2.0 if quick else 10.0)
     det = _deterministic(make_season(seeds[0], num_orders=n_orders), scale, min(n_orders, 1_000))
     return {
         "orders": n_orders,

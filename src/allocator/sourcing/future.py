@@ -47,8 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_SCALE", "DemandForecast", "ForwardModel", "FuturePrices", "future_prices"]
 
 #: Multiplier on the LP's dual prices, calibrated on a training season of
-#: ``allocator bench season`` (seed 1000, not an evaluation seed); see
-#: ``docs/optimal.md``.
+#: ``allocator bench season`` (seed 1000, never an evaluation seed: the lowest
+#: training cost among 0.5, 1, 1.5, 2 and 3); see ``docs/optimal.md``.
 DEFAULT_SCALE = 1.0
 
 

@@ -682,21 +682,27 @@ class _Run:
             )
             if res.bound > self.comp_lb[c]:
                 self.comp_lb[c] = res.bound
-            if res.x is not None:
-                x = self.x.copy()
-                x[entries] = res.x
-                val = self.val.copy()
-                val[orders] = self.costs(x)[orders]
-                if _feasible(m, x):
-                    self.adopt(x, val)
-                    if res.optimal and self.comp_ub[c] <= res.objective + 1e-6 * max(
-                        1.0, abs(res.objective)
-                    ):
-                        self.comp_exact[c] = True
-                        self.comp_lb[c] = max(self.comp_lb[c], self.comp_ub[c])
+            if self.take_mip(res.x, entries, orders) and res.optimal:
+                if self.comp_ub[c] <= res.objective + 1e-6 * max(1.0, abs(res.objective)):
+                    self.comp_exact[c] = True
+                    self.comp_lb[c] = max(self.comp_lb[c], self.comp_ub[c])
             if time.perf_counter() >= deadline:
                 return True
         return False
+
+    def take_mip(self, xs: np.ndarray | None, entries: np.ndarray, orders: np.ndarray) -> bool:
+        """Adopt a MIP's plan ``xs`` of ``entries`` (orders ``orders``) where it is
+        feasible and cheaper; True when it was feasible."""
+        if xs is None:
+            return False
+        x = self.x.copy()
+        x[entries] = xs
+        if not _feasible(self.m, x):
+            return False
+        val = self.val.copy()
+        val[orders] = self.costs(x)[orders]
+        self.adopt(x, val)
+        return True
 
     def neighbourhoods(self, deadline: float, rounds: int) -> bool:
         """Re-optimise :data:`NEIGHBOURHOODS` neighbourhoods of each unproven large
@@ -760,14 +766,7 @@ class _Run:
                     s_rhs=rhs,
                     cap=cap,
                 )
-                if res.x is None:
-                    continue
-                x = self.x.copy()
-                x[entries] = res.x
-                val = self.val.copy()
-                val[orders] = self.costs(x)[orders]
-                if _feasible(m, x):
-                    self.adopt(x, val)
+                self.take_mip(res.x, entries, orders)
         return False
 
 
