@@ -33,6 +33,10 @@ def _compiled() -> None:
     first example's time limit on compilation."""
     net, ledger, orders, opts = tiny_instance(1, max_orders=3)
     source(net, ledger, orders, method="optimal", **opts)
+    # and the paths of shared stock (joint rows), fences and caps
+    for seed in range(4):
+        net, ledger, orders, opts = tiny_instance(seed, shared=True, store_share=0.5)
+        source(net, ledger, orders, method="optimal", **opts)
 
 
 # ---------------------------------------------------------------------------
