@@ -8,7 +8,7 @@ import numpy as np
 
 from allocator._kernels import sourcing as K
 from allocator.sourcing.plan import PlanStatus, SourcingPlan, build_plan
-from allocator.sourcing.problem import SourcingProblem
+from allocator.sourcing.problem import SourcingProblem, ledger_views
 
 __all__ = ["solve_greedy"]
 
@@ -25,7 +25,7 @@ def solve_greedy(problem: SourcingProblem) -> SourcingPlan:
     n = orders.num_orders
     n_lines = orders.num_lines
     max_lines = problem.max_lines
-    ledger = problem.ledger
+    views = ledger_views(problem.ledger)
     # working availability state per list entry, read from the ledger on first use
     # (-1: not read yet): available(c) per channel, free, unused fences, cap rooms
     nch = net.num_channels
@@ -62,11 +62,7 @@ def solve_greedy(problem: SourcingProblem) -> SourcingPlan:
             problem.sku_loc,
             problem.sku_row,
             wav,
-            ledger.on_hand,
-            ledger.safety_stock,
-            ledger.fence,
-            ledger.cap,
-            ledger.reserved_by_channel,
+            *views,
             net.lat,
             net.lon,
             ix.xyz,

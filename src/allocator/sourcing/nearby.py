@@ -13,6 +13,7 @@ from allocator.exceptions import ValidationError
 from allocator.network import NetworkData
 from allocator.sourcing.indexes import LocationIndex, PositionIndex
 from allocator.sourcing.orders import Service
+from allocator.sourcing.problem import ledger_views
 
 if TYPE_CHECKING:
     from allocator.ledger import Ledger
@@ -173,11 +174,7 @@ def nearby_with(
         positions.ptr,
         positions.row,
         positions.loc,
-        ledger.on_hand,
-        ledger.safety_stock,
-        ledger.fence,
-        ledger.cap,
-        ledger.reserved_by_channel,
+        *ledger_views(ledger),
         c,
         ix.eligible(c, svc),
         ix.xyz,

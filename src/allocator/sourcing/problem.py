@@ -27,10 +27,38 @@ from allocator.sourcing.orders import Orders
 if TYPE_CHECKING:
     from allocator.ledger import Ledger
 
-__all__ = ["Candidates", "SourcingProblem", "availability", "check_ledger"]
+__all__ = ["Candidates", "SourcingProblem", "availability", "check_ledger", "ledger_views"]
 
 # Above this share of the ledger's positions one available_all() beats point lookups.
 _DENSE_SHARE = 0.125
+
+
+def ledger_views(ledger: Ledger) -> tuple[np.ndarray, ...]:
+    """``(on_hand, safety_stock, fence, cap, reserved_by_channel)`` of ``ledger`` for
+    the kernels, always in numba's ``A`` (strided) layout.
+
+    The ledger's per-position arrays are strided views of its state, except for a
+    ledger so small that a view is contiguous; numba would then compile every kernel
+    that reads them a second time (35 s for greedy). Those small arrays are copied
+    into a strided buffer, one row longer than needed, so the layout never changes.
+    """
+    out = []
+    for arr in (
+        ledger.on_hand,
+        ledger.safety_stock,
+        ledger.fence,
+        ledger.cap,
+        ledger.reserved_by_channel,
+    ):
+        a = np.asarray(arr)
+        if a.flags.c_contiguous or a.flags.f_contiguous:
+            buf = np.zeros((2 * (a.shape[0] + 1), *a.shape[1:]), dtype=a.dtype)
+            view = buf[::2]
+            view[: a.shape[0]] = a
+            view.flags.writeable = False
+            a = view
+        out.append(a)
+    return tuple(out)
 
 
 def check_ledger(network: NetworkData, ledger: Ledger) -> None:
@@ -81,11 +109,7 @@ def availability(
         # the rows are known, so read the ledger's per-position arrays directly
         # (the ledger's ATP formula) instead of hashing (sku, location) keys again
         K.atp_rows(
-            ledger.on_hand,
-            ledger.safety_stock,
-            ledger.fence,
-            ledger.cap,
-            ledger.reserved_by_channel,
+            *ledger_views(ledger),
             row,
             channels.astype(np.int64),
             out,

@@ -16,7 +16,7 @@ from allocator._kernels.optimal import BIG
 from allocator.exceptions import ValidationError
 from allocator.sourcing.orders import Service
 from allocator.sourcing.plan import SourcingPlan
-from allocator.sourcing.problem import SourcingProblem
+from allocator.sourcing.problem import SourcingProblem, ledger_views
 
 if TYPE_CHECKING:
     from allocator.ledger import Ledger
@@ -192,15 +192,8 @@ def shared_stock(
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     pool = np.empty(rows.shape[0], dtype=np.int64)
     unused = np.empty((rows.shape[0], num_channels), dtype=np.int64)
-    K.shared_pool(
-        ledger.on_hand,
-        ledger.safety_stock,
-        ledger.fence,
-        ledger.reserved_by_channel,
-        rows,
-        pool,
-        unused,
-    )
+    on_hand, safety, fence, _cap, reserved = ledger_views(ledger)
+    K.shared_pool(on_hand, safety, fence, reserved, rows, pool, unused)
     return pool, unused
 
 
