@@ -40,7 +40,7 @@ def ledger_views(ledger: Ledger) -> tuple[np.ndarray, ...]:
     The ledger's per-position arrays are strided views of its state, except for a
     ledger so small that a view is contiguous; numba would then compile every kernel
     that reads them a second time (35 s for greedy). Those small arrays are copied
-    into a strided buffer, one row longer than needed, so the layout never changes.
+    into a strided buffer, two rows longer than needed, so the layout never changes.
     """
     out = []
     for arr in (
@@ -52,7 +52,8 @@ def ledger_views(ledger: Ledger) -> tuple[np.ndarray, ...]:
     ):
         a = np.asarray(arr)
         if a.flags.c_contiguous or a.flags.f_contiguous:
-            buf = np.zeros((2 * (a.shape[0] + 1), *a.shape[1:]), dtype=a.dtype)
+            # at least two rows: numpy calls any array of one row contiguous
+            buf = np.zeros((2 * (a.shape[0] + 2), *a.shape[1:]), dtype=a.dtype)
             view = buf[::2]
             view[: a.shape[0]] = a
             view.flags.writeable = False
