@@ -157,7 +157,7 @@ def test_idempotency_same_and_different_payload(ledger):
     first = ledger.receive("SKU-1", "S2", 5, id=7)
     again = ledger.receive("SKU-1", "S2", 5, id=7)
     assert first.code == again.code == R.OK
-    assert again.duplicate[0] and not first.duplicate[0]
+    assert again.duplicate and not first.duplicate
     assert ledger.position("SKU-1", "S2")["on_hand"] == 5
     clash = ledger.receive("SKU-1", "S2", 6, id=7)
     assert clash.code == R.EXISTS_WITH_DIFFERENT_FIELDS
@@ -168,7 +168,7 @@ def test_idempotency_same_and_different_payload(ledger):
     assert ledger.reserve("SKU-2", "S2", 1, channel="online", id=8).code == R.INSUFFICIENT_AVAILABLE
     # a ledger-assigned id can be retried
     auto = ledger.receive("SKU-3", "S2", 1)
-    assert ledger.receive("SKU-3", "S2", 1, id=auto.id).duplicate[0]
+    assert ledger.receive("SKU-3", "S2", 1, id=auto.id).duplicate
     assert ledger.position("SKU-3", "S2")["on_hand"] == 1
 
 
@@ -277,22 +277,22 @@ def test_units_are_conserved(ops):
     for kind, sku, loc, q in ops:
         if kind == "receive":
             res = led.receive(sku, loc, q)
-            expected += q * res.accepted[0]
+            expected += q * res.accepted
         elif kind == "return":
             res = led.apply(Events.return_(sku, loc, q, sellable=bool(q % 2)))
             expected += q * res.accepted[0]
         elif kind == "sale":
             res = led.sale(sku, loc, q, channel=0)
-            expected -= q * res.accepted[0]
+            expected -= q * res.accepted
         elif kind == "reserve":
             res = led.reserve(sku, loc, q, channel=1)
-            if res.accepted[0]:
+            if res.accepted:
                 holds.append(res.id)
         elif kind == "commit" and holds:
             hold = holds.pop(0)
             take = min(q, led.reservation(hold).open_qty)
             res = led.commit(hold, take)
-            expected -= take * res.accepted[0]
+            expected -= take * res.accepted
         elif kind == "transfer":
             led.transfer(sku, loc, (loc + 1) % 3, q)
         total = int(led.on_hand.sum() + led.in_transit.sum() + led.nonsellable.sum())

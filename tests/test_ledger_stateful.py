@@ -70,6 +70,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 >= result.shortfalls.shortage[i]
             )
         for ident, kind in zip(result.ids.tolist(), (r[1] for r in rows), strict=True):
+            if ident == 0:  # an event of an open chain: never applied, no id
+                continue
             self.old_ids.append(ident)
             if kind == EventKind.RESERVE:
                 self.reservation_ids.append(ident)

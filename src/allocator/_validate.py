@@ -18,6 +18,21 @@ from allocator.exceptions import DTypeError, ValidationError
 QTY_MAX = 10**12
 
 
+#: Fields holding quantities; their dtype errors say ``quantity_must_be_integer``.
+QUANTITY_FIELDS = frozenset({"qty", "quantity", "counted", "on_hand"})
+
+
+def _integer_code(field: str) -> str:
+    """The error code for a non-integer value in ``field`` (specific per field)."""
+    return "quantity_must_be_integer" if field in QUANTITY_FIELDS else f"{field}_must_be_integer"
+
+
+def _is_int(v: Any) -> bool:
+    return (isinstance(v, int) and not isinstance(v, bool)) or (
+        isinstance(v, np.integer) and not isinstance(v, np.bool_)
+    )
+
+
 def first_true(mask: np.ndarray) -> int:
     """Index of the first True in ``mask`` (``mask`` must contain one)."""
     return int(np.argmax(mask))
@@ -47,16 +62,25 @@ def as_int64(
     code
         Error code used when a bound is violated.
     """
+    dtype_code = _integer_code(field)
     arr = np.asarray(value)
     if arr.dtype == object:
-        bad = [i for i, v in enumerate(arr.ravel()) if not isinstance(v, int | np.integer)]
-        row = bad[0] if bad else 0
+        flat = arr.ravel().tolist()
+        bad = [i for i, v in enumerate(flat) if not _is_int(v)]
+        if not bad:  # Python ints beyond int64
+            row = next(i for i, v in enumerate(flat) if not -(2**63) <= v < 2**63)
+            raise ValidationError(
+                f"value {flat[row]} does not fit in int64",
+                field=field,
+                row=row if arr.ndim else None,
+                code=code if code != "out_of_range" else "quantity_out_of_range",
+            )
+        row = bad[0]
         raise DTypeError(
-            "expected integers, got a value of type "
-            f"{type(arr.ravel()[row]).__name__ if arr.size else 'object'}",
+            f"expected integers, got a value of type {type(flat[row]).__name__}",
             field=field,
             row=row if arr.ndim else None,
-            code="quantity_must_be_integer",
+            code=dtype_code,
         )
     if arr.dtype.kind == "b" or arr.dtype.kind not in "iu":
         bad_row: int | None = 0 if arr.ndim else None
@@ -67,7 +91,7 @@ def as_int64(
             f"expected an integer dtype, got {arr.dtype}",
             field=field,
             row=bad_row,
-            code="quantity_must_be_integer",
+            code=dtype_code,
         )
     if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
         row = first_true(arr > np.iinfo(np.int64).max)

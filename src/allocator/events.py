@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from allocator._validate import QTY_MAX, as_bool, as_int64, first_true, readonly, same_length
-from allocator.exceptions import BatchTooLargeError, ValidationError
+from allocator._kernels import ledger as K
+from allocator._validate import QTY_MAX, as_bool, as_int64, readonly, same_length
+from allocator.exceptions import BatchTooLargeError, DTypeError, ValidationError
 from allocator.network import NetworkData
 
 __all__ = [
@@ -41,41 +42,46 @@ MAX_BATCH = 50_000_000
 class EventKind(enum.IntEnum):
     """What an event does (see ``docs/ledger.md`` for the full semantics)."""
 
-    RECEIVE = 0
-    SALE = 1
-    RESERVE = 2
-    COMMIT = 3
-    RELEASE = 4
-    EXPIRE = 5
-    TRANSFER_OUT = 6
-    TRANSFER_IN = 7
-    RETURN = 8
-    RETURN_NONSELLABLE = 9
-    ADJUST = 10
-    SET_FENCE = 11
-    SET_CAP = 12
-    SET_SAFETY = 13
+    RECEIVE = K.K_RECEIVE
+    SALE = K.K_SALE
+    RESERVE = K.K_RESERVE
+    COMMIT = K.K_COMMIT
+    RELEASE = K.K_RELEASE
+    EXPIRE = K.K_EXPIRE
+    TRANSFER_OUT = K.K_TRANSFER_OUT
+    TRANSFER_IN = K.K_TRANSFER_IN
+    RETURN = K.K_RETURN
+    RETURN_NONSELLABLE = K.K_RETURN_NONSELLABLE
+    ADJUST = K.K_ADJUST
+    SET_FENCE = K.K_SET_FENCE
+    SET_CAP = K.K_SET_CAP
+    SET_SAFETY = K.K_SET_SAFETY
+
+    @property
+    def slug(self) -> str:
+        """The name used in frames and messages, e.g. ``"transfer_out"``."""
+        return self.name.lower()
 
 
 class ResultCode(enum.IntEnum):
     """Outcome of one event. ``code.name.lower()`` is the stable string code."""
 
-    OK = 0
-    INSUFFICIENT_ON_HAND = 1
-    INSUFFICIENT_AVAILABLE = 2
-    EXCEEDS_CHANNEL_CAP = 3
-    INSUFFICIENT_FREE_STOCK = 4
-    RESERVATION_NOT_FOUND = 5
-    RESERVATION_ALREADY_COMMITTED = 6
-    RESERVATION_ALREADY_RELEASED = 7
-    RESERVATION_EXPIRED = 8
-    EXCEEDS_RESERVED_QUANTITY = 9
-    RESERVATION_MISMATCH = 10
-    EXCEEDS_IN_TRANSIT = 11
-    OVERFLOW = 12
-    EXISTS_WITH_DIFFERENT_FIELDS = 13
-    LINKED_EVENT_FAILED = 14
-    LINKED_EVENT_CHAIN_OPEN = 15
+    OK = K.C_OK
+    INSUFFICIENT_ON_HAND = K.C_INSUFFICIENT_ON_HAND
+    INSUFFICIENT_AVAILABLE = K.C_INSUFFICIENT_AVAILABLE
+    EXCEEDS_CHANNEL_CAP = K.C_EXCEEDS_CHANNEL_CAP
+    INSUFFICIENT_FREE_STOCK = K.C_INSUFFICIENT_FREE_STOCK
+    RESERVATION_NOT_FOUND = K.C_RESERVATION_NOT_FOUND
+    RESERVATION_ALREADY_COMMITTED = K.C_ALREADY_COMMITTED
+    RESERVATION_ALREADY_RELEASED = K.C_ALREADY_RELEASED
+    RESERVATION_EXPIRED = K.C_RESERVATION_EXPIRED
+    EXCEEDS_RESERVED_QUANTITY = K.C_EXCEEDS_RESERVED
+    RESERVATION_MISMATCH = K.C_MISMATCH
+    EXCEEDS_IN_TRANSIT = K.C_EXCEEDS_IN_TRANSIT
+    OVERFLOW = K.C_OVERFLOW
+    EXISTS_WITH_DIFFERENT_FIELDS = K.C_EXISTS_DIFFERENT
+    LINKED_EVENT_FAILED = K.C_LINKED_FAILED
+    LINKED_EVENT_CHAIN_OPEN = K.C_CHAIN_OPEN
 
     @property
     def slug(self) -> str:
@@ -83,35 +89,10 @@ class ResultCode(enum.IntEnum):
         return self.name.lower()
 
 
-# Which kinds need which fields; the kernel relies on these checks.
-_NEEDS_POSITION = {
-    EventKind.RECEIVE,
-    EventKind.SALE,
-    EventKind.RESERVE,
-    EventKind.TRANSFER_OUT,
-    EventKind.TRANSFER_IN,
-    EventKind.RETURN,
-    EventKind.RETURN_NONSELLABLE,
-    EventKind.ADJUST,
-    EventKind.SET_FENCE,
-    EventKind.SET_CAP,
-    EventKind.SET_SAFETY,
-}
-_NEEDS_CHANNEL = {EventKind.RESERVE, EventKind.SET_FENCE, EventKind.SET_CAP}
-_POSITIVE_QTY = {
-    EventKind.RECEIVE,
-    EventKind.SALE,
-    EventKind.RESERVE,
-    EventKind.TRANSFER_OUT,
-    EventKind.TRANSFER_IN,
-    EventKind.RETURN,
-    EventKind.RETURN_NONSELLABLE,
-}
-_NONNEG_QTY = {EventKind.ADJUST, EventKind.SET_FENCE, EventKind.SET_SAFETY}
-
-
-def _kind_mask(kind: np.ndarray, kinds: set[EventKind]) -> np.ndarray:
-    return np.isin(kind, np.array(sorted(int(k) for k in kinds), dtype=np.int64))
+#: ``ResultCode`` by value, for turning kernel codes into members without a lookup.
+CODES: tuple[ResultCode, ...] = tuple(ResultCode)
+#: Kind names accepted where a kind is given by name.
+KIND_NAMES: tuple[str, ...] = tuple(k.slug for k in EventKind)
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,13 +135,72 @@ class Events:
     FIELDS = ("id", "kind", "sku", "location", "channel", "qty", "ref", "expires_at", "link")
 
     def __post_init__(self) -> None:
+        # Every way of building a batch ends here, so every batch holds the same
+        # invariants: read-only 1-D int64 columns (bool links) of one length, and the
+        # structure rules of _check_structure.
+        n = -1
         for name in self.FIELDS:
             arr = getattr(self, name)
-            if not isinstance(arr, np.ndarray) or arr.flags.writeable:
-                raise TypeError("build Events with Events.from_arrays or a kind constructor")
+            want = np.bool_ if name == "link" else np.int64
+            if (
+                not isinstance(arr, np.ndarray)
+                or arr.flags.writeable
+                or arr.dtype != want
+                or arr.ndim != 1
+                or not arr.flags.c_contiguous
+            ):
+                raise TypeError(
+                    "build Events with Events.from_arrays or a kind constructor "
+                    f"(column {name!r} is not a read-only 1-D {np.dtype(want).name} array)"
+                )
+            if n >= 0 and arr.shape[0] != n:
+                raise ValidationError(
+                    f"expected {n} rows, got {arr.shape[0]}", field=name, code="length_mismatch"
+                )
+            n = arr.shape[0]
+        if n > MAX_BATCH:
+            raise BatchTooLargeError(f"{n} events exceed the maximum of {MAX_BATCH}", field="id")
+        _check_structure(self)
 
     def __len__(self) -> int:
         return int(self.id.shape[0])
+
+    def __repr__(self) -> str:
+        n = len(self)
+        if n == 0:
+            return "Events(0 events)"
+        counts = np.bincount(self.kind, minlength=len(EventKind))
+        kinds = ", ".join(f"{EventKind(k).slug}={c}" for k, c in enumerate(counts.tolist()) if c)
+        groups = int(n - self.link.sum())
+        return f"Events({n} events: {kinds}; {groups} groups)"
+
+    @classmethod
+    def _from_rows(cls, rows: Sequence[tuple[int, ...]]) -> Events:
+        """Events from rows ``(id, kind, sku, location, channel, qty, ref, expires_at)``
+        that were each validated already (single, unlinked events)."""
+        arr = np.array(rows, dtype=np.int64).reshape(len(rows), 8).T.copy()
+        self = object.__new__(cls)
+        for k, name in enumerate(cls.FIELDS[:-1]):
+            object.__setattr__(self, name, readonly(arr[k]))
+        object.__setattr__(self, "link", readonly(np.zeros(len(rows), dtype=np.bool_)))
+        return self
+
+    @classmethod
+    def _concat_closed(cls, parts: Sequence[Events]) -> Events:
+        """Join batches that each end with a closed group, without validating again.
+
+        Each part already holds the invariants, and joining closed groups cannot
+        break them (no group crosses a part boundary), so the check is skipped: this
+        is the group-commit path, where it would cost a pass over every event.
+        """
+        if len(parts) == 1:
+            return parts[0]
+        self = object.__new__(cls)
+        for name in cls.FIELDS:
+            object.__setattr__(
+                self, name, readonly(np.concatenate([getattr(p, name) for p in parts]))
+            )
+        return self
 
     # ------------------------------------------------------------------
     @classmethod
@@ -185,22 +225,13 @@ class Events:
         """
         kind_arr = np.asarray(kind)
         if kind_arr.dtype.kind in "UO":
-            try:
-                kind_arr = np.array(
-                    [EventKind[str(k).upper()] for k in kind_arr.ravel().tolist()], dtype=np.int64
-                )
-            except KeyError as exc:
-                bad = next(
-                    i
-                    for i, k in enumerate(np.asarray(kind).ravel().tolist())
-                    if str(k).upper() not in EventKind.__members__
-                )
-                raise ValidationError(
-                    f"unknown event kind {exc.args[0]!r}",
-                    field="kind",
-                    row=bad,
-                    code="unknown_event_type",
-                ) from None
+            kind_arr = _kinds_from_names(kind_arr)
+        elif kind_arr.dtype.kind == "f" or kind_arr.dtype == np.bool_:
+            raise DTypeError(
+                f"expected event kinds as names or EventKind codes, got dtype {kind_arr.dtype}",
+                field="kind",
+                code="unknown_event_type",
+            )
         k = as_int64(kind_arr, "kind", code="unknown_event_type")
         n = k.shape[0]
         if n > MAX_BATCH:
@@ -219,6 +250,14 @@ class Events:
                     for row in np.flatnonzero(is_transfer):
                         ref_out[row] = network.location_index(ref_obj[row], "ref")
                     ref = ref_out
+        else:
+            for field, value in (("sku", sku), ("location", location), ("channel", channel)):
+                if np.asarray(value).dtype.kind in "UO":
+                    raise DTypeError(
+                        f"{field} holds names: pass network= to use names (or give indices)",
+                        field=field,
+                        code="network_required",
+                    )
         cols = {
             "id": as_int64(id, "id", size=n),
             "kind": k,
@@ -231,41 +270,32 @@ class Events:
             "link": as_bool(link, "link", size=n),
         }
         same_length(list(cols.items()))
-        _check_structure(cols)
         events = cls(**{name: readonly(arr) for name, arr in cols.items()})
         if network is not None:
             events.check_network(network)
         return events
 
     def check_network(self, network: NetworkData) -> None:
-        """Raise :class:`ValidationError` if any index lies outside ``network``."""
-        kind = self.kind
-        for field, arr, limit, needs in (
-            ("sku", self.sku, network.num_skus, _NEEDS_POSITION),
-            ("location", self.location, network.num_locations, _NEEDS_POSITION),
-            ("channel", self.channel, network.num_channels, _NEEDS_CHANNEL),
-        ):
-            bad = arr >= limit
-            bad |= (arr < 0) & _kind_mask(kind, needs)
-            if bad.any():
-                row = first_true(bad)
-                raise ValidationError(
-                    f"{field} {arr[row]} outside [0, {limit}) for a "
-                    f"{EventKind(kind[row]).name.lower()} event",
-                    field=field,
-                    row=row,
-                    code=f"{field}_not_found",
-                )
-        transfer = kind == EventKind.TRANSFER_OUT
-        bad = transfer & ((self.ref < 0) | (self.ref >= network.num_locations))
-        if bad.any():
-            row = first_true(bad)
-            raise ValidationError(
-                f"destination location {self.ref[row]} outside [0, {network.num_locations})",
-                field="ref",
-                row=row,
-                code="location_not_found",
-            )
+        """Raise :class:`ValidationError` if any index lies outside ``network``.
+
+        One pass over the batch (the structure rules are checked again with it).
+        """
+        row, reason = K.check_batch(
+            self.kind,
+            self.sku,
+            self.location,
+            self.channel,
+            self.qty,
+            self.ref,
+            self.expires_at,
+            self.link,
+            QTY_MAX,
+            network.num_skus,
+            network.num_locations,
+            network.num_channels,
+        )
+        if row >= 0:
+            raise _invalid(self, row, reason, network)
 
     # -- one constructor per kind --------------------------------------
     @classmethod
@@ -524,18 +554,24 @@ class Events:
     # -- combining and viewing ---------------------------------------
     @classmethod
     def concat(cls, batches: Sequence[Events]) -> Events:
-        """Join batches in order (no re-validation needed: each part is valid)."""
+        """Join batches in order, validated as one batch (so that, for example, an
+        expire never ends up inside a linked group)."""
         if not batches:
             return cls.from_arrays(kind=np.zeros(0, dtype=np.int64))
-        cols = {
-            name: readonly(np.concatenate([getattr(b, name) for b in batches]))
-            for name in cls.FIELDS
-        }
-        if len(cols["id"]) > MAX_BATCH:
+        for i, b in enumerate(batches):
+            if not isinstance(b, Events):
+                raise TypeError(f"concat takes Events, got {type(b).__name__} at position {i}")
+        total = sum(len(b) for b in batches)
+        if total > MAX_BATCH:
             raise BatchTooLargeError(
-                f"{len(cols['id'])} events exceed the maximum of {MAX_BATCH}", field="id"
+                f"{total} events exceed the maximum of {MAX_BATCH}", field="id"
             )
-        return cls(**cols)
+        return cls(
+            **{
+                name: readonly(np.concatenate([getattr(b, name) for b in batches]))
+                for name in cls.FIELDS
+            }
+        )
 
     def linked(self) -> Events:
         """The same events as one all-or-nothing group (every link flag but the last set)."""
@@ -544,11 +580,10 @@ class Events:
             link[-1] = False
         cols = {name: getattr(self, name) for name in self.FIELDS}
         cols["link"] = readonly(link)
-        _check_structure(cols)
         return type(self)(**cols)
 
     def take(self, index: Any) -> Events:
-        """A sub-batch of the given rows (slice, mask or integer index)."""
+        """A sub-batch of the given rows (slice, mask or integer index), validated anew."""
         return type(self)(
             **{
                 name: readonly(np.ascontiguousarray(getattr(self, name)[index]))
@@ -575,19 +610,37 @@ class Events:
 
     @classmethod
     def from_frame(cls, frame: Any, network: NetworkData | None = None) -> Events:
-        """Build from a DataFrame with the columns of :meth:`from_arrays`."""
+        """Build from a DataFrame with the columns of :meth:`from_arrays`.
+
+        Names in ``sku``/``location``/``channel`` (or ``sku_name`` and friends, as
+        :meth:`to_frame` writes them) need ``network``; ``kind`` may hold names.
+        """
         if "kind" not in frame.columns:
-            raise ValidationError("missing column", field="kind", code="missing_field")
-        unknown = (
-            set(frame.columns) - set(cls.FIELDS) - {"sku_name", "location_name", "channel_name"}
-        )
+            raise ValidationError(
+                "frame 'events': missing column 'kind' (the event kind of each row)",
+                field="kind",
+                code="missing_field",
+            )
+        names = {"sku_name", "location_name", "channel_name"}
+        unknown = set(frame.columns) - set(cls.FIELDS) - names
         if unknown:
             raise ValidationError(
-                f"unexpected columns {sorted(unknown)}",
+                f"frame 'events': unexpected columns {sorted(unknown)}; expected some of "
+                f"{list(cls.FIELDS) + sorted(names)}",
                 field=sorted(unknown)[0],
                 code="field_not_allowed",
             )
         cols = {c: frame[c].to_numpy() for c in cls.FIELDS if c in frame.columns}
+        for col in sorted(names & set(frame.columns)):
+            target = col.removesuffix("_name")
+            if network is None:
+                raise ValidationError(
+                    f"frame 'events': column {col!r} holds names: pass network= to use them",
+                    field=col,
+                    code="network_required",
+                )
+            if target not in cols:
+                cols[target] = frame[col].to_numpy()
         return cls.from_arrays(**cols, network=network)
 
 
@@ -604,81 +657,146 @@ def _resolve(lookup: Any, value: Any, field: str, n: int) -> Any:
     return value
 
 
-def _check_structure(cols: dict[str, np.ndarray]) -> None:
-    kind, qty, _ident = cols["kind"], cols["qty"], cols["id"]
-    pos = _kind_mask(kind, _POSITIVE_QTY)
-    bad = pos & ((qty <= 0) | (qty > QTY_MAX))
-    if bad.any():
-        row = first_true(bad)
-        code = "quantity_must_be_positive" if qty[row] <= 0 else "quantity_out_of_range"
+def _kinds_from_names(kind: np.ndarray) -> np.ndarray:
+    values = kind.ravel().tolist()
+    out = np.empty(len(values), dtype=np.int64)
+    for row, k in enumerate(values):
+        if isinstance(k, EventKind):
+            out[row] = int(k)
+            continue
+        if isinstance(k, str) and k.strip().lower() in KIND_NAMES:
+            out[row] = KIND_NAMES.index(k.strip().lower())
+            continue
         raise ValidationError(
-            f"quantity {qty[row]} not in [1, {QTY_MAX}]", field="qty", row=row, code=code
+            f"unknown event kind {k!r}{_did_you_mean(str(k), KIND_NAMES)}; expected one of "
+            f"{', '.join(KIND_NAMES)}",
+            field="kind",
+            row=row if kind.ndim else None,
+            code="unknown_event_type",
         )
-    nonneg = _kind_mask(kind, _NONNEG_QTY)
-    bad = nonneg & ((qty < 0) | (qty > QTY_MAX))
-    if bad.any():
-        row = first_true(bad)
-        raise ValidationError(
-            f"quantity {qty[row]} not in [0, {QTY_MAX}]",
-            field="qty",
+    return out.reshape(kind.shape)
+
+
+def _did_you_mean(name: str, choices: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_structure(events: Events) -> None:
+    """The structure rules of a batch, in one kernel pass (no network needed)."""
+    row, reason = K.check_batch(
+        events.kind,
+        events.sku,
+        events.location,
+        events.channel,
+        events.qty,
+        events.ref,
+        events.expires_at,
+        events.link,
+        QTY_MAX,
+        -1,
+        -1,
+        -1,
+    )
+    if row >= 0:
+        raise _invalid(events, row, reason, None)
+
+
+def _invalid(events: Events, row: int, reason: int, network: NetworkData | None) -> ValidationError:
+    """The error for rule ``reason`` (a ``K.V_*`` code) broken at ``row``."""
+    kind = int(events.kind[row])
+    if reason == K.V_KIND:
+        return ValidationError(
+            f"unknown event kind {kind}; expected 0..{len(EventKind) - 1} or one of "
+            f"{', '.join(KIND_NAMES)}",
+            field="kind",
             row=row,
-            code="quantity_out_of_range",
+            code="unknown_event_type",
         )
-    cap = kind == EventKind.SET_CAP
-    bad = cap & ((qty < NO_CAP) | (qty > QTY_MAX))
-    if bad.any():
-        row = first_true(bad)
-        raise ValidationError(
-            f"cap {qty[row]} not in [0, {QTY_MAX}] or NO_CAP",
-            field="qty",
-            row=row,
-            code="quantity_out_of_range",
-        )
-    commit = kind == EventKind.COMMIT
-    bad = commit & ((qty == 0) | (qty < ALL) | (qty > QTY_MAX))
-    if bad.any():
-        row = first_true(bad)
-        raise ValidationError(
-            f"commit quantity {qty[row]} must be positive or ALL",
+    name = EventKind(kind).slug
+    qty = int(events.qty[row])
+    if reason == K.V_QTY_POSITIVE:
+        return ValidationError(
+            f"quantity {qty} of a {name} event must be positive (1..{QTY_MAX})",
             field="qty",
             row=row,
             code="quantity_must_be_positive",
         )
-    resolve = commit | (kind == EventKind.RELEASE)
-    bad = resolve & (cols["ref"] == 0)
-    if bad.any():
-        raise ValidationError(
-            "commit/release needs the reservation id in ref",
+    if reason in (K.V_QTY_RANGE, K.V_QTY_NONNEG, K.V_CAP_RANGE):
+        lo = 1 if reason == K.V_QTY_RANGE else 0
+        extra = " or NO_CAP (-1)" if reason == K.V_CAP_RANGE else ""
+        return ValidationError(
+            f"quantity {qty} of a {name} event not in [{lo}, {QTY_MAX}]{extra}",
+            field="qty",
+            row=row,
+            code="quantity_out_of_range",
+        )
+    if reason == K.V_COMMIT_QTY:
+        return ValidationError(
+            f"commit quantity {qty} must be positive (at most {QTY_MAX}) or ALL (-1)",
+            field="qty",
+            row=row,
+            code="quantity_must_be_positive" if qty <= 0 else "quantity_out_of_range",
+        )
+    if reason == K.V_REF_MISSING:
+        return ValidationError(
+            f"a {name} event needs the reservation id (the reserve event's id) in ref",
             field="ref",
-            row=first_true(bad),
+            row=row,
             code="missing_field",
         )
-    transfer = kind == EventKind.TRANSFER_OUT
-    bad = transfer & (cols["ref"] == cols["location"])
-    if bad.any():
-        raise ValidationError(
+    if reason == K.V_SAME_LOCATION:
+        return ValidationError(
             "transfer origin and destination must differ",
             field="ref",
-            row=first_true(bad),
+            row=row,
             code="locations_must_be_different",
         )
-    expire = kind == EventKind.EXPIRE
-    link = cols["link"]
-    in_group = link.copy()
-    in_group[1:] |= link[:-1]
-    bad = expire & in_group
-    if bad.any():
-        raise ValidationError(
+    if reason == K.V_EXPIRE_LINKED:
+        return ValidationError(
             "expire events cannot be part of a linked group",
             field="link",
-            row=first_true(bad),
+            row=row,
             code="flags_are_mutually_exclusive",
         )
-    bad = (kind == EventKind.RESERVE) & (cols["expires_at"] < 0)
-    if bad.any():
-        raise ValidationError(
-            "expires_at must be non-negative",
+    if reason == K.V_EXPIRES_NEGATIVE:
+        return ValidationError(
+            f"expires_at {int(events.expires_at[row])} must be non-negative",
             field="expires_at",
-            row=first_true(bad),
+            row=row,
             code="out_of_range",
         )
+    if reason == K.V_DESTINATION:
+        limit = network.num_locations if network is not None else 0
+        return ValidationError(
+            f"destination location {int(events.ref[row])} outside [0, {limit})",
+            field="ref",
+            row=row,
+            code="location_not_found",
+        )
+    field, arr = {
+        K.V_SKU: ("sku", events.sku),
+        K.V_LOCATION: ("location", events.location),
+        K.V_CHANNEL: ("channel", events.channel),
+    }[reason]
+    value = int(arr[row])
+    if network is None or value < -1:
+        return ValidationError(
+            f"{field} {value} must be an index >= 0 (or -1 where unused)",
+            field=field,
+            row=row,
+            code=f"{field}_not_found",
+        )
+    limit = {
+        "sku": network.num_skus,
+        "location": network.num_locations,
+        "channel": network.num_channels,
+    }[field]
+    return ValidationError(
+        f"{field} {value} outside [0, {limit}) for a {name} event",
+        field=field,
+        row=row,
+        code=f"{field}_not_found",
+    )

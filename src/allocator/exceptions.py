@@ -14,6 +14,8 @@ never exceptions; exceptions are for misuse and corrupt input.
     │   └── BatchTooLargeError                   a batch over the documented limit
     ├── CapacityError                            an internal limit (key space) exceeded
     ├── MissingDependencyError (also ImportError) an optional extra is not installed
+    ├── QuantityOverflowError (also OverflowError) a total beyond int64
+    ├── LedgerBusyError                          not served within the timeout; retry
     ├── JournalError                             durable journal problems
     │   ├── JournalCorruptError                  broken hash chain, torn tail
     │   ├── JournalLockedError                   another writer holds the journal
@@ -37,6 +39,8 @@ __all__ = [
     "JournalError",
     "JournalLockedError",
     "MissingDependencyError",
+    "LedgerBusyError",
+    "QuantityOverflowError",
     "SolverError",
     "StorageError",
     "UnknownNameError",
@@ -118,6 +122,21 @@ class MissingDependencyError(AllocatorError, ImportError):
     (for example ``pip install 'allocator[distributed]'``)."""
 
 
+class QuantityOverflowError(AllocatorError, OverflowError):
+    """A sum of quantities that int64 cannot hold (it is never silently wrapped)."""
+
+
+class LedgerBusyError(AllocatorError):
+    """A ledger call could not be served within its timeout; nothing was applied.
+
+    The queue of concurrent submissions was full, or the submission waited longer
+    than the ledger's ``timeout`` before its turn came. The events were not applied:
+    retrying with the same ids is always safe. ``code`` is ``"ledger_busy"``.
+    """
+
+    code = "ledger_busy"
+
+
 class JournalError(AllocatorError):
     """A problem with the durable journal."""
 
@@ -131,7 +150,14 @@ class JournalLockedError(JournalError):
 
 
 class StorageError(JournalError):
-    """The storage layer failed during a write (disk full, I/O error)."""
+    """The storage layer failed during a write (disk full, I/O error, lost connection).
+
+    ``code`` is ``"storage_unavailable"``. Nothing of the failed call was
+    acknowledged; where the failure may have hit after the commit point the batch is
+    wholly present or wholly absent, and retrying with the same ids converges.
+    """
+
+    code = "storage_unavailable"
 
 
 class SolverError(AllocatorError):

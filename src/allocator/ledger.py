@@ -2,45 +2,64 @@
 
 :class:`Ledger` keeps per-position stock (on_hand, reserved by channel, in_transit,
 safety stock, non-sellable returns, channel fences and caps) in sparse, int64
-struct-of-arrays form, and changes it only by applying :class:`~allocator.Events`
-through one numba kernel. See ``docs/ledger.md`` for the semantics.
+struct-of-arrays form, and changes it only by applying events through one numba
+kernel. It is safe to call from any number of threads and coroutines; see
+``docs/ledger.md`` for the semantics and the concurrency contract.
+
+:class:`BaseLedger` is what every ledger offers (this in-memory one, the durable
+SQLite one of :mod:`allocator.journal`, and the PostgreSQL one): the write calls,
+sync and async, and the read calls, which are answered by an in-memory
+:class:`Ledger`.
 """
 
 from __future__ import annotations
 
+import abc
 import enum
+import hashlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from allocator._group import GroupCommitter
 from allocator._kernels import ledger as K
-from allocator._validate import readonly
-from allocator.events import ALL, NO_EXPIRY, EventKind, Events, ResultCode
-from allocator.exceptions import CapacityError, ValidationError
+from allocator._validate import QTY_MAX, readonly
+from allocator.events import ALL, CODES, NO_EXPIRY, Events, ResultCode
+from allocator.exceptions import (
+    CapacityError,
+    DTypeError,
+    LedgerBusyError,
+    QuantityOverflowError,
+    ValidationError,
+)
 from allocator.network import NetworkData
 
-__all__ = ["ApplyResult", "Ledger", "Reservation", "ReservationState", "Shortfalls"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ApplyResult",
+    "BaseLedger",
+    "EventResult",
+    "Ledger",
+    "Reservation",
+    "ReservationState",
+    "Shortfalls",
+    "StockSnapshot",
+]
 
 _LOAD = 0.7  # maximum load factor of both hash tables
+_INT64_MAX = 2**63 - 1
 
-# Undo-log entries each kind writes inside a linked group (see _kernels/ledger.py).
-_UNDO_ENTRIES = np.zeros(len(EventKind), dtype=np.int64)
-_UNDO_ENTRIES[
-    [
-        EventKind.RECEIVE,
-        EventKind.SALE,
-        EventKind.RETURN,
-        EventKind.RETURN_NONSELLABLE,
-        EventKind.ADJUST,
-        EventKind.SET_FENCE,
-        EventKind.SET_CAP,
-        EventKind.SET_SAFETY,
-    ]
-] = 1
-_UNDO_ENTRIES[[EventKind.RESERVE, EventKind.TRANSFER_OUT, EventKind.TRANSFER_IN]] = 2
-_UNDO_ENTRIES[EventKind.RELEASE] = 3
-_UNDO_ENTRIES[EventKind.COMMIT] = 4
+#: Seconds a call waits for its turn before :class:`~allocator.LedgerBusyError`.
+DEFAULT_TIMEOUT = 30.0
+#: The most events queued for group commit before callers wait for room.
+DEFAULT_MAX_QUEUE_EVENTS = 1_000_000
+#: The most events one group commit takes (a larger single batch goes alone).
+DEFAULT_MAX_GROUP_EVENTS = 100_000
 
 
 class ReservationState(enum.IntEnum):
@@ -66,13 +85,14 @@ class Reservation:
     state: ReservationState
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Shortfalls:
-    """Positions left with ``on_hand < reserved`` by a sale or a count in one batch.
+    """Positions left with ``on_hand < reserved`` by a sale or a count.
 
     ``reservations[indptr[i]:indptr[i + 1]]`` are the open reservations at risk at
     position ``i``, newest first, just enough of them to cover its ``shortage``; the
-    caller re-sources (or releases) them.
+    caller re-sources (or releases) them. Quantities are those at the end of the
+    batch (for a group commit: of the group) in which the shortfall arose.
     """
 
     sku: np.ndarray
@@ -87,19 +107,122 @@ class Shortfalls:
     def __len__(self) -> int:
         return int(self.sku.shape[0])
 
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __repr__(self) -> str:
+        return f"Shortfalls({len(self)} positions, {int(self.shortage.sum())} units short)"
+
     def at_risk(self, i: int) -> np.ndarray:
         """Reservation ids at risk at shortfall ``i``, newest first."""
         return self.reservations[self.indptr[i] : self.indptr[i + 1]]
 
+    def take(self, rows: np.ndarray, first_event: int) -> Shortfalls:
+        """The shortfalls at ``rows``, with event numbers shifted by ``-first_event``."""
+        counts = np.diff(self.indptr)[rows]
+        picks = [self.reservations[self.indptr[r] : self.indptr[r + 1]] for r in rows.tolist()]
+        res = np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
+        return Shortfalls(
+            sku=readonly(self.sku[rows]),
+            location=readonly(self.location[rows]),
+            on_hand=readonly(self.on_hand[rows]),
+            reserved=readonly(self.reserved[rows]),
+            shortage=readonly(self.shortage[rows]),
+            event=readonly(self.event[rows] - first_event),
+            indptr=readonly(np.concatenate(([0], np.cumsum(counts))).astype(np.int64)),
+            reservations=readonly(res.astype(np.int64)),
+        )
 
-@dataclass(frozen=True, eq=False)
+
+def _empty_shortfalls() -> Shortfalls:
+    z = readonly(np.zeros(0, dtype=np.int64))
+    return Shortfalls(z, z, z, z, z, z, readonly(np.zeros(1, dtype=np.int64)), z)
+
+
+NO_SHORTFALLS = _empty_shortfalls()
+
+
+class EventResult:
+    """What the ledger did with one event (the result of ``reserve`` and friends).
+
+    Its truth value is :attr:`ok`: ``if ledger.reserve(...):`` means "reserved". It
+    can be passed wherever a reservation is expected (``ledger.commit(hold)``).
+
+    Attributes
+    ----------
+    id
+        The event id as applied (ledger-assigned ids are negative); for a reserve it
+        names the reservation.
+    code
+        The :class:`~allocator.ResultCode`.
+    duplicate
+        True when the id had been seen before: the first result is reported and
+        nothing changed.
+    shortfalls
+        The position, if the event left ``on_hand < reserved`` (a sale or a count).
+    """
+
+    __slots__ = ("code", "duplicate", "id", "shortfalls")
+
+    def __init__(
+        self, id: int, code: ResultCode, duplicate: bool, shortfalls: Shortfalls = NO_SHORTFALLS
+    ) -> None:
+        self.id = id
+        self.code = code
+        self.duplicate = duplicate
+        self.shortfalls = shortfalls
+
+    @property
+    def ok(self) -> bool:
+        """True when the event succeeded (a duplicate of a success counts as one)."""
+        return self.code is ResultCode.OK
+
+    @property
+    def accepted(self) -> bool:
+        """True when the event changed state in this call (OK and not a duplicate)."""
+        return self.code is ResultCode.OK and not self.duplicate
+
+    def __bool__(self) -> bool:
+        return self.code is ResultCode.OK
+
+    def __len__(self) -> int:
+        return 1
+
+    @property
+    def ids(self) -> np.ndarray:
+        """``[id]``, as :attr:`ApplyResult.ids` of a one-event batch."""
+        return readonly(np.array([self.id], dtype=np.int64))
+
+    @property
+    def codes(self) -> np.ndarray:
+        """``[code]``, as :attr:`ApplyResult.codes` of a one-event batch."""
+        return readonly(np.array([int(self.code)], dtype=np.uint8))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EventResult):
+            return NotImplemented
+        return (self.id, self.code, self.duplicate) == (other.id, other.code, other.duplicate)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.code, self.duplicate))
+
+    def __repr__(self) -> str:
+        dup = ", duplicate" if self.duplicate else ""
+        short = f", {len(self.shortfalls)} shortfall" if self.shortfalls else ""
+        return f"EventResult(id={self.id}, {self.code.slug}{dup}{short})"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class ApplyResult:
     """What :meth:`Ledger.apply` did with each event.
+
+    Its truth value is :attr:`ok` (every event succeeded).
 
     Attributes
     ----------
     ids
-        Event ids as applied (ledger-assigned ids are negative).
+        Event ids as applied (ledger-assigned ids are negative; 0 for the events of
+        a linked group left open at the end of the batch, which are not applied).
     codes
         :class:`~allocator.ResultCode` per event (uint8).
     duplicate
@@ -120,10 +243,16 @@ class ApplyResult:
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return f"ApplyResult({self.summary()})"
+
     @property
     def ok(self) -> bool:
         """True when every event succeeded (duplicates of successes count as success)."""
-        return bool((self.codes == ResultCode.OK).all())
+        return self.counts.get(ResultCode.OK, 0) == len(self)
 
     @property
     def accepted(self) -> np.ndarray:
@@ -137,13 +266,13 @@ class ApplyResult:
 
     @property
     def id(self) -> int:
-        """Id of the only event (for single-event calls such as ``ledger.reserve``)."""
+        """Id of the only event (for single-event batches)."""
         return int(self.ids[self._single()])
 
     @property
     def code(self) -> ResultCode:
         """Result code of the only event."""
-        return ResultCode(int(self.codes[self._single()]))
+        return CODES[int(self.codes[self._single()])]
 
     def summary(self) -> str:
         parts = ", ".join(f"{c.slug}={n}" for c, n in sorted(self.counts.items()))
@@ -157,18 +286,518 @@ class ApplyResult:
         return pd.DataFrame(
             {
                 "id": self.ids,
-                "code": [ResultCode(c).slug for c in self.codes.tolist()],
+                "code": [CODES[c].slug for c in self.codes.tolist()],
                 "duplicate": self.duplicate,
             }
         )
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class StockSnapshot:
+    """A consistent copy of every position's stock, taken between two batches.
+
+    Reading the live per-position views of a ledger that other threads write to may
+    mix two batches; a snapshot never does. ``version`` is the number of batches the
+    ledger had applied when it was taken.
+    """
+
+    version: int
+    position_sku: np.ndarray
+    position_location: np.ndarray
+    on_hand: np.ndarray
+    in_transit: np.ndarray
+    safety_stock: np.ndarray
+    nonsellable: np.ndarray
+    fence: np.ndarray
+    cap: np.ndarray
+    reserved_by_channel: np.ndarray
+    available: np.ndarray
+
+    @property
+    def num_positions(self) -> int:
+        return int(self.position_sku.shape[0])
+
+    @property
+    def reserved(self) -> np.ndarray:
+        """Total reserved units per position."""
+        return readonly(self.reserved_by_channel.sum(axis=1))
+
+    def __repr__(self) -> str:
+        return f"StockSnapshot(version {self.version}, {self.num_positions} positions)"
+
+
+# ---------------------------------------------------------------------------
+# scalar arguments: converted and checked in Python, the rules checked by the kernel
+_Scalar = tuple[int, int, int, int, int, int, int, int]  # id, kind, sku, loc, chan, qty, ref, exp
+
+
+def _int_arg(value: Any, field: str, *, code: str | None = None) -> int:
+    """``value`` as a Python int, rejecting bools, floats, strings and None."""
+    t = type(value)
+    if t is int:
+        v: int = value
+    elif isinstance(value, np.integer) and t is not np.bool_:
+        v = int(value)
+    else:
+        if value is None:
+            raise ValidationError(f"{field} is required", field=field, code="quantity_required")
+        raise DTypeError(
+            f"expected an int, got {t.__name__} {value!r}",
+            field=field,
+            code=code
+            or ("quantity_must_be_integer" if field == "qty" else f"{field}_must_be_integer"),
+        )
+    if not -_INT64_MAX - 1 <= v <= _INT64_MAX:
+        raise ValidationError(
+            f"{v} does not fit in int64",
+            field=field,
+            code="quantity_out_of_range" if field == "qty" else "out_of_range",
+        )
+    return v
+
+
+def _event_id(value: Any) -> int:
+    if value is None:
+        return 0
+    return _int_arg(value, "id", code="invalid_identifier")
+
+
+def _reservation_id(value: Any) -> int:
+    """A reservation id: an int, or anything with an ``id`` (a reserve's result)."""
+    if isinstance(value, EventResult | ApplyResult | Reservation):
+        return int(value.id)
+    if type(value) is int or (isinstance(value, np.integer) and type(value) is not np.bool_):
+        return _int_arg(value, "ref")
+    raise DTypeError(
+        f"expected a reservation id (int) or the result of reserve(), got "
+        f"{type(value).__name__}; pass hold.id or hold itself",
+        field="reservation",
+        code="reservation_must_be_id",
+    )
+
+
+def _expiry(value: Any) -> int:
+    return int(NO_EXPIRY) if value is None else _int_arg(value, "expires_at")
+
+
+# ---------------------------------------------------------------------------
+class BaseLedger(abc.ABC):
+    """What every ledger offers: the write calls (sync and async) and the reads.
+
+    A subclass provides :meth:`apply`, :meth:`apply_async`, ``_submit_one``,
+    ``_submit_one_async`` and ``_view`` (the in-memory :class:`Ledger` that answers
+    reads). The single-event calls below validate their scalars directly and reach
+    the same kernel as :meth:`apply`, with the same rules.
+    """
+
+    network: NetworkData
+
+    # ------------------------------------------------------------ the primitives
+    @abc.abstractmethod
+    def apply(self, events: Events) -> ApplyResult:
+        """Apply a batch in order and report a result code per event."""
+
+    @abc.abstractmethod
+    async def apply_async(self, events: Events) -> ApplyResult:
+        """:meth:`apply` for asyncio code: never blocks the event loop."""
+
+    @abc.abstractmethod
+    def _submit_one(self, event: _Scalar) -> EventResult:
+        """Apply one encoded, validated event."""
+
+    @abc.abstractmethod
+    async def _submit_one_async(self, event: _Scalar) -> EventResult:
+        """Apply one encoded, validated event from asyncio code."""
+
+    @abc.abstractmethod
+    def _view(self) -> Ledger:
+        """The in-memory ledger whose state answers the reads."""
+
+    # ------------------------------------------------------------ encoding
+    def _encode(
+        self,
+        kind: int,
+        id: Any,
+        sku: Any = None,
+        location: Any = None,
+        channel: Any = None,
+        qty: Any = 0,
+        ref: int = 0,
+        expires_at: int = int(NO_EXPIRY),
+    ) -> _Scalar:
+        net = self.network
+        s = -1 if sku is None else net.sku_index(sku)
+        loc = -1 if location is None else net.location_index(location)
+        c = -1 if channel is None else net.channel_index(channel)
+        if type(s) is not int or type(loc) is not int or type(c) is not int:
+            raise ValidationError(
+                "single-event calls take one sku, location and channel; use apply(Events...) "
+                "for many",
+                field="sku",
+                code="expected_scalar",
+            )
+        return (_event_id(id), kind, s, loc, c, _int_arg(qty, "qty"), ref, expires_at)
+
+    def _raise_invalid(self, event: _Scalar) -> None:
+        """Raise the error the batch path gives for ``event`` (same code and message)."""
+        ident, kind, sku, loc, chan, qty, ref, exp = event
+        Events.from_arrays(
+            kind=kind,
+            id=ident,
+            sku=sku,
+            location=loc,
+            channel=chan,
+            qty=qty,
+            ref=ref,
+            expires_at=exp,
+        ).check_network(self.network)
+        raise AssertionError("the kernel rejected an event that the batch rules accept")
+
+    # ------------------------------------------------------------ write conveniences
+    def receive(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> EventResult:
+        """Goods received: ``on_hand += qty``."""
+        return self._submit_one(self._encode(K.K_RECEIVE, id, sku, location, None, qty))
+
+    def sale(
+        self, sku: Any, location: Any, qty: Any, *, channel: Any = None, id: Any = None
+    ) -> EventResult:
+        """A walk-in sale of goods that already left: ``on_hand -= qty``."""
+        return self._submit_one(self._encode(K.K_SALE, id, sku, location, channel, qty))
+
+    def reserve(
+        self,
+        sku: Any,
+        location: Any,
+        qty: Any,
+        *,
+        channel: Any,
+        id: Any = None,
+        expires_at: Any = None,
+    ) -> EventResult:
+        """Hold ``qty`` for ``channel``; the result's ``id`` names the reservation."""
+        ev = self._encode(K.K_RESERVE, id, sku, location, channel, qty, 0, _expiry(expires_at))
+        return self._submit_one(ev)
+
+    def commit(self, reservation: Any, qty: Any = None, *, id: Any = None) -> EventResult:
+        """Ship/pick ``qty`` of a reservation (all when None); any rest is released.
+
+        ``reservation`` is the reserve's id, or its result itself.
+        """
+        ref = _reservation_id(reservation)
+        return self._submit_one(
+            self._encode(K.K_COMMIT, id, qty=ALL if qty is None else qty, ref=ref)
+        )
+
+    def release(self, reservation: Any, *, id: Any = None) -> EventResult:
+        """Cancel a reservation (its id, or the reserve's result)."""
+        ref = _reservation_id(reservation)
+        return self._submit_one(self._encode(K.K_RELEASE, id, ref=ref))
+
+    def expire(self, now: int, *, id: Any = None) -> EventResult:
+        """Release every open reservation with ``expires_at <= now``."""
+        return self._submit_one(self._encode(K.K_EXPIRE, id, expires_at=_int_arg(now, "now")))
+
+    def transfer(
+        self, sku: Any, origin: Any, destination: Any, qty: Any, *, id: Any = None
+    ) -> EventResult:
+        """Send stock from ``origin``; it waits in the destination's ``in_transit``."""
+        dest = self.network.location_index(destination, "ref")
+        if type(dest) is not int:
+            raise ValidationError("expected one destination", field="ref", code="expected_scalar")
+        return self._submit_one(self._encode(K.K_TRANSFER_OUT, id, sku, origin, None, qty, dest))
+
+    def transfer_in(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> EventResult:
+        """Receive transferred stock: ``in_transit -> on_hand``."""
+        return self._submit_one(self._encode(K.K_TRANSFER_IN, id, sku, location, None, qty))
+
+    def return_(
+        self, sku: Any, location: Any, qty: Any, *, sellable: bool = True, id: Any = None
+    ) -> EventResult:
+        """A customer return: to ``on_hand`` if sellable, else to the non-sellable bucket."""
+        kind = K.K_RETURN if sellable else K.K_RETURN_NONSELLABLE
+        return self._submit_one(self._encode(kind, id, sku, location, None, qty))
+
+    def adjust(self, sku: Any, location: Any, counted: Any, *, id: Any = None) -> EventResult:
+        """Record a cycle count: ``on_hand := counted``."""
+        return self._submit_one(self._encode(K.K_ADJUST, id, sku, location, None, counted))
+
+    def set_fence(
+        self, sku: Any, location: Any, channel: Any, qty: Any, *, id: Any = None
+    ) -> EventResult:
+        """Ring-fence ``qty`` units of the position for ``channel``."""
+        return self._submit_one(self._encode(K.K_SET_FENCE, id, sku, location, channel, qty))
+
+    def set_cap(
+        self, sku: Any, location: Any, channel: Any, qty: Any, *, id: Any = None
+    ) -> EventResult:
+        """Cap what ``channel`` may hold reserved at the position (``NO_CAP`` = none)."""
+        return self._submit_one(self._encode(K.K_SET_CAP, id, sku, location, channel, qty))
+
+    def set_safety(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> EventResult:
+        """Set the safety stock withheld from every channel."""
+        return self._submit_one(self._encode(K.K_SET_SAFETY, id, sku, location, None, qty))
+
+    # ------------------------------------------------------------ async conveniences
+    async def receive_async(
+        self, sku: Any, location: Any, qty: Any, *, id: Any = None
+    ) -> EventResult:
+        """:meth:`receive` for asyncio code."""
+        return await self._submit_one_async(self._encode(K.K_RECEIVE, id, sku, location, None, qty))
+
+    async def sale_async(
+        self, sku: Any, location: Any, qty: Any, *, channel: Any = None, id: Any = None
+    ) -> EventResult:
+        """:meth:`sale` for asyncio code."""
+        ev = self._encode(K.K_SALE, id, sku, location, channel, qty)
+        return await self._submit_one_async(ev)
+
+    async def reserve_async(
+        self,
+        sku: Any,
+        location: Any,
+        qty: Any,
+        *,
+        channel: Any,
+        id: Any = None,
+        expires_at: Any = None,
+    ) -> EventResult:
+        """:meth:`reserve` for asyncio code."""
+        ev = self._encode(K.K_RESERVE, id, sku, location, channel, qty, 0, _expiry(expires_at))
+        return await self._submit_one_async(ev)
+
+    async def commit_async(
+        self, reservation: Any, qty: Any = None, *, id: Any = None
+    ) -> EventResult:
+        """:meth:`commit` for asyncio code."""
+        ref = _reservation_id(reservation)
+        ev = self._encode(K.K_COMMIT, id, qty=ALL if qty is None else qty, ref=ref)
+        return await self._submit_one_async(ev)
+
+    async def release_async(self, reservation: Any, *, id: Any = None) -> EventResult:
+        """:meth:`release` for asyncio code."""
+        ref = _reservation_id(reservation)
+        return await self._submit_one_async(self._encode(K.K_RELEASE, id, ref=ref))
+
+    async def expire_async(self, now: int, *, id: Any = None) -> EventResult:
+        """:meth:`expire` for asyncio code."""
+        ev = self._encode(K.K_EXPIRE, id, expires_at=_int_arg(now, "now"))
+        return await self._submit_one_async(ev)
+
+    # ------------------------------------------------------------ reads (the view's)
+    def available(self, sku: Any, location: Any, channel: Any) -> Any:
+        """ATP for ``channel``: what it can still reserve at the position(s).
+
+        ``available(c) = max(0, min(on_hand - reserved - safety_stock - Σ_{c'≠c}
+        unused_fence[c'], cap[c] - reserved[c]))``. Arguments broadcast; names or
+        indices. Returns an int for scalar arguments, else an int64 array.
+        """
+        return self._view().available(sku, location, channel)
+
+    def available_all(self) -> np.ndarray:
+        """``(num_positions, num_channels)`` ATP of every position for every channel."""
+        return self._view().available_all()
+
+    def snapshot(self) -> StockSnapshot:
+        """A consistent copy of every position's stock (see :class:`StockSnapshot`)."""
+        return self._view().snapshot()
+
+    def position(self, sku: Any, location: Any) -> dict[str, Any]:
+        """All quantities of one position as a dict (zeros if never touched)."""
+        return self._view().position(sku, location)
+
+    def position_index(self, sku: Any, location: Any) -> Any:
+        """Row of the position(s) in the per-position arrays, -1 if never touched."""
+        return self._view().position_index(sku, location)
+
+    def totals(self, field: str = "on_hand") -> np.ndarray:
+        """Per-SKU total of ``field`` across locations (exact int64)."""
+        return self._view().totals(field)
+
+    def reservation(self, id: Any) -> Reservation | None:
+        """The reservation made by reserve event ``id`` (or its result), or None."""
+        return self._view().reservation(id)
+
+    def result_of(self, ids: Any) -> np.ndarray:
+        """The recorded result code of each event id (-1 for ids never seen)."""
+        return self._view().result_of(ids)
+
+    def open_reservations(self) -> dict[str, np.ndarray]:
+        """Arrays (id, sku, location, channel, open_qty, expires_at) of open reservations."""
+        return self._view().open_reservations()
+
+    def state_digest(self) -> str:
+        """BLAKE2b-256 hex digest of the canonical state (equal states, equal digests)."""
+        return self._view().state_digest()
+
+    def memory_usage(self) -> dict[str, int]:
+        """Bytes held by each structure (allocated, including spare capacity)."""
+        return self._view().memory_usage()
+
+    def bytes_per_position(self) -> float:
+        """Bytes of position state plus position index per touched position."""
+        return self._view().bytes_per_position()
+
+    @property
+    def version(self) -> int:
+        """Number of batches (and single events) applied; readers see whole ones only."""
+        return self._view().version
+
+    @property
+    def num_positions(self) -> int:
+        """Number of positions ever touched."""
+        return self._view().num_positions
+
+    @property
+    def num_reservations(self) -> int:
+        """Number of reservations ever made (all states)."""
+        return self._view().num_reservations
+
+    @property
+    def num_ids_tracked(self) -> int:
+        """Number of event ids the idempotency index remembers."""
+        return self._view().num_ids_tracked
+
+    # The per-position views below are live and read-only; a reader that must not
+    # mix two batches across them (other threads writing) takes snapshot() instead.
+    @property
+    def position_sku(self) -> np.ndarray:
+        """SKU index of each position."""
+        return self._view().position_sku
+
+    @property
+    def position_location(self) -> np.ndarray:
+        """Location index of each position."""
+        return self._view().position_location
+
+    @property
+    def on_hand(self) -> np.ndarray:
+        """Physical units per position."""
+        return self._view().on_hand
+
+    @property
+    def in_transit(self) -> np.ndarray:
+        """Units on their way into each position."""
+        return self._view().in_transit
+
+    @property
+    def safety_stock(self) -> np.ndarray:
+        """Units withheld from every channel per position."""
+        return self._view().safety_stock
+
+    @property
+    def nonsellable(self) -> np.ndarray:
+        """Returned units that cannot be sold (quarantine)."""
+        return self._view().nonsellable
+
+    @property
+    def fence(self) -> np.ndarray:
+        """``(num_positions, num_channels)`` fences."""
+        return self._view().fence
+
+    @property
+    def cap(self) -> np.ndarray:
+        """``(num_positions, num_channels)`` caps (``STOCK_MAX`` = no cap)."""
+        return self._view().cap
+
+    @property
+    def reserved_by_channel(self) -> np.ndarray:
+        """``(num_positions, num_channels)`` reserved units per channel."""
+        return self._view().reserved_by_channel
+
+    @property
+    def reserved(self) -> np.ndarray:
+        """Total reserved units per position (a fresh array)."""
+        return self._view().reserved
+
+
+# ---------------------------------------------------------------------------
+@dataclass(eq=False)
+class Prepared:
+    """A group of submissions validated against a ledger, ready for one kernel call.
+
+    ``events`` joins the closed part of every submission (a linked group left open at
+    the end of a submission is never applied: its events fail on their own, see
+    :meth:`split`), with ``ids`` the ids as they will apply; ``auto_id`` is the
+    ledger's next assigned id before the group. ``version`` is the ledger version it
+    was prepared against; :meth:`Ledger.apply_prepared` refuses it at any other.
+    """
+
+    events: Events
+    ids: np.ndarray
+    auto_id: int
+    assigned: int
+    version: int
+    parts: list[tuple[int, int, Any]]  # (start, closed length, the submission)
+    errors: dict[int, BaseException]  # submission index -> its validation error
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def split(self, result: ApplyResult) -> list[Any]:
+        """One outcome per submission: its result, or its validation error."""
+        out: list[Any] = []
+        for i, (start, closed, part) in enumerate(self.parts):
+            if i in self.errors:
+                out.append(self.errors[i])
+            elif not isinstance(part, Events):
+                code = CODES[int(result.codes[start])]
+                short = NO_SHORTFALLS
+                if result.shortfalls and code is ResultCode.OK:
+                    rows = np.flatnonzero(result.shortfalls.event == start)
+                    if rows.size:
+                        short = result.shortfalls.take(rows, start)
+                out.append(
+                    EventResult(int(result.ids[start]), code, bool(result.duplicate[start]), short)
+                )
+            else:
+                out.append(_slice_result(result, start, closed, part))
+        return out
+
+
+def _slice_result(result: ApplyResult, start: int, closed: int, events: Events) -> ApplyResult:
+    """The result of submission ``events`` (rows ``start:start+closed`` of ``result``,
+    plus its open chain, if any)."""
+    n = len(events)
+    if start == 0 and closed == n == len(result):
+        return result
+    sl = slice(start, start + closed)
+    ids, codes, dup = result.ids[sl], result.codes[sl], result.duplicate[sl]
+    if closed < n:  # the open chain: nothing applied, no ids assigned
+        tail = n - closed
+        tail_codes = np.full(tail, K.C_LINKED_FAILED, dtype=np.uint8)
+        tail_codes[-1] = K.C_CHAIN_OPEN
+        ids = np.concatenate((ids, np.asarray(events.id[closed:])))
+        codes = np.concatenate((codes, tail_codes))
+        dup = np.concatenate((dup, np.zeros(tail, dtype=np.bool_)))
+    counts_arr = np.bincount(codes, minlength=len(ResultCode))
+    short = result.shortfalls
+    if short:
+        rows = np.flatnonzero((short.event >= start) & (short.event < start + closed))
+        short = short.take(rows, start) if rows.size else NO_SHORTFALLS
+    return ApplyResult(
+        ids=readonly(ids),
+        codes=readonly(codes),
+        duplicate=readonly(dup),
+        counts={CODES[c]: int(k) for c, k in enumerate(counts_arr.tolist()) if k},
+        shortfalls=short,
+    )
+
+
+def _closed_length(events: Events) -> int:
+    """Rows of ``events`` up to its last closed group (an open chain follows)."""
+    n = len(events)
+    if n == 0 or not events.link[-1]:
+        return n
+    closed = np.flatnonzero(~events.link)
+    return int(closed[-1]) + 1 if closed.size else 0
 
 
 def _pow2_at_least(n: int) -> int:
     return 1 << max(10, int(n - 1).bit_length())
 
 
-class Ledger:
-    """In-memory stock ledger over the positions of one network.
+class Ledger(BaseLedger):
+    """In-memory stock ledger over the positions of one network; thread-safe.
 
     Parameters
     ----------
@@ -180,6 +809,22 @@ class Ledger:
         Expected number of reservations.
     event_capacity
         Expected number of distinct event ids (sizes the idempotency index).
+    timeout
+        Seconds a call waits for its turn (another thread's batch) before
+        :class:`~allocator.LedgerBusyError`; nothing is applied then.
+
+    Notes
+    -----
+    Every call is safe from any thread. Batches apply one at a time, each as a
+    whole: a reader (``available``, ``position``, ``snapshot``, ...) sees the state
+    between two batches, never inside one. The asyncio calls (``apply_async``,
+    ``reserve_async``, ...) queue on one worker thread and are group-committed: the
+    submissions waiting while a batch applies go into the next kernel call together,
+    each caller getting exactly its own results.
+
+    The engine interface used by the durable ledgers (:meth:`prepare`,
+    :meth:`apply_prepared`, :meth:`export_state`, :meth:`import_state`,
+    :meth:`digest_state`) is documented in ``docs/architecture.md``.
 
     Examples
     --------
@@ -192,10 +837,10 @@ class Ledger:
     >>> ledger = Ledger(net.build())
     >>> ledger.receive("A", "S1", 5).code.slug
     'ok'
-    >>> r = ledger.reserve("A", "S1", 2, channel="online")
-    >>> int(ledger.available("A", "S1", "store"))
-    3
-    >>> ledger.commit(r.id).code.slug
+    >>> hold = ledger.reserve("A", "S1", 2, channel="online")
+    >>> bool(hold), ledger.available("A", "S1", "store")
+    (True, 3)
+    >>> ledger.commit(hold).code.slug
     'ok'
     """
 
@@ -206,10 +851,21 @@ class Ledger:
         capacity: int = 1024,
         reservation_capacity: int = 1024,
         event_capacity: int = 1024,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if not isinstance(network, NetworkData):
             raise TypeError("Ledger needs a NetworkData (Network().build())")
+        for name, value in (
+            ("capacity", capacity),
+            ("reservation_capacity", reservation_capacity),
+            ("event_capacity", event_capacity),
+        ):
+            if type(value) is not int or value < 0:
+                raise ValidationError(f"expected an int >= 0, got {value!r}", field=name)
+        if not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValidationError(f"expected seconds > 0, got {timeout!r}", field="timeout")
         self.network = network
+        self.timeout = float(timeout)
         self._nchan = network.num_channels
         self._nloc = network.num_locations
         key_space = max(2, network.num_skus * network.num_locations)
@@ -220,49 +876,43 @@ class Ledger:
                 "position key space"
             )
         self._max_positions = 1 << self._pbits
+        self._lock = threading.Lock()
+        self._committer: GroupCommitter | None = None
+        self._allocate(capacity, reservation_capacity, event_capacity)
+        self.last_kernel_seconds = 0.0  # kernel share of the last apply (benchmarks)
+
+    def _allocate(self, capacity: int, reservations: int, ids: int) -> None:
         self._state = np.zeros((max(16, capacity), K.F_CHAN + 3 * self._nchan), dtype=np.int64)
         self._ptab = np.full(_pow2_at_least(int(capacity / _LOAD) + 1), -1, dtype=np.int64)
         self._itab = np.zeros(
-            (_pow2_at_least(int(max(event_capacity, reservation_capacity) / _LOAD) + 1), 2),
-            dtype=np.int64,
+            (_pow2_at_least(int(max(ids, reservations) / _LOAD) + 1), 2), dtype=np.int64
         )
-        self._res = self._new_reservations(max(16, reservation_capacity))
+        self._res = np.zeros((max(16, reservations), K.R_COLS), dtype=np.int64)
+        self._heap = np.zeros((self._res.shape[0], 2), dtype=np.int64)
+        self._undo = np.zeros((1, 4), dtype=np.int64)
+        self._gslot = np.zeros(1, dtype=np.int64)
         self._meta = np.zeros(K.META_SIZE, dtype=np.int64)
+        self._meta[K.M_PBITS] = self._pbits
+        self._meta[K.M_NLOC] = self._nloc
+        self._meta[K.M_NCHAN] = self._nchan
+        self._meta[K.M_NSKU] = self.network.num_skus
+        self._meta[K.M_QTY_MAX] = QTY_MAX
+        self._set_limits()
         self._next_auto_id = -1
         self._open_lo = 0  # every reservation slot below this one is closed
+        self._version = 0
 
-    # ------------------------------------------------------------------ storage
-    @staticmethod
-    def _new_reservations(n: int) -> dict[str, np.ndarray]:
-        return {
-            "id": np.zeros(n, dtype=np.int64),
-            "pos": np.zeros(n, dtype=np.int64),
-            "chan": np.zeros(n, dtype=np.int64),
-            "state": np.zeros(n, dtype=np.int8),
-            "qty": np.zeros(n, dtype=np.int64),
-            "open": np.zeros(n, dtype=np.int64),
-            "exp": np.zeros(n, dtype=np.int64),
-            "heap_t": np.zeros(n, dtype=np.int64),
-            "heap_s": np.zeros(n, dtype=np.int64),
-        }
-
-    @property
-    def _pshift(self) -> int:
-        return 64 - (self._ptab.shape[0].bit_length() - 1)
+    def _set_limits(self) -> None:
+        m = self._meta
+        m[K.M_LIM_POS] = min(self._state.shape[0], int(self._ptab.shape[0] * _LOAD))
+        m[K.M_LIM_RES] = self._res.shape[0]
+        m[K.M_LIM_IDS] = int(self._itab.shape[0] * _LOAD)
+        m[K.M_PSHIFT] = 64 - (self._ptab.shape[0].bit_length() - 1)
+        m[K.M_ISHIFT] = 64 - (self._itab.shape[0].bit_length() - 1 - K.ID_RUN_BITS)
 
     @property
     def _ishift(self) -> int:
-        return 64 - (self._itab.shape[0].bit_length() - 1 - K.ID_RUN_BITS)
-
-    def _limits(self) -> np.ndarray:
-        return np.array(
-            [
-                min(self._state.shape[0], int(self._ptab.shape[0] * _LOAD)),
-                self._res["id"].shape[0],
-                int(self._itab.shape[0] * _LOAD),
-            ],
-            dtype=np.int64,
-        )
+        return int(self._meta[K.M_ISHIFT])
 
     def _grow(self, need_pos: int, need_res: int, need_ids: int) -> None:
         """Make room for ``need_*`` more positions, reservations and ids."""
@@ -281,140 +931,277 @@ class Ledger:
             K.rehash_positions(self._ptab, table, shift, self._pbits)
             self._ptab = table
         want = nres + need_res
-        if want > self._res["id"].shape[0]:
-            size = max(want, int(self._res["id"].shape[0] * 1.5))
-            grown = self._new_reservations(size)
-            for name, arr in self._res.items():
-                grown[name][: arr.shape[0]] = arr
-            self._res = grown
+        if want > self._res.shape[0]:
+            size = max(want, int(self._res.shape[0] * 1.5))
+            res = np.zeros((size, K.R_COLS), dtype=np.int64)
+            res[:nres] = self._res[:nres]
+            heap = np.zeros((size, 2), dtype=np.int64)
+            nheap = int(self._meta[K.M_HEAP])
+            heap[:nheap] = self._heap[:nheap]
+            self._res, self._heap = res, heap
         want = nids + need_ids
         if want > int(self._itab.shape[0] * _LOAD):
             ids = np.zeros((_pow2_at_least(int(want / _LOAD) + 1), 2), dtype=np.int64)
             shift = 64 - (ids.shape[0].bit_length() - 1 - K.ID_RUN_BITS)
             K.rehash_ids(self._itab, ids, shift)
             self._itab = ids
+        self._set_limits()
 
-    # ------------------------------------------------------------------ apply
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if not self._lock.acquire(timeout=self.timeout):
+            raise LedgerBusyError(
+                f"ledger busy for {self.timeout:g} s (another thread's batch); nothing was "
+                "applied, retry with the same ids"
+            )
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def _view(self) -> Ledger:
+        return self
+
+    # ------------------------------------------------------------------ writes
     def apply(self, events: Events) -> ApplyResult:
         """Apply a batch in order and report a result code per event.
 
         Bad input (indices outside the network) raises before anything changes.
         Business rejections are result codes. Events whose id was seen before return
-        their first result and change nothing. A linked group applies all-or-nothing.
-        """
-        return self._apply_prepared(events, self._prepare(events))
-
-    def _prepare(self, events: Events) -> np.ndarray:
-        """Validate ``events`` against this ledger; return the ids as they will apply.
-
-        Rows with id 0 get the ids the ledger will assign (negative, counting down);
-        nothing changes here, the counter advances in :meth:`_apply_prepared`.
+        their first result and change nothing. A linked group applies all-or-nothing;
+        a group left open at the end of the batch is not applied (its events get
+        ``linked_event_failed`` and the last ``linked_event_chain_open``).
         """
         if not isinstance(events, Events):
             raise TypeError(f"apply() takes Events, got {type(events).__name__}")
         events.check_network(self.network)
-        ids: np.ndarray = events.id
-        unassigned = ids <= self._next_auto_id
-        if unassigned.any():
-            row = int(np.argmax(unassigned))
-            raise ValidationError(
-                f"id {ids[row]} is negative but was never assigned by this ledger; client "
-                "ids must be positive",
-                field="id",
-                row=row,
-                code="invalid_identifier",
-            )
-        zero = ids == 0
-        if zero.any():
-            ids = ids.copy()
-            ids[zero] = self._next_auto_id - np.arange(int(zero.sum()), dtype=np.int64)
-        return ids
+        with self._locked():
+            prepared = self._prepare([events])
+            if prepared.errors:
+                raise prepared.errors[0]
+            result = self._apply_prepared(prepared)
+        return prepared.split(result)[0]  # type: ignore[no-any-return]
 
-    def _apply_prepared(self, events: Events, ids: np.ndarray) -> ApplyResult:
-        """Apply ``events`` with the ids from :meth:`_prepare` (no further checks)."""
+    def _submit_one(self, event: _Scalar) -> EventResult:
+        ident, kind, sku, loc, chan, qty, ref, exp = event
+        with self._locked():
+            auto = ident == 0
+            if auto:
+                ident = self._next_auto_id
+            elif ident <= self._next_auto_id:
+                raise self._unassigned(ident, 0)
+            while True:
+                out = K.apply_one(
+                    self._state, self._ptab, self._itab, self._res, self._heap, self._meta,
+                    self._undo, ident, kind, sku, loc, chan, qty, ref, exp,
+                )  # fmt: skip
+                if out != K.NEED_ROOM:
+                    break
+                self._grow(1024, 1024, 1024)
+            if out < 0:
+                self._raise_invalid(event)
+            if auto:
+                self._next_auto_id -= 1
+            self._version += 1
+            code = CODES[out & K.OUT_CODE]
+            short = NO_SHORTFALLS
+            if out & K.OUT_SHORTFALL:
+                short = self._shortfalls(np.array([sku]), np.array([loc]), np.zeros(1, np.int64))
+        return EventResult(ident, code, bool(out & K.OUT_DUPLICATE), short)
+
+    # -- asyncio: one worker thread, group-committed
+    def _group(self) -> GroupCommitter:
+        committer = self._committer
+        if committer is None:
+            with self._lock:
+                if self._committer is None:
+                    self._committer = GroupCommitter(
+                        self._commit_group,
+                        name="allocator-ledger",
+                        max_queue_events=DEFAULT_MAX_QUEUE_EVENTS,
+                        max_group_events=DEFAULT_MAX_GROUP_EVENTS,
+                        timeout=self.timeout,
+                    )
+                committer = self._committer
+        return committer
+
+    def _commit_group(self, parts: list[Any]) -> list[Any]:
+        with self._locked():
+            prepared = self._prepare(parts)
+            result = self._apply_prepared(prepared)
+        return prepared.split(result)
+
+    async def apply_async(self, events: Events) -> ApplyResult:
+        """:meth:`apply` for asyncio code: queued and applied on the ledger's worker
+        thread (group-committed with the other queued submissions)."""
+        if not isinstance(events, Events):
+            raise TypeError(f"apply_async() takes Events, got {type(events).__name__}")
+        events.check_network(self.network)
+        return await self._group().submit_async(events, max(1, len(events)))  # type: ignore[no-any-return]
+
+    async def _submit_one_async(self, event: _Scalar) -> EventResult:
+        self.check_one(event)
+        return await self._group().submit_async(event, 1)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stop the asyncio worker thread, if one was started (idempotent)."""
+        committer, self._committer = self._committer, None
+        if committer is not None:
+            committer.close()
+
+    # ------------------------------------------------------------------ engine interface
+    def check_one(self, event: _Scalar) -> None:
+        """Raise the batch path's error if the encoded event breaks a rule."""
+        _, kind, sku, loc, chan, qty, ref, exp = event
+        if K.check_one(kind, sku, loc, chan, qty, ref, exp, self._meta) != K.V_OK:
+            self._raise_invalid(event)
+
+    def prepare(self, parts: Sequence[Events | _Scalar]) -> Prepared:
+        """Validate a group of submissions against the ledger as it stands.
+
+        ``parts`` are batches (already checked against the network) and encoded
+        single events (checked with :meth:`check_one`). Assigns the ids each will
+        apply with, in order; a submission whose ids cannot apply gets its error in
+        ``Prepared.errors`` and is left out. Nothing changes until
+        :meth:`apply_prepared`.
+        """
+        with self._locked():
+            return self._prepare(parts)
+
+    def apply_prepared(self, prepared: Prepared) -> ApplyResult:
+        """Apply a group from :meth:`prepare`; its result (split it with
+        :meth:`Prepared.split`). Raises if the ledger changed since."""
+        with self._locked():
+            return self._apply_prepared(prepared)
+
+    def _unassigned(self, ident: int, row: int | None) -> ValidationError:
+        return ValidationError(
+            f"id {ident} is negative but was never assigned by this ledger; client ids must "
+            "be positive",
+            field="id",
+            row=row,
+            code="invalid_identifier",
+        )
+
+    def _prepare(self, parts: Sequence[Events | _Scalar]) -> Prepared:
+        chunks: list[Events] = []
+        id_chunks: list[np.ndarray] = []
+        layout: list[tuple[int, int, Any]] = []
+        errors: dict[int, BaseException] = {}
+        auto = self._next_auto_id
+        start = 0
+        rows: list[tuple[int, ...]] = []
+        row_ids: list[int] = []
+
+        def flush() -> None:
+            if rows:
+                chunks.append(Events._from_rows(rows))
+                id_chunks.append(np.array(row_ids, dtype=np.int64))
+                rows.clear()
+                row_ids.clear()
+
+        for i, part in enumerate(parts):
+            if isinstance(part, Events):
+                closed = _closed_length(part)
+                ids = np.empty(closed, dtype=np.int64)
+                bad, assigned = K.assign_ids(part.id[:closed], auto, ids)
+                if bad >= 0:
+                    errors[i] = self._unassigned(int(part.id[bad]), bad)
+                    layout.append((start, 0, part))
+                    continue
+                flush()
+                auto -= assigned
+                chunks.append(part if closed == len(part) else part.take(slice(0, closed)))
+                id_chunks.append(ids)
+                layout.append((start, closed, part))
+                start += closed
+            else:
+                ident = part[0]
+                if ident == 0:
+                    ident = auto
+                    auto -= 1
+                elif ident <= auto:
+                    errors[i] = self._unassigned(ident, None)
+                    layout.append((start, 0, part))
+                    continue
+                rows.append(part)
+                row_ids.append(ident)
+                layout.append((start, 1, part))
+                start += 1
+        flush()
+        if len(chunks) == 1:
+            events, ids = chunks[0], id_chunks[0]
+        elif chunks:
+            events = Events._concat_closed(chunks)
+            ids = np.concatenate(id_chunks)
+        else:
+            events, ids = Events._from_rows([]), np.zeros(0, dtype=np.int64)
+        return Prepared(
+            events=events,
+            ids=ids,
+            auto_id=self._next_auto_id,
+            assigned=self._next_auto_id - auto,
+            version=self._version,
+            parts=layout,
+            errors=errors,
+        )
+
+    def _apply_prepared(self, prepared: Prepared) -> ApplyResult:
+        if prepared.version != self._version or prepared.auto_id != self._next_auto_id:
+            raise RuntimeError("the ledger changed between prepare() and apply_prepared()")
+        events, ids = prepared.events, prepared.ids
         n = len(events)
-        self._next_auto_id -= int((events.id == 0).sum())
+        max_group, max_undo = K.group_sizes(events.kind, events.link)
+        if self._undo.shape[0] < max_undo:
+            self._undo = np.zeros((max_undo, 4), dtype=np.int64)
+        if self._gslot.shape[0] < max_group:
+            self._gslot = np.zeros(max_group, dtype=np.int64)
         out = np.zeros(n, dtype=np.uint8)
-        ends = np.flatnonzero(~events.link)
-        if n and events.link[-1]:
-            ends = np.append(ends, n - 1)
-        bounds = np.concatenate(([-1], ends))
-        max_group = int(np.diff(bounds).max()) if n else 1
-        undo_rows = 1
-        if max_group > 1:  # undo entries a group may log: the most of any group
-            per_group = np.add.reduceat(_UNDO_ENTRIES[events.kind], bounds[:-1] + 1)
-            undo_rows = int(per_group.max())
-        undo = np.zeros((undo_rows, 4), dtype=np.int64)
-        gslot = np.zeros(max_group, dtype=np.int64)
+        t0 = time.perf_counter()
         start = 0
         while start < n:
-            r = self._res
             start = K.apply_batch(
-                ids,
-                events.kind,
-                events.sku,
-                events.location,
-                events.channel,
-                events.qty,
-                events.ref,
-                events.expires_at,
-                events.link,
-                start,
-                self._nloc,
-                self._nchan,
-                self._state,
-                self._ptab,
-                self._pshift,
-                self._pbits,
-                self._itab,
-                self._ishift,
-                r["id"],
-                r["pos"],
-                r["chan"],
-                r["state"],
-                r["qty"],
-                r["open"],
-                r["exp"],
-                r["heap_t"],
-                r["heap_s"],
-                self._meta,
-                self._limits(),
-                undo,
-                gslot,
-                out,
-            )
+                ids, events.kind, events.sku, events.location, events.channel, events.qty,
+                events.ref, events.expires_at, events.link, start, self._state, self._ptab,
+                self._itab, self._res, self._heap, self._meta, self._undo, self._gslot, out,
+            )  # fmt: skip
             if start < n:
-                end = int(ends[np.searchsorted(ends, start)])
-                glen = end - start + 1
+                glen = K.group_length(events.link, start)
                 self._grow(2 * glen + 1024, glen + 1024, glen + 1024)
+        self.last_kernel_seconds = time.perf_counter() - t0
+        self._next_auto_id -= prepared.assigned
+        self._version += 1
         return self._result(events, ids, out)
 
     def _result(self, events: Events, ids: np.ndarray, out: np.ndarray) -> ApplyResult:
-        codes = out & K.OUT_CODE
-        counts_arr = np.bincount(codes, minlength=len(ResultCode))
-        counts = {ResultCode(c): int(k) for c, k in enumerate(counts_arr) if k}
-        short_events = np.flatnonzero(out & K.OUT_SHORTFALL)
+        n = out.shape[0]
+        codes = np.empty(n, dtype=np.uint8)
+        dup = np.empty(n, dtype=np.bool_)
+        counts_arr = np.zeros(64, dtype=np.int64)
+        num_short = K.summarize(out, codes, dup, counts_arr)
+        counts = {CODES[c]: int(k) for c, k in enumerate(counts_arr.tolist()) if k}
+        shortfalls = NO_SHORTFALLS
+        if num_short:
+            rows = np.flatnonzero(out & K.OUT_SHORTFALL)
+            shortfalls = self._shortfalls(events.sku[rows], events.location[rows], rows)
         return ApplyResult(
             ids=readonly(ids),
             codes=readonly(codes),
-            duplicate=readonly((out & K.OUT_DUPLICATE) != 0),
+            duplicate=readonly(dup),
             counts=counts,
-            shortfalls=self._shortfalls(events, short_events),
+            shortfalls=shortfalls,
         )
 
-    def _shortfalls(self, events: Events, rows: np.ndarray) -> Shortfalls:
-        empty = np.zeros(0, dtype=np.int64)
-        if rows.size == 0:
-            return Shortfalls(
-                empty, empty, empty, empty, empty, empty, np.zeros(1, np.int64), empty
-            )
-        keys = events.sku[rows] * self._nloc + events.location[rows]
+    def _shortfalls(self, sku: np.ndarray, loc: np.ndarray, rows: np.ndarray) -> Shortfalls:
+        keys = sku.astype(np.int64) * self._nloc + loc
         keys, first = np.unique(keys[::-1], return_index=True)  # last event per position
         rows = rows[::-1][first]
         pos = self._positions_of(keys)
         on_hand = self._state[pos, K.F_ON_HAND]
         reserved = self._reserved_rows(pos)
         keep = np.flatnonzero(reserved > on_hand)
+        if keep.size == 0:
+            return NO_SHORTFALLS
         keep = keep[np.argsort(pos[keep])]  # rows ordered by position row
         pos, keys, rows = pos[keep], keys[keep], rows[keep]
         on_hand, reserved = on_hand[keep], reserved[keep]
@@ -424,12 +1211,8 @@ class Ledger:
         row_of = np.empty_like(at_risk)
         is_short = np.zeros(self.num_positions, dtype=np.bool_)
         is_short[pos] = True
-        r = self._res
         k = K.reservations_at_risk(
-            r["id"],
-            r["pos"],
-            r["state"],
-            r["open"],
+            self._res,
             self._first_open(),
             self.num_reservations,
             pos,
@@ -452,81 +1235,6 @@ class Ledger:
             reservations=readonly(at_risk.astype(np.int64)),
         )
 
-    # ------------------------------------------------------------------ conveniences
-    def _ids(self, id: Any) -> Any:
-        return 0 if id is None else id
-
-    def receive(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> ApplyResult:
-        """Goods received: ``on_hand += qty``."""
-        return self.apply(
-            Events.receive(sku, location, qty, id=self._ids(id), network=self.network)
-        )
-
-    def sale(
-        self, sku: Any, location: Any, qty: Any, *, channel: Any, id: Any = None
-    ) -> ApplyResult:
-        """A walk-in sale of goods that already left: ``on_hand -= qty``."""
-        return self.apply(
-            Events.sale(sku, location, qty, channel=channel, id=self._ids(id), network=self.network)
-        )
-
-    def reserve(
-        self,
-        sku: Any,
-        location: Any,
-        qty: Any,
-        *,
-        channel: Any,
-        id: Any = None,
-        expires_at: Any = None,
-    ) -> ApplyResult:
-        """Hold ``qty`` for ``channel``; the result's ``id`` names the reservation."""
-        return self.apply(
-            Events.reserve(
-                sku,
-                location,
-                qty,
-                channel=channel,
-                id=self._ids(id),
-                expires_at=NO_EXPIRY if expires_at is None else expires_at,
-                network=self.network,
-            )
-        )
-
-    def commit(self, reservation: Any, qty: Any = None, *, id: Any = None) -> ApplyResult:
-        """Ship/pick ``qty`` of a reservation (all when None); any rest is released."""
-        return self.apply(Events.commit(reservation, ALL if qty is None else qty, id=self._ids(id)))
-
-    def release(self, reservation: Any, *, id: Any = None) -> ApplyResult:
-        """Cancel a reservation."""
-        return self.apply(Events.release(reservation, id=self._ids(id)))
-
-    def expire(self, now: int) -> ApplyResult:
-        """Release every open reservation with ``expires_at <= now``."""
-        return self.apply(Events.expire(now))
-
-    def transfer(
-        self, sku: Any, origin: Any, destination: Any, qty: Any, *, id: Any = None
-    ) -> ApplyResult:
-        """Send stock from ``origin``; it waits in the destination's ``in_transit``."""
-        return self.apply(
-            Events.transfer_out(
-                sku, origin, destination, qty, id=self._ids(id), network=self.network
-            )
-        )
-
-    def transfer_in(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> ApplyResult:
-        """Receive transferred stock: ``in_transit -> on_hand``."""
-        return self.apply(
-            Events.transfer_in(sku, location, qty, id=self._ids(id), network=self.network)
-        )
-
-    def adjust(self, sku: Any, location: Any, counted: Any, *, id: Any = None) -> ApplyResult:
-        """Record a cycle count: ``on_hand := counted``."""
-        return self.apply(
-            Events.adjust(sku, location, counted, id=self._ids(id), network=self.network)
-        )
-
     # ------------------------------------------------------------------ read side
     def _keys(self, sku: Any, location: Any) -> tuple[np.ndarray, bool]:
         s = self.network.sku_index(sku)
@@ -537,57 +1245,80 @@ class Ledger:
 
     def _positions_of(self, keys: np.ndarray) -> np.ndarray:
         out = np.empty(keys.shape[0], dtype=np.int64)
-        K.lookup_positions(self._ptab, self._pshift, self._pbits, keys, out)
+        K.lookup_positions(self._ptab, self._meta, keys, out)
         return out
 
     def available(self, sku: Any, location: Any, channel: Any) -> Any:
-        """ATP for ``channel``: what it can still reserve at the position(s).
-
-        ``available(c) = max(0, min(on_hand - reserved - safety_stock - Σ_{c'≠c}
-        unused_fence[c'], cap[c] - reserved[c]))``. Arguments broadcast; names or
-        indices. Returns an int for scalar arguments, else an int64 array.
-        """
+        net = self.network
+        if type(sku) is str and type(location) is str and type(channel) is str:
+            s, loc, c = net.sku_index(sku), net.location_index(location), net.channel_index(channel)
+            with self._locked():
+                return K.available_one(self._state, self._ptab, self._meta, s * self._nloc + loc, c)
         keys, scalar = self._keys(sku, location)
-        chan = np.atleast_1d(self.network.channel_index(channel))
+        chan = np.atleast_1d(net.channel_index(channel))
         keys, chan = np.broadcast_arrays(keys, chan)
         keys = np.ascontiguousarray(keys)
         chan = np.ascontiguousarray(chan, dtype=np.int64)
         out = np.empty(keys.shape[0], dtype=np.int64)
-        K.available_many(
-            self._state, self._ptab, self._pshift, self._pbits, keys, chan, self._nchan, out
-        )
+        with self._locked():
+            K.available_many(self._state, self._ptab, self._meta, keys, chan, out)
         return int(out[0]) if scalar and np.ndim(channel) == 0 else out
 
     def available_all(self) -> np.ndarray:
-        """``(num_positions, num_channels)`` ATP of every position for every channel."""
-        n = self.num_positions
-        out = np.empty((n, self._nchan), dtype=np.int64)
-        K.available_all(self._state, n, self._nchan, out)
+        with self._locked():
+            n = self.num_positions
+            out = np.empty((n, self._nchan), dtype=np.int64)
+            K.available_all(self._state, n, self._nchan, out)
         return readonly(out)
+
+    def snapshot(self) -> StockSnapshot:
+        c = self._nchan
+        with self._locked():
+            n = self.num_positions
+            rows = self._state[:n].copy()
+            avail = np.empty((n, c), dtype=np.int64)
+            K.available_all(self._state, n, c, avail)
+            version = self._version
+        key = rows[:, K.F_KEY]
+        return StockSnapshot(
+            version=version,
+            position_sku=readonly(key // self._nloc),
+            position_location=readonly(key % self._nloc),
+            on_hand=readonly(rows[:, K.F_ON_HAND]),
+            in_transit=readonly(rows[:, K.F_IN_TRANSIT]),
+            safety_stock=readonly(rows[:, K.F_SAFETY]),
+            nonsellable=readonly(rows[:, K.F_RETURNS]),
+            fence=readonly(rows[:, K.F_CHAN : K.F_CHAN + c]),
+            cap=readonly(rows[:, K.F_CHAN + c : K.F_CHAN + 2 * c]),
+            reserved_by_channel=readonly(rows[:, K.F_CHAN + 2 * c : K.F_CHAN + 3 * c]),
+            available=readonly(avail),
+        )
+
+    @property
+    def version(self) -> int:
+        return self._version
 
     @property
     def num_positions(self) -> int:
-        """Number of positions ever touched."""
         return int(self._meta[K.M_NPOS])
 
     @property
     def num_reservations(self) -> int:
-        """Number of reservations ever made (all states)."""
         return int(self._meta[K.M_NRES])
+
+    @property
+    def num_ids_tracked(self) -> int:
+        return int(self._meta[K.M_NIDS])
 
     def _col(self, col: int) -> np.ndarray:
         return readonly(self._state[: self.num_positions, col])
 
-    # The per-position views below are live and read-only; they stay valid until
-    # the next apply() (copy them to keep a snapshot).
     @property
     def position_sku(self) -> np.ndarray:
-        """SKU index of each position."""
         return readonly(self._state[: self.num_positions, K.F_KEY] // self._nloc)
 
     @property
     def position_location(self) -> np.ndarray:
-        """Location index of each position."""
         return readonly(self._state[: self.num_positions, K.F_KEY] % self._nloc)
 
     @property
@@ -604,24 +1335,20 @@ class Ledger:
 
     @property
     def nonsellable(self) -> np.ndarray:
-        """Returned units that cannot be sold (quarantine)."""
         return self._col(K.F_RETURNS)
 
     @property
     def fence(self) -> np.ndarray:
-        """``(num_positions, num_channels)`` fences."""
         c = self._nchan
         return readonly(self._state[: self.num_positions, K.F_CHAN : K.F_CHAN + c])
 
     @property
     def cap(self) -> np.ndarray:
-        """``(num_positions, num_channels)`` caps (``STOCK_MAX`` = no cap)."""
         c = self._nchan
         return readonly(self._state[: self.num_positions, K.F_CHAN + c : K.F_CHAN + 2 * c])
 
     @property
     def reserved_by_channel(self) -> np.ndarray:
-        """``(num_positions, num_channels)`` reserved units per channel."""
         c = self._nchan
         return readonly(self._state[: self.num_positions, K.F_CHAN + 2 * c : K.F_CHAN + 3 * c])
 
@@ -631,24 +1358,26 @@ class Ledger:
 
     @property
     def reserved(self) -> np.ndarray:
-        """Total reserved units per position (a fresh array)."""
         return readonly(self.reserved_by_channel.sum(axis=1))
 
     def position_index(self, sku: Any, location: Any) -> Any:
-        """Row of the position(s) in the per-position arrays, -1 if never touched."""
         keys, scalar = self._keys(sku, location)
-        out = self._positions_of(keys)
+        with self._locked():
+            out = self._positions_of(keys)
         return int(out[0]) if scalar else out
 
     def position(self, sku: Any, location: Any) -> dict[str, Any]:
-        """All quantities of one position as a dict (zeros if never touched)."""
-        pos = self.position_index(sku, location)
+        keys, _ = self._keys(sku, location)
+        if keys.shape[0] != 1:
+            raise ValidationError("position() takes one sku and location", field="sku")
         c = self._nchan
-        if pos < 0:
-            row = np.zeros(K.F_CHAN + 3 * c, dtype=np.int64)
-            row[K.F_CHAN + c : K.F_CHAN + 2 * c] = K.STOCK_MAX
-        else:
-            row = self._state[pos]
+        with self._locked():
+            pos = int(self._positions_of(keys)[0])
+            if pos < 0:
+                row = np.zeros(K.F_CHAN + 3 * c, dtype=np.int64)
+                row[K.F_CHAN + c : K.F_CHAN + 2 * c] = K.STOCK_MAX
+            else:
+                row = self._state[pos].copy()
         by_channel = row[K.F_CHAN + 2 * c : K.F_CHAN + 3 * c]
         return {
             "on_hand": int(row[K.F_ON_HAND]),
@@ -664,79 +1393,99 @@ class Ledger:
             "reserved_by_channel": by_channel.tolist(),
         }
 
-    def totals(self, field: str = "on_hand") -> np.ndarray:
-        """Per-SKU total of ``field`` across locations (length ``num_skus``)."""
-        arrays = {
-            "on_hand": self.on_hand,
-            "in_transit": self.in_transit,
-            "safety_stock": self.safety_stock,
-            "nonsellable": self.nonsellable,
-            "reserved": self.reserved,
-        }
-        if field not in arrays:
-            raise ValidationError(f"expected one of {sorted(arrays)}", field="field")
-        return np.bincount(
-            self.position_sku, weights=arrays[field], minlength=self.network.num_skus
-        ).astype(np.int64)
+    _TOTAL_FIELDS = ("in_transit", "nonsellable", "on_hand", "reserved", "safety_stock")
 
-    def reservation(self, id: int) -> Reservation | None:
-        """The reservation made by reserve event ``id``, or None."""
-        value = np.empty(1, dtype=np.int64)
-        K.lookup_ids(self._itab, self._ishift, np.array([id], dtype=np.int64), value)
-        slot = (int(value[0]) >> 32) - 1 if value[0] >= 0 else -1
-        if slot < 0 or self._res["state"][slot] == K.RS_VOID:
-            return None
-        r = self._res
-        key = int(self._state[r["pos"][slot], K.F_KEY])
+    def totals(self, field: str = "on_hand") -> np.ndarray:
+        """Per-SKU total of ``field`` across locations (length ``num_skus``).
+
+        Summed exactly in int64; a total beyond int64 raises
+        :class:`~allocator.exceptions.QuantityOverflowError` naming the SKU.
+        """
+        if field not in self._TOTAL_FIELDS:
+            raise ValidationError(
+                f"expected one of {list(self._TOTAL_FIELDS)}, got {field!r}", field="field"
+            )
+        with self._locked():
+            n = self.num_positions
+            c = self._nchan
+            if field == "reserved":
+                cols = self._state[:n, K.F_CHAN + 2 * c : K.F_CHAN + 3 * c]
+            else:
+                col = {
+                    "on_hand": K.F_ON_HAND,
+                    "in_transit": K.F_IN_TRANSIT,
+                    "safety_stock": K.F_SAFETY,
+                    "nonsellable": K.F_RETURNS,
+                }[field]
+                cols = self._state[:n, col : col + 1]
+            out = np.zeros(self.network.num_skus, dtype=np.int64)
+            bad = K.sum_by_sku(
+                self._state[:n, K.F_KEY], self._nloc, np.ascontiguousarray(cols), out
+            )
+        if bad >= 0:
+            raise QuantityOverflowError(
+                f"the total {field} of SKU {self.network.sku_names[bad]!r} exceeds int64"
+            )
+        return readonly(out)
+
+    def reservation(self, id: Any) -> Reservation | None:
+        ident = _reservation_id(id)
+        with self._locked():
+            value = K.lookup_id(self._itab, self._ishift, ident)
+            slot = (value >> 32) - 1 if value >= 0 else -1
+            if slot < 0 or self._res[slot, K.R_STATE] == K.RS_VOID:
+                return None
+            row = self._res[slot].copy()
+            key = int(self._state[row[K.R_POS], K.F_KEY])
         return Reservation(
-            id=int(r["id"][slot]),
+            id=int(row[K.R_ID]),
             sku=key // self._nloc,
             location=key % self._nloc,
-            channel=int(r["chan"][slot]),
-            qty=int(r["qty"][slot]),
-            open_qty=int(r["open"][slot]),
-            expires_at=int(r["exp"][slot]),
-            state=ReservationState(int(r["state"][slot])),
+            channel=int(row[K.R_CHAN]),
+            qty=int(row[K.R_QTY]),
+            open_qty=int(row[K.R_OPEN]),
+            expires_at=int(row[K.R_EXP]),
+            state=ReservationState(int(row[K.R_STATE])),
         )
 
     def result_of(self, ids: Any) -> np.ndarray:
-        """The recorded result code of each event id (-1 for ids never seen)."""
-        ids = np.atleast_1d(np.asarray(ids, dtype=np.int64))
-        out = np.empty(ids.shape[0], dtype=np.int64)
-        K.lookup_ids(self._itab, self._ishift, ids, out)
+        from allocator._validate import as_int64
+
+        arr = as_int64(ids, "ids", code="invalid_identifier")
+        out = np.empty(arr.shape[0], dtype=np.int64)
+        with self._locked():
+            K.lookup_ids(self._itab, self._ishift, arr, out)
         return np.where(out >= 0, out & 255, -1)
 
     def _first_open(self) -> int:
         """Advance and return the slot below which every reservation is closed."""
-        self._open_lo = K.first_open(self._res["state"], self._open_lo, self.num_reservations)
+        self._open_lo = K.first_open(self._res, self._open_lo, self.num_reservations)
         return self._open_lo
 
     def open_reservations(self) -> dict[str, np.ndarray]:
-        """Arrays (id, sku, location, channel, open_qty, expires_at) of open reservations."""
-        lo, n = self._first_open(), self.num_reservations
-        r = self._res
-        slots = lo + np.flatnonzero(r["state"][lo:n] == K.RS_OPEN)
-        keys = self._state[r["pos"][slots], K.F_KEY]
+        with self._locked():
+            lo, n = self._first_open(), self.num_reservations
+            r = self._res[lo:n]
+            r = r[r[:, K.R_STATE] == K.RS_OPEN].copy()
+            keys = self._state[r[:, K.R_POS], K.F_KEY]
         return {
-            "id": r["id"][slots],
+            "id": r[:, K.R_ID],
             "sku": keys // self._nloc,
             "location": keys % self._nloc,
-            "channel": r["chan"][slots],
-            "open_qty": r["open"][slots],
-            "expires_at": r["exp"][slots],
+            "channel": r[:, K.R_CHAN],
+            "open_qty": r[:, K.R_OPEN],
+            "expires_at": r[:, K.R_EXP],
         }
 
     def memory_usage(self) -> dict[str, int]:
-        """Bytes held by each structure (allocated, including spare capacity)."""
         return {
             "positions": int(self._state.nbytes),
             "position_index": int(self._ptab.nbytes),
-            "reservations": int(sum(a.nbytes for a in self._res.values())),
+            "reservations": int(self._res.nbytes + self._heap.nbytes),
             "id_index": int(self._itab.nbytes),
         }
 
     def bytes_per_position(self) -> float:
-        """Bytes of position state plus position index per touched position."""
         usage = self.memory_usage()
         return (usage["positions"] + usage["position_index"]) / max(1, self.num_positions)
 
@@ -746,40 +1495,42 @@ class Ledger:
             f"{self.network.num_channels} channels)"
         )
 
-    # ------------------------------------------------------------------ durability hooks
-    @classmethod
-    def open(cls, path: Any, network_data: NetworkData | None = None, **options: Any) -> Any:
-        """Open (or create) a durable ledger journaled in SQLite at ``path``.
+    # ------------------------------------------------------------------ state transfer
+    _RES_FIELDS = (
+        ("id", K.R_ID),
+        ("pos", K.R_POS),
+        ("chan", K.R_CHAN),
+        ("state", K.R_STATE),
+        ("qty", K.R_QTY),
+        ("open", K.R_OPEN),
+        ("exp", K.R_EXP),
+    )
 
-        A thin front for :func:`allocator.journal.open_ledger`, which documents the
-        options (``readonly``, ``synchronous``, ``snapshot_every``, ``horizon``, ...).
-        Returns a :class:`allocator.journal.DurableLedger`.
-        """
-        from allocator.journal import open_ledger
-
-        return open_ledger(path, network_data, **options)
-
-    def _export_state(self) -> dict[str, np.ndarray]:
+    def export_state(self) -> dict[str, np.ndarray]:
         """Copies of the canonical state: positions, reservations, id index, counters.
 
         Hash-table layouts and the expiry heap are left out: they are derived from
-        these arrays (:meth:`_import_state` rebuilds them). Ids come sorted.
+        these arrays (:meth:`import_state` rebuilds them). Ids come sorted.
         """
-        npos, nres = self.num_positions, self.num_reservations
-        used = self._itab[:, 0] != 0
-        ids = self._itab[used, 0]
-        order = np.argsort(ids, kind="stable")
-        r = self._res
-        out = {"state": self._state[:npos].copy()}
-        for name in ("id", "pos", "chan", "state", "qty", "open", "exp"):
-            out[f"res_{name}"] = r[name][:nres].copy()
-        out["id"] = ids[order]
-        out["id_value"] = self._itab[used, 1][order]
-        out["counters"] = np.array([self._meta[K.M_EXPIRED], self._next_auto_id], dtype=np.int64)
+        with self._locked():
+            npos, nres = self.num_positions, self.num_reservations
+            used = self._itab[:, 0] != 0
+            ids = self._itab[used, 0]
+            values = self._itab[used, 1]
+            order = np.argsort(ids, kind="stable")
+            out = {"state": self._state[:npos].copy()}
+            for name, col in self._RES_FIELDS:
+                dtype = np.int8 if name == "state" else np.int64
+                out[f"res_{name}"] = self._res[:nres, col].astype(dtype)
+            out["id"] = ids[order]
+            out["id_value"] = values[order]
+            out["counters"] = np.array(
+                [self._meta[K.M_EXPIRED], self._next_auto_id], dtype=np.int64
+            )
         return out
 
-    def _import_state(self, arrays: dict[str, np.ndarray]) -> None:
-        """Replace the whole state by ``arrays`` (as made by :meth:`_export_state`).
+    def import_state(self, arrays: dict[str, np.ndarray], *, version: int = 0) -> None:
+        """Replace the whole state by ``arrays`` (as made by :meth:`export_state`).
 
         The id entries may come in any order; both hash tables and the expiry heap
         are rebuilt.
@@ -791,30 +1542,30 @@ class Ledger:
         npos, nres = state.shape[0], int(arrays["res_id"].shape[0])
         ids = np.asarray(arrays["id"], dtype=np.int64)
         nids = ids.shape[0]
-        self._state = np.zeros((max(16, npos + npos // 2), width), dtype=np.int64)
-        self._state[:npos] = state
-        self._ptab = np.full(_pow2_at_least(int(max(npos, 1024) / _LOAD) + 1), -1, dtype=np.int64)
-        entries = (state[:, K.F_KEY] << self._pbits) | np.arange(npos, dtype=np.int64)
-        K.rehash_positions(entries, self._ptab, self._pshift, self._pbits)
-        self._res = self._new_reservations(max(16, nres + nres // 2))
-        for name in ("id", "pos", "chan", "state", "qty", "open", "exp"):
-            self._res[name][:nres] = arrays[f"res_{name}"]
-        self._itab = np.zeros((_pow2_at_least(int(max(nids, 1024) / _LOAD) + 1), 2), dtype=np.int64)
-        pairs = np.empty((nids, 2), dtype=np.int64)
-        pairs[:, 0] = ids
-        pairs[:, 1] = arrays["id_value"]
-        K.rehash_ids(pairs, self._itab, self._ishift)
-        r = self._res
-        timed = np.flatnonzero((r["state"][:nres] == K.RS_OPEN) & (r["exp"][:nres] != NO_EXPIRY))
-        timed = timed[np.argsort(r["exp"][timed], kind="stable")]  # sorted = a valid heap
-        r["heap_t"][: timed.shape[0]] = r["exp"][timed]
-        r["heap_s"][: timed.shape[0]] = timed
-        self._meta = np.zeros(K.META_SIZE, dtype=np.int64)
-        self._open_lo = 0
-        self._meta[K.M_NPOS], self._meta[K.M_NRES], self._meta[K.M_NIDS] = npos, nres, nids
-        self._meta[K.M_HEAP] = timed.shape[0]
-        self._meta[K.M_EXPIRED] = int(arrays["counters"][0])
-        self._next_auto_id = int(arrays["counters"][1])
+        with self._locked():
+            self._allocate(max(npos + npos // 2, 1024), max(nres + nres // 2, 1024), nids)
+            self._state[:npos] = state
+            entries = (state[:, K.F_KEY] << self._pbits) | np.arange(npos, dtype=np.int64)
+            K.rehash_positions(entries, self._ptab, int(self._meta[K.M_PSHIFT]), self._pbits)
+            for name, col in self._RES_FIELDS:
+                self._res[:nres, col] = arrays[f"res_{name}"]
+            pairs = np.empty((nids, 2), dtype=np.int64)
+            pairs[:, 0] = ids
+            pairs[:, 1] = arrays["id_value"]
+            K.rehash_ids(pairs, self._itab, self._ishift)
+            r = self._res
+            timed = np.flatnonzero(
+                (r[:nres, K.R_STATE] == K.RS_OPEN) & (r[:nres, K.R_EXP] != NO_EXPIRY)
+            )
+            timed = timed[np.argsort(r[timed, K.R_EXP], kind="stable")]  # sorted = a valid heap
+            self._heap[: timed.shape[0], 0] = r[timed, K.R_EXP]
+            self._heap[: timed.shape[0], 1] = timed
+            m = self._meta
+            m[K.M_NPOS], m[K.M_NRES], m[K.M_NIDS] = npos, nres, nids
+            m[K.M_HEAP] = timed.shape[0]
+            m[K.M_EXPIRED] = int(arrays["counters"][0])
+            self._next_auto_id = int(arrays["counters"][1])
+            self._version = version
 
     def state_digest(self) -> str:
         """BLAKE2b-256 hex digest of the canonical state (equal states, equal digests).
@@ -823,12 +1574,10 @@ class Ledger:
         counters; not the layout of the hash tables or the heap, which depend on the
         order of growth but not on what the ledger answers.
         """
-        return self._digest_state(self._export_state())
+        return self.digest_state(self.export_state())
 
-    def _digest_state(self, arrays: dict[str, np.ndarray]) -> str:
+    def digest_state(self, arrays: dict[str, np.ndarray]) -> str:
         """:meth:`state_digest` of exported ``arrays`` (ids sorted, as exported)."""
-        import hashlib
-
         h = hashlib.blake2b(digest_size=32)
         h.update(np.array([self._nchan, self._nloc], dtype=np.int64).tobytes())
         for name in (
@@ -849,16 +1598,3 @@ class Ledger:
             h.update(np.array(arr.shape, dtype=np.int64).tobytes())
             h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()
-
-    # ------------------------------------------------------------------ sourcing
-    def reserve_plan(
-        self, plan: Any, *, expires_at: int | None = None, first_id: int | None = None
-    ) -> Any:
-        """Reserve a :class:`~allocator.sourcing.SourcingPlan`: one linked group per order.
-
-        Orders whose stock moved since planning are rejected as a whole and returned
-        for re-sourcing; see :func:`allocator.sourcing.reserve_plan`.
-        """
-        from allocator.sourcing.reserve import reserve_plan
-
-        return reserve_plan(self, plan, expires_at=expires_at, first_id=first_id)

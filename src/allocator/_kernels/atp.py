@@ -26,13 +26,19 @@ def unused_fence(fence: int, reserved: int) -> Any:
 
 
 @jit
-def atp(free: int, unused_total: int, unused_c: int, cap_room: int) -> Any:
-    """``available(c)`` from its parts (see the module docstring).
+def shared_room(free: int, unused_total: int, unused_c: int) -> Any:
+    """What the shared pool leaves channel ``c``, before its cap: ``free - Σ_{c'≠c} unused``.
 
     ``unused_total`` is the sum of every channel's unused fence, ``unused_c`` the
     unused fence of ``c`` itself (its own fence is available to it).
     """
-    a = free - (unused_total - unused_c)
+    return free - (unused_total - unused_c)
+
+
+@jit
+def atp(free: int, unused_total: int, unused_c: int, cap_room: int) -> Any:
+    """``available(c)`` from its parts (see the module docstring and :func:`shared_room`)."""
+    a = shared_room(free, unused_total, unused_c)
     if cap_room < a:
         a = cap_room
     return a if a > 0 else 0

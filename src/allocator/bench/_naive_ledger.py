@@ -77,7 +77,10 @@ class NaiveLedger:
     def apply(self, rows: list[tuple[int, ...]]) -> list[tuple[int, int, bool, bool]]:
         """Apply rows in order; return ``(id, code, duplicate, shortfall)`` per row."""
         lists = [list(r) for r in rows]
-        for r in lists:
+        closed = len(lists)  # rows up to the last closed group; an open chain follows
+        while closed and lists[closed - 1][8]:
+            closed -= 1
+        for r in lists[:closed]:  # the events of an open chain get no ids
             if r[0] == 0:
                 r[0] = self.next_auto_id
                 self.next_auto_id -= 1
@@ -120,16 +123,20 @@ class NaiveLedger:
                 inserted.append(len(results))
                 results.append((ident, code, False, short))
             if failed and saved is not None:
+                # every member but the failing one reports linked_event_failed (a
+                # duplicate keeps its flag); ids recorded in the group record it too
                 self.positions, self.reservations = saved
                 first_bad = next(k for k, x in enumerate(results) if x[1] != ResultCode.OK)
                 for k in inserted:
-                    if k < first_bad:
+                    if k != first_bad:
                         ident = results[k][0]
                         self.results[ident] = (
                             ResultCode.LINKED_EVENT_FAILED,
                             self.results[ident][1],
                         )
-                        results[k] = (ident, ResultCode.LINKED_EVENT_FAILED, False, False)
+                for k, (ident, _, dup, _) in enumerate(results):
+                    if k != first_bad:
+                        results[k] = (ident, ResultCode.LINKED_EVENT_FAILED, dup, False)
             out += results
             i = j + 1
         return out

@@ -1,0 +1,291 @@
+"""Group commit: concurrent submissions queue and are served as one group.
+
+A :class:`GroupCommitter` owns one daemon thread. Callers (threads or coroutines)
+put a :class:`Submission` in a bounded FIFO queue and wait; the thread takes
+everything queued (up to ``max_group_events``) as one group and hands it to the
+owner's ``commit`` function, which applies the group with one kernel call (and, for
+a durable ledger, one journal transaction with one fsync) and returns one outcome
+per submission: its result, or the exception meant for that caller alone.
+
+Guarantees:
+
+* groups are served one at a time, submissions in queue (FIFO) order;
+* a submission is never split across groups, so a caller's linked group is never
+  interleaved with anyone else's events;
+* a caller that is not taken into a group within ``timeout`` seconds gets
+  :class:`~allocator.exceptions.LedgerBusyError` and its submission is withdrawn
+  (never applied), so retrying it, with the same ids, is safe;
+* an asyncio caller never blocks its event loop: it awaits a future that the thread
+  resolves with ``loop.call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from allocator.exceptions import LedgerBusyError
+
+__all__ = ["GroupCommitter", "Submission"]
+
+logger = logging.getLogger("allocator")
+
+
+class Submission:
+    """One caller's work: ``payload`` (opaque to the committer) of ``size`` events."""
+
+    __slots__ = (
+        "_done",
+        "cancelled",
+        "error",
+        "fut",
+        "loop",
+        "payload",
+        "result",
+        "size",
+        "taken",
+    )
+
+    def __init__(self, payload: Any, size: int) -> None:
+        self.payload = payload
+        self.size = size
+        self.taken = False
+        self.cancelled = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.fut: asyncio.Future[Any] | None = None
+        self._done: threading.Lock | None = None
+
+
+def _deliver(subs: Sequence[Submission]) -> None:
+    """Resolve the asyncio futures of ``subs`` (runs on their event loop)."""
+    for sub in subs:
+        fut = sub.fut
+        if fut is None or fut.done():
+            continue
+        if sub.error is not None:
+            fut.set_exception(sub.error)
+        else:
+            fut.set_result(sub.result)
+
+
+class GroupCommitter:
+    """Serve submissions in groups on one thread; see the module docstring.
+
+    Parameters
+    ----------
+    commit
+        ``commit(payloads) -> outcomes``: applies the group and returns, per payload,
+        a result or an exception instance (raised to that caller alone). An
+        exception escaping ``commit`` is raised to every caller of the group.
+    name
+        Thread name.
+    max_queue_events
+        The most events that may wait in the queue; beyond it callers wait for room.
+    max_group_events
+        The most events taken into one group (a larger single submission is taken
+        alone).
+    timeout
+        Seconds a caller waits for room and for its turn before
+        :class:`~allocator.exceptions.LedgerBusyError`.
+    """
+
+    def __init__(
+        self,
+        commit: Callable[[list[Any]], list[Any]],
+        *,
+        name: str,
+        max_queue_events: int,
+        max_group_events: int,
+        timeout: float,
+    ) -> None:
+        self._commit = commit
+        self._name = name
+        self.max_queue_events = max_queue_events
+        self.max_group_events = max_group_events
+        self.timeout = timeout
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[Submission] = deque()
+        self._queued_events = 0
+        self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.groups = 0  # groups served (a figure for benchmarks and tests)
+        self.submissions = 0
+
+    # ------------------------------------------------------------------ callers
+    def submit(self, payload: Any, size: int) -> Any:
+        """Queue ``payload`` and wait for its outcome (raises the caller's exception)."""
+        sub = Submission(payload, size)
+        done = threading.Lock()
+        done.acquire()
+        sub._done = done
+        deadline = _monotonic() + self.timeout
+        with self._cond:
+            self._wait_room(size, deadline)
+            self._enqueue(sub)
+        remaining = deadline - _monotonic()
+        if not done.acquire(timeout=max(remaining, 0.0)):
+            with self._cond:
+                if not sub.taken:
+                    sub.cancelled = True
+                    self._queued_events -= sub.size
+                    self._cond.notify_all()
+                    raise LedgerBusyError(
+                        f"not served within {self.timeout:g} s ({len(self._queue)} "
+                        "submissions queued); nothing was applied, retry with the same ids"
+                    )
+            done.acquire()  # taken: its group finishes in bounded time
+        if sub.error is not None:
+            raise sub.error
+        return sub.result
+
+    async def submit_async(self, payload: Any, size: int) -> Any:
+        """Queue ``payload`` and await its outcome without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        sub = Submission(payload, size)
+        sub.loop = loop
+        sub.fut = loop.create_future()
+        deadline = _monotonic() + self.timeout
+        while True:
+            with self._cond:
+                if self._closed:
+                    raise RuntimeError(f"{self._name} is closed")
+                if self._has_room(size):
+                    self._enqueue(sub)
+                    break
+                room: asyncio.Future[None] = loop.create_future()
+                self._room_waiters.append((loop, room))
+            remaining = deadline - _monotonic()
+            try:
+                await asyncio.wait_for(room, timeout=max(remaining, 0.0))
+            except TimeoutError:
+                raise LedgerBusyError(
+                    f"no room in the queue within {self.timeout:g} s; nothing was applied, "
+                    "retry with the same ids"
+                ) from None
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(sub.fut), timeout=max(deadline - _monotonic(), 0.0)
+            )
+        except TimeoutError:
+            with self._cond:
+                if not sub.taken:
+                    sub.cancelled = True
+                    self._queued_events -= sub.size
+                    self._cond.notify_all()
+                    raise LedgerBusyError(
+                        f"not served within {self.timeout:g} s; nothing was applied, retry "
+                        "with the same ids"
+                    ) from None
+            return await sub.fut
+
+    def _has_room(self, size: int) -> bool:
+        return self._queued_events == 0 or self._queued_events + size <= self.max_queue_events
+
+    def _wait_room(self, size: int, deadline: float) -> None:
+        while not self._has_room(size):
+            if self._closed:
+                raise RuntimeError(f"{self._name} is closed")
+            remaining = deadline - _monotonic()
+            if remaining <= 0 or not self._cond.wait(remaining):
+                if not self._has_room(size):
+                    raise LedgerBusyError(
+                        f"queue full ({self._queued_events} events waiting) for "
+                        f"{self.timeout:g} s; nothing was applied, retry with the same ids"
+                    )
+
+    def _enqueue(self, sub: Submission) -> None:
+        if self._closed:
+            raise RuntimeError(f"{self._name} is closed")
+        self._queue.append(sub)
+        self._queued_events += sub.size
+        self.submissions += 1
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        self._cond.notify_all()
+
+    # ------------------------------------------------------------------ the thread
+    def _take(self) -> list[Submission] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            group: list[Submission] = []
+            events = 0
+            while self._queue:
+                sub = self._queue[0]
+                if sub.cancelled:
+                    self._queue.popleft()
+                    continue
+                if group and events + sub.size > self.max_group_events:
+                    break
+                self._queue.popleft()
+                sub.taken = True
+                group.append(sub)
+                events += sub.size
+            self._queued_events -= events
+            self._cond.notify_all()
+            waiters, self._room_waiters = self._room_waiters, []
+        for loop, fut in waiters:
+            loop.call_soon_threadsafe(_set_none, fut)
+        return group
+
+    def _run(self) -> None:
+        while True:
+            group = self._take()
+            if group is None:
+                return
+            if not group:
+                continue
+            try:
+                outcomes = self._commit([s.payload for s in group])
+            except BaseException as exc:  # every caller of the group learns of it
+                logger.debug("%s: group failed: %r", self._name, exc)
+                outcomes = [exc] * len(group)
+            self.groups += 1
+            by_loop: dict[asyncio.AbstractEventLoop, list[Submission]] = {}
+            for sub, outcome in zip(group, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    sub.error = outcome
+                else:
+                    sub.result = outcome
+                if sub.loop is not None:
+                    by_loop.setdefault(sub.loop, []).append(sub)
+                elif sub._done is not None:
+                    sub._done.release()
+            for loop, subs in by_loop.items():
+                try:
+                    loop.call_soon_threadsafe(_deliver, subs)
+                except RuntimeError:  # the loop was closed meanwhile
+                    pass
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        """Serve what is queued, then stop the thread (idempotent)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+def _set_none(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+_monotonic = time.monotonic
