@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from allocator import Events, Ledger, Network
-from allocator.journal import verify_journal
+from allocator.journal import open_ledger, verify_journal
 
 
 def build_network():
@@ -33,7 +33,7 @@ def main() -> None:
         Path(str(path) + side).unlink(missing_ok=True)
 
     network = build_network()
-    with Ledger.open(path, network) as ledger:
+    with open_ledger(path, network) as ledger:
         ledger.apply(
             Events.receive(
                 ["TSHIRT", "JEANS"], ["Store-1", "DC"], [10, 4], id=[1, 2], network=network
@@ -45,7 +45,7 @@ def main() -> None:
         print(ledger.info().summary())
 
     # A new process would do exactly this: the network comes from the journal.
-    with Ledger.open(path) as ledger:
+    with open_ledger(path) as ledger:
         print("after restart: ", ledger.position("TSHIRT", "Store-1"))
         retry = ledger.apply(
             Events.reserve("TSHIRT", "Store-1", 3, channel="online", id=3, network=ledger.network)

@@ -100,7 +100,7 @@ def test_network_roundtrip() -> None:
 # --------------------------------------------------------------------------- basics
 def test_reopen_restores_identical_state_and_idempotency(path: Path) -> None:
     net = make_small_network()
-    with Ledger.open(path, net) as ledger:
+    with open_ledger(path, net) as ledger:
         assert isinstance(ledger, DurableLedger)
         _stock(ledger)
         r = ledger.reserve("SKU-0", "S1", 4, channel="online", id=10, expires_at=50)
@@ -111,7 +111,7 @@ def test_reopen_restores_identical_state_and_idempotency(path: Path) -> None:
         assert auto.id < 0
         digest = ledger.state_digest()
         seq = ledger.seq
-    with Ledger.open(path) as again:  # the network comes from the journal
+    with open_ledger(path) as again:  # the network comes from the journal
         assert again.state_digest() == digest
         assert again.seq == seq
         assert again.network.sku_names == net.sku_names
@@ -403,8 +403,8 @@ def test_disk_full_leaves_ledger_and_journal_at_previous_batch(path: Path) -> No
     ledger = open_ledger(path, net, snapshot_every=None)
     _stock(ledger)
     before = (ledger.seq, ledger.state_digest())
-    conn = ledger._conn
-    assert conn is not None
+    assert ledger._store is not None
+    conn = ledger._store.conn
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages + 1}")
     rng = np.random.default_rng(3)
@@ -438,8 +438,8 @@ def test_kernel_failure_after_commit_withdraws_the_batch(
     original = Ledger._apply_prepared
     failures = [MemoryError("simulated")]
 
-    def broken(self: Ledger, events: Events, ids: np.ndarray) -> object:
-        result = original(self, events, ids)
+    def broken(self: Ledger, prepared: object) -> object:
+        result = original(self, prepared)  # type: ignore[arg-type]
         if failures:  # the first call fails after changing state; the replay works
             raise failures.pop()
         return result
@@ -465,9 +465,9 @@ def test_compaction_horizon_semantics(path: Path) -> None:
         ledger.commit(20, id=22)
         for k in range(6):
             ledger.receive(3, 2, 1, id=30 + k)  # pushes everything above past the horizon
-        before = ledger.num_ids_tracked()
+        before = ledger.num_ids_tracked
         ledger.snapshot()
-        assert ledger.num_ids_tracked() < before
+        assert ledger.num_ids_tracked < before
         digest = ledger.state_digest()
     with open_ledger(path, horizon=5) as again:
         assert again.state_digest() == digest

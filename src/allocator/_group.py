@@ -282,6 +282,10 @@ class GroupCommitter:
     def closed(self) -> bool:
         return self._closed
 
+    def on_thread(self) -> bool:
+        """True when called from the committer's own thread (inside ``commit``)."""
+        return threading.current_thread() is self._thread
+
 
 def _set_none(fut: asyncio.Future[None]) -> None:
     if not fut.done():

@@ -19,8 +19,7 @@ import enum
 import hashlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -597,9 +596,9 @@ class BaseLedger(abc.ABC):
         """``(num_positions, num_channels)`` ATP of every position for every channel."""
         return self._view().available_all()
 
-    def snapshot(self) -> StockSnapshot:
+    def stock_snapshot(self) -> StockSnapshot:
         """A consistent copy of every position's stock (see :class:`StockSnapshot`)."""
-        return self._view().snapshot()
+        return self._view().stock_snapshot()
 
     def position(self, sku: Any, location: Any) -> dict[str, Any]:
         """All quantities of one position as a dict (zeros if never touched)."""
@@ -658,7 +657,7 @@ class BaseLedger(abc.ABC):
         return self._view().num_ids_tracked
 
     # The per-position views below are live and read-only; a reader that must not
-    # mix two batches across them (other threads writing) takes snapshot() instead.
+    # mix two batches across them (other threads writing) takes stock_snapshot() instead.
     @property
     def position_sku(self) -> np.ndarray:
         """SKU index of each position."""
@@ -792,6 +791,27 @@ def _closed_length(events: Events) -> int:
     return int(closed[-1]) + 1 if closed.size else 0
 
 
+class _Guard:
+    """``with guard:`` holds the ledger's lock, or raises :class:`LedgerBusyError`
+    after ``timeout`` seconds (a class, not a generator: it sits on every call)."""
+
+    __slots__ = ("lock", "timeout")
+
+    def __init__(self, lock: threading.Lock, timeout: float) -> None:
+        self.lock = lock
+        self.timeout = timeout
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(True, self.timeout):
+            raise LedgerBusyError(
+                f"ledger busy for {self.timeout:g} s (another thread's batch); nothing was "
+                "applied, retry with the same ids"
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
 def _pow2_at_least(n: int) -> int:
     return 1 << max(10, int(n - 1).bit_length())
 
@@ -816,7 +836,7 @@ class Ledger(BaseLedger):
     Notes
     -----
     Every call is safe from any thread. Batches apply one at a time, each as a
-    whole: a reader (``available``, ``position``, ``snapshot``, ...) sees the state
+    whole: a reader (``available``, ``position``, ``stock_snapshot``, ...) sees the state
     between two batches, never inside one. The asyncio calls (``apply_async``,
     ``reserve_async``, ...) queue on one worker thread and are group-committed: the
     submissions waiting while a batch applies go into the next kernel call together,
@@ -877,6 +897,7 @@ class Ledger(BaseLedger):
             )
         self._max_positions = 1 << self._pbits
         self._lock = threading.Lock()
+        self._guard = _Guard(self._lock, self.timeout)
         self._committer: GroupCommitter | None = None
         self._allocate(capacity, reservation_capacity, event_capacity)
         self.last_kernel_seconds = 0.0  # kernel share of the last apply (benchmarks)
@@ -947,20 +968,26 @@ class Ledger(BaseLedger):
             self._itab = ids
         self._set_limits()
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        if not self._lock.acquire(timeout=self.timeout):
-            raise LedgerBusyError(
-                f"ledger busy for {self.timeout:g} s (another thread's batch); nothing was "
-                "applied, retry with the same ids"
-            )
-        try:
-            yield
-        finally:
-            self._lock.release()
-
     def _view(self) -> Ledger:
         return self
+
+    @classmethod
+    def open(cls, *args: Any, **kwargs: Any) -> Any:
+        """Moved: durable ledgers open with :func:`allocator.open_ledger`.
+
+        The in-memory ledger does not know about the journals that hold it (they
+        sit in a layer above it), so ``Ledger.open`` only points the way.
+        """
+        raise AttributeError(
+            "Ledger.open moved to allocator.open_ledger(path, network_data, ...) "
+            "(from allocator import open_ledger)"
+        )
+
+    def reserve_plan(self, *args: Any, **kwargs: Any) -> Any:
+        """Moved: use :func:`allocator.sourcing.reserve_plan` ``(ledger, plan, ...)``."""
+        raise AttributeError(
+            "ledger.reserve_plan(plan) moved to allocator.sourcing.reserve_plan(ledger, plan)"
+        )
 
     # ------------------------------------------------------------------ writes
     def apply(self, events: Events) -> ApplyResult:
@@ -975,7 +1002,7 @@ class Ledger(BaseLedger):
         if not isinstance(events, Events):
             raise TypeError(f"apply() takes Events, got {type(events).__name__}")
         events.check_network(self.network)
-        with self._locked():
+        with self._guard:
             prepared = self._prepare([events])
             if prepared.errors:
                 raise prepared.errors[0]
@@ -984,7 +1011,7 @@ class Ledger(BaseLedger):
 
     def _submit_one(self, event: _Scalar) -> EventResult:
         ident, kind, sku, loc, chan, qty, ref, exp = event
-        with self._locked():
+        with self._guard:
             auto = ident == 0
             if auto:
                 ident = self._next_auto_id
@@ -1026,7 +1053,7 @@ class Ledger(BaseLedger):
         return committer
 
     def _commit_group(self, parts: list[Any]) -> list[Any]:
-        with self._locked():
+        with self._guard:
             prepared = self._prepare(parts)
             result = self._apply_prepared(prepared)
         return prepared.split(result)
@@ -1065,13 +1092,13 @@ class Ledger(BaseLedger):
         ``Prepared.errors`` and is left out. Nothing changes until
         :meth:`apply_prepared`.
         """
-        with self._locked():
+        with self._guard:
             return self._prepare(parts)
 
     def apply_prepared(self, prepared: Prepared) -> ApplyResult:
         """Apply a group from :meth:`prepare`; its result (split it with
         :meth:`Prepared.split`). Raises if the ledger changed since."""
-        with self._locked():
+        with self._guard:
             return self._apply_prepared(prepared)
 
     def _unassigned(self, ident: int, row: int | None) -> ValidationError:
@@ -1252,7 +1279,7 @@ class Ledger(BaseLedger):
         net = self.network
         if type(sku) is str and type(location) is str and type(channel) is str:
             s, loc, c = net.sku_index(sku), net.location_index(location), net.channel_index(channel)
-            with self._locked():
+            with self._guard:
                 return K.available_one(self._state, self._ptab, self._meta, s * self._nloc + loc, c)
         keys, scalar = self._keys(sku, location)
         chan = np.atleast_1d(net.channel_index(channel))
@@ -1260,20 +1287,20 @@ class Ledger(BaseLedger):
         keys = np.ascontiguousarray(keys)
         chan = np.ascontiguousarray(chan, dtype=np.int64)
         out = np.empty(keys.shape[0], dtype=np.int64)
-        with self._locked():
+        with self._guard:
             K.available_many(self._state, self._ptab, self._meta, keys, chan, out)
         return int(out[0]) if scalar and np.ndim(channel) == 0 else out
 
     def available_all(self) -> np.ndarray:
-        with self._locked():
+        with self._guard:
             n = self.num_positions
             out = np.empty((n, self._nchan), dtype=np.int64)
             K.available_all(self._state, n, self._nchan, out)
         return readonly(out)
 
-    def snapshot(self) -> StockSnapshot:
+    def stock_snapshot(self) -> StockSnapshot:
         c = self._nchan
-        with self._locked():
+        with self._guard:
             n = self.num_positions
             rows = self._state[:n].copy()
             avail = np.empty((n, c), dtype=np.int64)
@@ -1297,6 +1324,11 @@ class Ledger(BaseLedger):
     @property
     def version(self) -> int:
         return self._version
+
+    @property
+    def next_id(self) -> int:
+        """The id the ledger will assign to the next event sent with id 0 (negative)."""
+        return self._next_auto_id
 
     @property
     def num_positions(self) -> int:
@@ -1362,7 +1394,7 @@ class Ledger(BaseLedger):
 
     def position_index(self, sku: Any, location: Any) -> Any:
         keys, scalar = self._keys(sku, location)
-        with self._locked():
+        with self._guard:
             out = self._positions_of(keys)
         return int(out[0]) if scalar else out
 
@@ -1371,7 +1403,7 @@ class Ledger(BaseLedger):
         if keys.shape[0] != 1:
             raise ValidationError("position() takes one sku and location", field="sku")
         c = self._nchan
-        with self._locked():
+        with self._guard:
             pos = int(self._positions_of(keys)[0])
             if pos < 0:
                 row = np.zeros(K.F_CHAN + 3 * c, dtype=np.int64)
@@ -1405,7 +1437,7 @@ class Ledger(BaseLedger):
             raise ValidationError(
                 f"expected one of {list(self._TOTAL_FIELDS)}, got {field!r}", field="field"
             )
-        with self._locked():
+        with self._guard:
             n = self.num_positions
             c = self._nchan
             if field == "reserved":
@@ -1430,7 +1462,7 @@ class Ledger(BaseLedger):
 
     def reservation(self, id: Any) -> Reservation | None:
         ident = _reservation_id(id)
-        with self._locked():
+        with self._guard:
             value = K.lookup_id(self._itab, self._ishift, ident)
             slot = (value >> 32) - 1 if value >= 0 else -1
             if slot < 0 or self._res[slot, K.R_STATE] == K.RS_VOID:
@@ -1453,7 +1485,7 @@ class Ledger(BaseLedger):
 
         arr = as_int64(ids, "ids", code="invalid_identifier")
         out = np.empty(arr.shape[0], dtype=np.int64)
-        with self._locked():
+        with self._guard:
             K.lookup_ids(self._itab, self._ishift, arr, out)
         return np.where(out >= 0, out & 255, -1)
 
@@ -1463,7 +1495,7 @@ class Ledger(BaseLedger):
         return self._open_lo
 
     def open_reservations(self) -> dict[str, np.ndarray]:
-        with self._locked():
+        with self._guard:
             lo, n = self._first_open(), self.num_reservations
             r = self._res[lo:n]
             r = r[r[:, K.R_STATE] == K.RS_OPEN].copy()
@@ -1512,7 +1544,7 @@ class Ledger(BaseLedger):
         Hash-table layouts and the expiry heap are left out: they are derived from
         these arrays (:meth:`import_state` rebuilds them). Ids come sorted.
         """
-        with self._locked():
+        with self._guard:
             npos, nres = self.num_positions, self.num_reservations
             used = self._itab[:, 0] != 0
             ids = self._itab[used, 0]
@@ -1542,7 +1574,7 @@ class Ledger(BaseLedger):
         npos, nres = state.shape[0], int(arrays["res_id"].shape[0])
         ids = np.asarray(arrays["id"], dtype=np.int64)
         nids = ids.shape[0]
-        with self._locked():
+        with self._guard:
             self._allocate(max(npos + npos // 2, 1024), max(nres + nres // 2, 1024), nids)
             self._state[:npos] = state
             entries = (state[:, K.F_KEY] << self._pbits) | np.arange(npos, dtype=np.int64)

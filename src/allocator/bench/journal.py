@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from allocator.events import NO_EXPIRY, EventKind, Events
-from allocator.ledger import Ledger
+from allocator.ledger import BaseLedger, Ledger
 from allocator.network import NetworkData
 
 DESCRIPTION = "journaled (SQLite, synchronous=FULL) vs in-memory apply; recovery time"
@@ -130,7 +130,7 @@ def mixed_batches(
         b += 1
 
 
-def _timed_apply(ledger: Ledger, batches: Iterator[Events]) -> tuple[float, int, list[float]]:
+def _timed_apply(ledger: BaseLedger, batches: Iterator[Events]) -> tuple[float, int, list[float]]:
     total = 0.0
     count = 0
     per_batch = []

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from allocator._kernels import ledger as K
+from allocator._kernels import baselines as B
 from allocator.bench import median_time
 from allocator.bench._naive_ledger import NaiveLedger
 from allocator.events import ALL, NO_EXPIRY, EventKind, Events
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ]
         )
     )
-    K.scatter_add(np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(1, np.int64))
+    B.scatter_add(np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(1, np.int64))
     compile_s = time.perf_counter() - t0
 
     setup, stream = mixed_stream(network, args.positions, args.events, args.seed)
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pos = led.position_index(stream.sku.clip(0), stream.location.clip(0))
     on_hand = np.zeros(led.num_positions, dtype=np.int64)
     qty = stream.qty.copy()
-    ceiling_s = median_time(lambda: K.scatter_add(on_hand, pos, qty), repeat=max(3, args.repeat))
+    ceiling_s = median_time(lambda: B.scatter_add(on_hand, pos, qty), repeat=max(3, args.repeat))
 
     prefix = stream.take(slice(0, args.reference_events))
     naive = NaiveLedger(network.num_locations, network.num_channels)

@@ -1,4 +1,4 @@
-"""SQLite schema, the writer lock and the out-of-band high-water mark.
+"""The SQLite journal store: schema, the writer lock and the out-of-band high-water mark.
 
 Files of a journal at ``PATH``:
 
@@ -7,6 +7,9 @@ Files of a journal at ``PATH``:
   ``magic, version, seq, num_events, hash, check`` where ``check`` is a BLAKE2b
   digest of the slot. The writer holds an exclusive ``flock`` on this file for as
   long as it is open: that is the one-writer lock.
+
+:class:`SqliteStore` is the one place that speaks SQL to the journal; the durable
+ledger, the replayer and the audit functions go through it.
 """
 
 from __future__ import annotations
@@ -18,10 +21,34 @@ import os
 import sqlite3
 import struct
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
-from allocator.exceptions import JournalError, JournalLockedError
+from allocator.exceptions import JournalError, JournalLockedError, StorageError
+from allocator.journal._format import (
+    HighWaterMark,
+    Row,
+    Snapshot,
+    chain_hash,
+    checksum,
+    codes_check,
+    corrupt,
+    genesis_hash,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "HighWaterMark",
+    "SqliteStore",
+    "WriterLock",
+    "chain_hash",
+    "checksum",
+    "codes_check",
+    "genesis_hash",
+    "hwm_path",
+    "now_ns",
+    "read_hwm",
+]
 
 FORMAT_VERSION = 1
 APPLICATION_ID = 0x414C4A31  # "ALJ1"
@@ -54,37 +81,20 @@ SCHEMA = (
     ") STRICT",
 )
 
-BATCH_HEAD = struct.Struct("<qqqqqq")
+ROW_COLUMNS = "seq, first_event, num_events, auto_id, recorded_at, events, hash, codes, codes_check"
+_INSERT = f"INSERT INTO batches ({ROW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_SET_CODES = "UPDATE batches SET codes = ?, codes_check = ? WHERE seq = ?"
+_INSERT_SNAPSHOT = (
+    "INSERT OR REPLACE INTO snapshots (seq, num_events, horizon, batch_hash, digest, "
+    "checksum, created_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+#: Result codes waiting to be stored: ``(codes blob, codes check, seq)``.
+PendingCodes = tuple[bytes, bytes, int]
 
 
-def chain_hash(
-    prev: bytes,
-    seq: int,
-    first_event: int,
-    num_events: int,
-    auto_id: int,
-    recorded_at: int,
-    events: bytes,
-) -> bytes:
-    """BLAKE2b-256 of the previous hash, the batch header and the events blob."""
-    h = hashlib.blake2b(prev, digest_size=32)
-    h.update(BATCH_HEAD.pack(seq, first_event, num_events, auto_id, recorded_at, len(events)))
-    h.update(events)
-    return h.digest()
-
-
-def codes_check(batch_hash: bytes, codes: bytes) -> bytes:
-    """BLAKE2b-256 binding a batch's result codes to the batch's chain hash."""
-    return hashlib.blake2b(batch_hash + codes, digest_size=32).digest()
-
-
-def genesis_hash(network_digest: bytes) -> bytes:
-    """The hash that batch 1 chains to."""
-    return hashlib.blake2b(b"allocator journal\0" + network_digest, digest_size=32).digest()
-
-
-def checksum(blob: bytes) -> bytes:
-    return hashlib.blake2b(blob, digest_size=32).digest()
+def now_ns() -> int:
+    return time.time_ns()
 
 
 def connect(path: Path, *, readonly: bool, synchronous: str) -> sqlite3.Connection:
@@ -111,6 +121,8 @@ def check_header(path: Path) -> bool:
             head = fh.read(len(SQLITE_MAGIC))
     except FileNotFoundError:
         return False
+    except IsADirectoryError:
+        raise JournalError(f"{path} is a directory, not a journal") from None
     if not head:
         return False
     if head != SQLITE_MAGIC:
@@ -155,15 +167,6 @@ _HWM_MAGIC = b"AHWM"
 _SLOT = 64
 
 
-@dataclass(frozen=True)
-class HighWaterMark:
-    """Last acknowledged batch: its sequence number, event count and chain hash."""
-
-    seq: int
-    num_events: int
-    hash: bytes
-
-
 def hwm_path(path: Path) -> Path:
     return path.with_name(path.name + "-hwm")
 
@@ -186,13 +189,16 @@ def _unpack_hwm(raw: bytes) -> HighWaterMark | None:
 
 
 def read_hwm(path: Path) -> tuple[HighWaterMark | None, bool]:
-    """``(mark, exists)``: the newest valid slot (None if none is valid)."""
+    """``(mark, present)``: the newest valid slot (None if none is valid).
+
+    ``present`` is True when the mark file exists, even empty or short: a journal
+    with batches whose mark is empty, short or unreadable has lost its mark, which
+    the caller treats as corruption (it never means "no mark").
+    """
     try:
         with open(hwm_path(path), "rb") as fh:
             raw = fh.read(2 * _SLOT)
     except FileNotFoundError:
-        return None, False
-    if not raw:
         return None, False
     marks = [m for m in (_unpack_hwm(raw[:_SLOT]), _unpack_hwm(raw[_SLOT : 2 * _SLOT])) if m]
     return (max(marks, key=lambda m: m.seq) if marks else None), True
@@ -203,7 +209,14 @@ class WriterLock:
 
     def __init__(self, path: Path) -> None:
         self.path = hwm_path(path)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            raise JournalError(
+                f"cannot create a journal at {path}: the directory {path.parent} does not exist"
+            ) from None
+        except OSError as exc:
+            raise JournalError(f"cannot open {self.path}: {exc}") from exc
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -235,5 +248,271 @@ class WriterLock:
                 self.fd = -1
 
 
-def now_ns() -> int:
-    return time.time_ns()
+# --------------------------------------------------------------------------- the store
+class SqliteStore:
+    """One SQLite journal: the batches, the snapshots, the meta table and the mark.
+
+    A writer store holds the :class:`WriterLock`; a reader store (``lock=None``)
+    opens the database read-only. Every method raises
+    :class:`~allocator.exceptions.JournalCorruptError` for damaged content and lets
+    ``sqlite3.Error`` through for I/O failures (callers map those).
+    """
+
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, lock: WriterLock | None, synchronous: str
+    ) -> None:
+        self.path = path
+        self.conn = conn
+        self.lock = lock
+        self.synchronous = synchronous
+
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+    @property
+    def readonly(self) -> bool:
+        return self.lock is None
+
+    # ------------------------------------------------------------ reading
+    def meta(self) -> dict[str, bytes]:
+        return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def rows(self, first: int, last: int | None = None) -> Iterator[Row]:
+        """Batches ``first..last`` in order; a gap or a malformed row is corruption."""
+        sql = f"SELECT {ROW_COLUMNS} FROM batches WHERE seq >= ?"
+        args: tuple[int, ...] = (first,)
+        if last is not None:
+            sql += " AND seq <= ?"
+            args = (first, last)
+        expect = first
+        cur = self.conn.execute(sql + " ORDER BY seq", args)
+        while True:
+            try:
+                raw = cur.fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise corrupt(expect, f"unreadable ({exc})") from None
+            if raw is None:
+                return
+            if not (
+                all(isinstance(v, int) for v in raw[:5])
+                and all(isinstance(v, bytes) for v in raw[5:7])
+                and all(v is None or isinstance(v, bytes) for v in raw[7:])
+            ):
+                raise corrupt(raw[0], "columns of the wrong type")
+            row = Row(*raw)
+            if row.seq != expect:
+                raise corrupt(expect, f"missing (the next batch is {row.seq})")
+            expect += 1
+            yield row
+
+    def batch_hash(self, seq: int) -> bytes | None:
+        row = self.conn.execute("SELECT hash FROM batches WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else row[0]
+
+    def snapshot_index(self) -> dict[int, Snapshot]:
+        try:
+            rows = self.conn.execute(
+                "SELECT seq, num_events, horizon, batch_hash, digest, checksum, "
+                "length(data) = 0 FROM snapshots ORDER BY seq"
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise corrupt(None, f"snapshot table unreadable ({exc})") from None
+        return {r[0]: Snapshot(r[0], r[1], r[2], r[3], r[4], r[5], pruned=bool(r[6])) for r in rows}
+
+    def snapshot_data(self, snap: Snapshot) -> bytes | None:
+        """The snapshot's data if it passes its checksum, else None."""
+        try:
+            row = self.conn.execute(
+                "SELECT data FROM snapshots WHERE seq = ?", (snap.seq,)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return None
+        if row is None or not isinstance(row[0], bytes) or checksum(row[0]) != snap.checksum:
+            return None
+        return row[0]
+
+    def first_seq(self) -> int | None:
+        try:
+            first = self.conn.execute("SELECT min(seq) FROM batches").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise corrupt(None, f"batch table unreadable ({exc})") from None
+        return None if first is None else int(first)
+
+    def stored_events(self) -> int:
+        """Events in the stored batches (0 when unreadable: sizing is only a hint)."""
+        try:
+            return int(
+                self.conn.execute("SELECT coalesce(sum(num_events), 0) FROM batches").fetchone()[0]
+            )
+        except sqlite3.DatabaseError:
+            return 0
+
+    def counts(self) -> tuple[int, int | None, int | None]:
+        """``(snapshots, last snapshot seq, first batch seq)``."""
+        count = self.conn.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+        last_snap = self.conn.execute("SELECT max(seq) FROM snapshots").fetchone()[0]
+        return int(count), last_snap, self.first_seq()
+
+    def bytes_on_disk(self) -> int:
+        return sum(
+            p.stat().st_size
+            for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+            if p.exists()
+        )
+
+    def begin_read(self) -> None:
+        """Start one read transaction: a consistent view until :meth:`end_read`."""
+        self.conn.execute("BEGIN")
+
+    def end_read(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def read_mark(self) -> tuple[HighWaterMark | None, bool]:
+        return read_hwm(self.path)
+
+    # ------------------------------------------------------------ writing
+    def append(self, row: Row, pending: list[PendingCodes]) -> None:
+        """Commit one batch (and earlier batches' result codes) in one transaction."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                _INSERT,
+                (
+                    row.seq,
+                    row.first_event,
+                    row.num_events,
+                    row.auto_id,
+                    row.recorded_at,
+                    row.events,
+                    row.hash,
+                    row.codes,
+                    row.codes_check,
+                ),
+            )
+            if pending:
+                conn.executemany(_SET_CODES, pending)
+            conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+    def withdraw(self, seq: int) -> None:
+        """Delete batch ``seq`` (committed, but its results were never returned)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+    def set_codes(self, pending: list[PendingCodes]) -> None:
+        if pending:
+            self.conn.executemany(_SET_CODES, pending)
+
+    def put_snapshot(
+        self, snap: Snapshot, data: bytes, pending: list[PendingCodes], keep_after: int
+    ) -> None:
+        """Store a snapshot and drop the data of older ones (see the docstring of
+        ``DurableLedger.snapshot`` for what is kept)."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                _INSERT_SNAPSHOT,
+                (
+                    snap.seq,
+                    snap.num_events,
+                    snap.horizon,
+                    snap.batch_hash,
+                    snap.digest,
+                    snap.checksum,
+                    now_ns(),
+                    data,
+                ),
+            )
+            self.set_codes(pending)
+            # keep the data of this snapshot, of the one before (a fallback) and of a
+            # pruned journal's anchor; older rows stay, without data, because they mark
+            # where compaction happened (a replay from batch 1 compacts at the same
+            # points) and carry the digest that verification compares
+            conn.execute(
+                "UPDATE snapshots SET data = x'' WHERE length(data) > 0 AND seq < "
+                "(SELECT max(seq) FROM snapshots WHERE seq < ?)"
+                " AND seq != coalesce((SELECT min(seq) - 1 FROM batches), -1)",
+                (keep_after,),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+    def rebase_snapshots(self, probe: bytes) -> None:
+        """Drop every snapshot's data and digest (they embed old fingerprints)."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("UPDATE snapshots SET data = x'', digest = zeroblob(32)")
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('kernel_probe', ?)", (probe,)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+    def prune(self, keep: int) -> int:
+        """Delete batches up to ``keep`` and snapshots before it; returns batches deleted."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            pruned = conn.execute("DELETE FROM batches WHERE seq <= ?", (keep,)).rowcount
+            conn.execute("DELETE FROM snapshots WHERE seq < ?", (keep,))
+            conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+        conn.execute("VACUUM")
+        return int(pruned)
+
+    def backup(self, destination: Path) -> None:
+        target = sqlite3.connect(str(destination))
+        try:
+            self.conn.backup(target)
+        finally:
+            target.close()
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it; True when complete."""
+        busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
+
+    def write_mark(self, mark: HighWaterMark, *, sync: bool) -> None:
+        assert self.lock is not None
+        self.lock.write(mark, sync=sync)
+
+    def reset_mark(self, mark: HighWaterMark) -> None:
+        assert self.lock is not None
+        self.lock.reset(mark)
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        finally:
+            if self.lock is not None:
+                self.lock.close()
+                self.lock = None
+
+
+def storage_error(label: str, what: str, exc: BaseException) -> StorageError:
+    return StorageError(f"journal {label}: {what} ({exc})")

@@ -13,7 +13,7 @@ One simulated day:
    (``available`` for the store channel, so fences and online reservations are
    respected), and the wave's online orders are sourced with
    :func:`~allocator.sourcing.source` against the remaining pick capacity and
-   reserved with ``Ledger.reserve_plan`` (orders whose stock moved are sourced once
+   reserved with ``reserve_plan`` (orders whose stock moved are sourced once
    more).
 3. *Night.* Every ``review_period_days`` days :func:`~allocator.replenishment.replenish`
    runs on the sales history: its transfers leave now (``transfer_out``) and arrive
@@ -53,6 +53,7 @@ from allocator.sourcing import (
     UnfilledReason,
 )
 from allocator.sourcing.future import DEFAULT_SCALE
+from allocator.sourcing.reserve import reserve_plan
 
 __all__ = ["POLICIES", "SimulationResult", "simulate"]
 
@@ -733,7 +734,7 @@ class _Run:
         first_id = self.next_id
         self.next_id += n
         t0 = time.perf_counter()
-        res = self.ledger.reserve_plan(plan, expires_at=expires, first_id=first_id)
+        res = reserve_plan(self.ledger, plan, expires_at=expires, first_id=first_id)
         spent = time.perf_counter() - t0
         self.time["ledger"] += spent
         self.apply_seconds += spent
