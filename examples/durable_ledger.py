@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from allocator import Events, Ledger, Network
+from allocator import Events, Network
 from allocator.journal import open_ledger, verify_journal
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from allocator import Events, Ledger, Network
-from allocator.sourcing import CostModel, Orders, Sourcer, nearby
+from allocator.sourcing import CostModel, Orders, Sourcer, nearby, reserve_plan
 
 net = Network()
 for channel in ("store", "online"):
@@ -96,7 +96,7 @@ print(
     ).summary()
 )
 
-reserved = ledger.reserve_plan(plan, expires_at=3_600)
+reserved = reserve_plan(ledger, plan, expires_at=3_600)
 print("\n" + reserved.summary())
 print(
     "TSHIRT-M online availability at Store-017 after reserving:",

@@ -140,3 +140,42 @@ def test_events_round_trip_frame(small_network):
         assert np.array_equal(getattr(back, name), getattr(ev, name))
     assert len(ev.take(slice(1, 3))) == 2
     assert not ev.qty.flags.writeable
+
+
+def test_every_constructor_holds_the_structure_rules() -> None:
+    """concat, take, linked and direct construction reject what from_arrays rejects."""
+    import pytest as _pytest
+
+    from allocator._validate import readonly
+
+    expire = Events.expire(5, id=3)
+    linked = Events.receive([0, 0], [0, 0], [1, 1], id=[1, 2], link=[True, False])
+    with _pytest.raises(ValidationError) as info:
+        Events.concat([Events.receive(0, 0, 1, id=1, link=True), expire])
+    assert info.value.code == "flags_are_mutually_exclusive"
+    both = Events.concat([linked, expire])
+    with _pytest.raises(ValidationError):
+        both.take([0, 2])  # the expire would join the linked receive
+    with _pytest.raises(ValidationError):
+        Events.concat([Events.receive(0, 0, 1, id=1), expire]).linked()
+    cols = {name: getattr(linked, name) for name in Events.FIELDS}
+    cols["qty"] = readonly(np.array([1, -5], dtype=np.int64))
+    with _pytest.raises(ValidationError) as info:
+        Events(**cols)
+    assert info.value.code == "quantity_must_be_positive"
+    cols["qty"] = np.array([1, 1], dtype=np.int64)  # writable: not built by a constructor
+    with _pytest.raises(TypeError):
+        Events(**cols)
+
+
+def test_unknown_kind_lists_the_kinds_and_suggests_one() -> None:
+    with pytest.raises(ValidationError) as info:
+        Events.from_arrays(kind=["receipt"], sku=0, location=0, qty=1)
+    assert "did you mean 'receive'" in str(info.value)
+    assert "transfer_out" in str(info.value)
+
+
+def test_names_without_network_say_what_to_pass() -> None:
+    with pytest.raises(ValidationError) as info:
+        Events.from_arrays(kind="receive", sku="SKU-0", location=0, qty=1)
+    assert "network=" in str(info.value) and info.value.field == "sku"

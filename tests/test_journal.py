@@ -823,3 +823,54 @@ def test_snapshots_from_another_kernel_are_rebuilt(path: Path) -> None:
         assert third.state_digest() == digest
     report = verify_journal(path)
     assert report.ok, report.summary()
+
+
+# --------------------------------------------------------------------------- regressions
+def test_reader_behind_an_archive_catches_up(path: Path, tmp_path: Path) -> None:
+    """A reader that had not read the batches an archive pruned rebuilds from the
+    anchor snapshot instead of reporting a false 'missing' batch."""
+    net = make_small_network()
+    with open_ledger(path, net) as writer:
+        _stock(writer)
+        with open_ledger(path, readonly=True) as reader:
+            assert reader.refresh() == 0 and reader.seq == 1
+            for i in range(4):
+                writer.apply(Events.receive(0, 0, 1, id=100 + i))
+            writer.archive(tmp_path / "old.db")  # prunes batches 1..5
+            writer.apply(Events.receive(1, 1, 1, id=200))
+            reader.refresh()
+            assert reader.seq == writer.seq == 6
+            assert reader.state_digest() == writer.state_digest()
+            writer.apply(Events.receive(1, 1, 1, id=201))
+            assert reader.refresh() == 1
+            assert reader.state_digest() == writer.state_digest()
+
+
+@pytest.mark.parametrize("size", [0, 10, 63, 64, 100])
+def test_emptied_or_short_high_water_mark_is_corruption(path: Path, size: int) -> None:
+    """A mark file that lost its slots, for a journal with batches, is never read as
+    'no mark' (with a torn WAL on top, acknowledged batches would vanish silently)."""
+    net = make_small_network()
+    with open_ledger(path, net) as led:
+        _stock(led)
+        led.apply(Events.receive(0, 0, 1, id=50))
+    mark = _store.hwm_path(path)
+    data = mark.read_bytes()
+    mark.write_bytes(data[:size] if size < 64 else bytes(size))
+    with pytest.raises(JournalCorruptError, match="high-water mark"):
+        open_ledger(path)
+    report = verify_journal(path)
+    assert not report.ok and any("high-water mark" in p for p in report.problems)
+    with pytest.raises(JournalCorruptError):
+        open_ledger(path, readonly=True)
+
+
+def test_missing_directory_and_home_are_handled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = make_small_network()
+    with pytest.raises(JournalError, match="not a directory"):
+        open_ledger(tmp_path / "nope" / "x.db", net)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with open_ledger("~/home.db", net) as led:
+        assert led.path == tmp_path / "home.db"

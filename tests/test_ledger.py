@@ -299,3 +299,79 @@ def test_units_are_conserved(ops):
         assert total == expected
         assert (led.available_all() >= 0).all()
         assert (led.reserved <= led.on_hand).all()  # no sale/count here can short a hold
+
+
+# --------------------------------------------------------------------------- regressions
+def test_every_event_of_a_failed_group_reports_a_failure() -> None:
+    """A duplicate inside a rolled-back group is not reported ``ok``."""
+    led = Ledger(make_small_network())
+    res = led.apply(
+        Events.from_arrays(
+            kind=["receive", "receive", "sale"],
+            id=[7, 7, 8],
+            sku=0,
+            location=0,
+            qty=[1, 1, 99],
+            link=[True, True, False],
+        )
+    )
+    assert res.codes.tolist() == [
+        R.LINKED_EVENT_FAILED,
+        R.LINKED_EVENT_FAILED,
+        R.INSUFFICIENT_ON_HAND,
+    ]
+    assert res.duplicate.tolist() == [False, True, False]
+    assert led.position(0, 0)["on_hand"] == 0
+    # a duplicate of an earlier success, inside a group that fails, fails with it
+    assert led.receive(0, 0, 1, id=20).ok
+    res = led.apply(Events.receive([0, 0], [0, 0], [1, 1], id=[20, 21]).linked())
+    assert res.ok and res.duplicate.tolist() == [True, False]
+    grp = Events.concat([Events.receive(0, 0, 1, id=20, link=True), Events.sale(0, 0, 999, id=22)])
+    res = led.apply(grp)
+    assert res.codes.tolist() == [R.LINKED_EVENT_FAILED, R.INSUFFICIENT_ON_HAND]
+
+
+def test_totals_are_exact_int64_and_overflow_is_typed() -> None:
+    from allocator._kernels.ledger import F_ON_HAND
+    from allocator.exceptions import QuantityOverflowError
+
+    led = Ledger(make_small_network())
+    qty = [10**12] * 9007 + [2**53 + 1 - 9007 * 10**12]
+    assert led.apply(Events.receive(np.zeros(len(qty), np.int64), 0, qty)).ok
+    assert int(led.totals("on_hand")[0]) == 2**53 + 1  # float64 would give 2**53
+    # three positions near 4.6e18 (beyond QTY_MAX per event, so set in place)
+    for loc in range(3):
+        led.apply(Events.adjust(1, loc, 0))
+        led._state[led.position_index(1, loc), F_ON_HAND] = 4_600_000_000_000_000_000
+    with pytest.raises(QuantityOverflowError, match="SKU-1"):
+        led.totals("on_hand")
+    with pytest.raises(ValidationError):
+        led.totals("onhand")
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda led: led.reservation(2**70), "ref"),
+        (lambda led: led.reservation("x"), "reservation"),
+        (lambda led: led.result_of("x"), "ids"),
+        (lambda led: led.result_of(2**70), "ids"),
+        (lambda led: led.result_of([1.5]), "ids"),
+        (lambda led: led.commit(object()), "reservation"),
+        (lambda led: led.totals(3), "field"),
+    ],
+)
+def test_bad_arguments_raise_library_errors_naming_the_field(call, field) -> None:  # type: ignore[no-untyped-def]
+    led = Ledger(make_small_network())
+    with pytest.raises(ValidationError) as info:
+        call(led)
+    assert info.value.field == field
+
+
+def test_results_have_truth_values_and_short_reprs(ledger) -> None:  # type: ignore[no-untyped-def]
+    hold = ledger.reserve("SKU-0", "S1", 2, channel="online")
+    assert hold and ledger.commit(hold)  # a reserve's result is accepted as the reservation
+    assert not ledger.reserve("SKU-0", "S1", 10**6, channel="online")
+    res = ledger.apply(Events.receive(np.zeros(1000, np.int64), 0, 1))
+    assert res and len(repr(res)) < 200 and "\n" not in repr(res)
+    assert len(repr(hold)) < 100

@@ -22,6 +22,7 @@ from allocator.sourcing import (
     UnfilledReason,
     methods,
     nearby,
+    reserve_plan,
     source,
 )
 from allocator.sourcing.sourcer import solve
@@ -331,7 +332,7 @@ def test_reserve_plan_links_orders_and_returns_rejections() -> None:
     orders = orders_of(net, ship([("A", 1), ("B", 1)], order=1), ship([("C", 1)], order=2))
     plan = source(net, ledger, orders)
     ledger.apply(Events.sale("B", "S1", 2, channel="store", network=net))  # stock moved
-    res = ledger.reserve_plan(plan, expires_at=100, first_id=1000)
+    res = reserve_plan(ledger, plan, expires_at=100, first_id=1000)
     assert res.rejected.tolist() == [0] and res.accepted.tolist() == [1]
     assert res.resource.id.tolist() == [1] and res.resource.num_lines == 2
     assert ledger.available("A", "S1", "online") == 2  # nothing of order 1 applied
@@ -861,7 +862,7 @@ def test_mixed_channel_batch_shares_one_position() -> None:
         net, {**ship([("A", 4)], order=1), "channel": "marketplace"}, ship([("A", 5)], order=2)
     )
     assert source(net, ledger, first).qty.tolist() == [4, 2]
-    res = ledger.reserve_plan(source(net, ledger, orders))
+    res = reserve_plan(ledger, source(net, ledger, orders))
     assert res.rejected.tolist() == [] and res.accepted.tolist() == [0, 1]
     assert ledger.available("A", "S1", "online") == 0
 

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from allocator.events import Events as Events
     from allocator.events import ResultCode as ResultCode
     from allocator.exceptions import AllocatorError as AllocatorError
+    from allocator.exceptions import LedgerBusyError as LedgerBusyError
     from allocator.exceptions import ValidationError as ValidationError
+    from allocator.journal import open_ledger as open_ledger
     from allocator.ledger import Ledger as Ledger
     from allocator.network import Network as Network
     from allocator.network import NetworkData as NetworkData
@@ -39,12 +41,14 @@ __all__ = [
     "AllocatorError",
     "Events",
     "Ledger",
+    "LedgerBusyError",
     "Network",
     "NetworkData",
     "Orders",
     "ResultCode",
     "ValidationError",
     "allocate_channels",
+    "open_ledger",
     "replenish",
     "simulate",
     "source",
@@ -56,12 +60,14 @@ _HOMES = {
     "AllocatorError": "allocator.exceptions",
     "Events": "allocator.events",
     "Ledger": "allocator.ledger",
+    "LedgerBusyError": "allocator.exceptions",
     "Network": "allocator.network",
     "NetworkData": "allocator.network",
     "Orders": "allocator.sourcing",
     "ResultCode": "allocator.events",
     "ValidationError": "allocator.exceptions",
     "allocate_channels": "allocator.channels",
+    "open_ledger": "allocator.journal",
     "replenish": "allocator.replenishment",
     "simulate": "allocator.simulation",
     "source": "allocator.sourcing",

@@ -25,17 +25,13 @@ import numpy as np
 
 from allocator._kernels import channels as K
 from allocator._validate import QTY_MAX, as_float64, first_true, readonly
-from allocator.events import NO_CAP, Events
+from allocator.events import NO_CAP, STOCK_MAX, Events
 from allocator.exceptions import DTypeError, UnknownNameError, ValidationError
 from allocator.ledger import Ledger
 from allocator.network import NetworkData
 
 __all__ = ["STOCK_MAX", "ChannelAllocation", "ChannelForecast", "allocate_channels"]
 
-#: The cap that means "no cap" in :attr:`ChannelAllocation.cap` and ``Ledger.cap``:
-#: the most units a position can hold. The ledger's kernel keeps the same value
-#: (``allocator._kernels.ledger.STOCK_MAX``; a test pins the two together).
-STOCK_MAX = 2**62
 
 logger = logging.getLogger("allocator")
 

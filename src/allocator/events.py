@@ -23,7 +23,9 @@ from allocator.network import NetworkData
 __all__ = [
     "ALL",
     "MAX_BATCH",
+    "NO_CAP",
     "NO_EXPIRY",
+    "STOCK_MAX",
     "EventKind",
     "Events",
     "ResultCode",
@@ -35,6 +37,9 @@ NO_EXPIRY = np.iinfo(np.int64).max
 ALL = -1
 #: ``qty`` value of a set_cap meaning "no cap".
 NO_CAP = -1
+#: Largest value any stock quantity may reach (a cap of ``STOCK_MAX`` is no cap);
+#: results beyond it are rejected with ``overflow``.
+STOCK_MAX: int = K.STOCK_MAX
 #: The most events one batch may hold.
 MAX_BATCH = 50_000_000
 

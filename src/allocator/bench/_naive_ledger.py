@@ -10,11 +10,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from allocator.events import ALL, NO_EXPIRY, EventKind, ResultCode
+from allocator.events import ALL, NO_EXPIRY, STOCK_MAX, EventKind, ResultCode
 
 __all__ = ["NaiveLedger", "NaivePosition"]
-
-STOCK_MAX = 2**62
 
 
 @dataclass

@@ -116,16 +116,16 @@ def _in_memory(network: NetworkData, calls: int) -> dict[str, float]:
         ]
     )
     dict_ns: list[int] = []
-    chan = network.channel_index("online")
+    chan = int(network.channel_index("online"))
     for i in range(calls):
         s, loc = skus[pick[i]], locs[where[i]]
         t = clock()
         row = (
             first + i,
             int(EventKind.RESERVE),
-            network.sku_index(s),
-            network.location_index(loc),
-            chan,
+            int(network.sku_index(s)),
+            int(network.location_index(loc)),
+            int(chan),
             1,
             0,
             int(NO_EXPIRY),

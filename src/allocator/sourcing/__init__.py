@@ -2,7 +2,7 @@
 
 Build an :class:`Orders` batch, call :func:`source` (or a :class:`Sourcer` for many
 calls) to get a :class:`SourcingPlan`, and reserve it with
-``ledger.reserve_plan(plan)``. :func:`nearby` answers "in stock near you" queries.
+``reserve_plan(ledger, plan)``. :func:`nearby` answers "in stock near you" queries.
 :func:`future_prices` and :class:`ForwardModel` price stock by a forward model of
 the remaining horizon, for ``source(..., method="optimal", future=...)``.
 See ``docs/sourcing.md``.
