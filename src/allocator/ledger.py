@@ -375,11 +375,29 @@ def _reservation_id(value: Any) -> int:
     )
 
 
+def _reservation_ref(value: Any) -> Any:
+    """One reservation id (:func:`_reservation_id`), or the ids of a batch's result or of
+    an array of ids (the batch path)."""
+    if isinstance(value, ApplyResult) and len(value) != 1:
+        return value.ids
+    if isinstance(value, list | tuple | np.ndarray):
+        return value
+    return _reservation_id(value)
+
+
+#: Argument types that make a single event (anything else is taken as an array).
+_SCALAR_TYPES = frozenset({int, str, float, bool, type(None), bytes})
+
+
 def _expiry(value: Any) -> int:
     return int(NO_EXPIRY) if value is None else _int_arg(value, "expires_at")
 
 
 # ---------------------------------------------------------------------------
+#: What a write convenience returns: one event's result, or a batch's for arrays.
+Result = EventResult | ApplyResult
+
+
 class BaseLedger(abc.ABC):
     """What every ledger offers: the write calls (sync and async) and the reads.
 
@@ -421,21 +439,56 @@ class BaseLedger(abc.ABC):
         location: Any = None,
         channel: Any = None,
         qty: Any = 0,
-        ref: int = 0,
-        expires_at: int = int(NO_EXPIRY),
+        ref: Any = 0,
+        expires_at: Any = None,
     ) -> _Scalar:
         net = self.network
-        s = -1 if sku is None else net.sku_index(sku)
-        loc = -1 if location is None else net.location_index(location)
-        c = -1 if channel is None else net.channel_index(channel)
-        if type(s) is not int or type(loc) is not int or type(c) is not int:
+        s: Any = -1 if sku is None else net.sku_index(sku)
+        loc: Any = -1 if location is None else net.location_index(location)
+        c: Any = -1 if channel is None else net.channel_index(channel)
+        return (_event_id(id), kind, s, loc, c, _int_arg(qty, "qty"), ref, _expiry(expires_at))
+
+    def _batch(
+        self,
+        kind: int,
+        id: Any,
+        sku: Any = None,
+        location: Any = None,
+        channel: Any = None,
+        qty: Any = 0,
+        ref: Any = 0,
+        expires_at: Any = None,
+    ) -> Events:
+        """The same call with array arguments, as a batch (broadcast like numpy)."""
+        given = [a for a in (id, sku, location, channel, qty, ref, expires_at) if a is not None]
+        try:
+            n = np.broadcast(*[np.asarray(a, dtype=object) for a in given]).size
+        except ValueError:
             raise ValidationError(
-                "single-event calls take one sku, location and channel; use apply(Events...) "
-                "for many",
-                field="sku",
-                code="expected_scalar",
-            )
-        return (_event_id(id), kind, s, loc, c, _int_arg(qty, "qty"), ref, expires_at)
+                "array arguments of different lengths", field="sku", code="length_mismatch"
+            ) from None
+        return Events.from_arrays(
+            kind=np.full(n, kind, dtype=np.int64),
+            id=0 if id is None else id,
+            sku=-1 if sku is None else sku,
+            location=-1 if location is None else location,
+            channel=-1 if channel is None else channel,
+            qty=qty,
+            ref=ref,
+            expires_at=NO_EXPIRY if expires_at is None else expires_at,
+            network=self.network,
+        )
+
+    def _write(self, kind: int, *args: Any) -> EventResult | ApplyResult:
+        """One event by the scalar path, or, given arrays, a batch through :meth:`apply`."""
+        if all(type(a) in _SCALAR_TYPES or isinstance(a, np.generic) for a in args):
+            return self._submit_one(self._encode(kind, *args))
+        return self.apply(self._batch(kind, *args))
+
+    async def _write_async(self, kind: int, *args: Any) -> EventResult | ApplyResult:
+        if all(type(a) in _SCALAR_TYPES or isinstance(a, np.generic) for a in args):
+            return await self._submit_one_async(self._encode(kind, *args))
+        return await self.apply_async(self._batch(kind, *args))
 
     def _raise_invalid(self, event: _Scalar) -> None:
         """Raise the error the batch path gives for ``event`` (same code and message)."""
@@ -453,15 +506,17 @@ class BaseLedger(abc.ABC):
         raise AssertionError("the kernel rejected an event that the batch rules accept")
 
     # ------------------------------------------------------------ write conveniences
-    def receive(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> EventResult:
+    # Each takes scalars (one event, the scalar path, an EventResult back) or arrays
+    # that broadcast like numpy (a batch through apply(), an ApplyResult back).
+    def receive(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> Result:
         """Goods received: ``on_hand += qty``."""
-        return self._submit_one(self._encode(K.K_RECEIVE, id, sku, location, None, qty))
+        return self._write(K.K_RECEIVE, id, sku, location, None, qty)
 
     def sale(
         self, sku: Any, location: Any, qty: Any, *, channel: Any = None, id: Any = None
-    ) -> EventResult:
+    ) -> Result:
         """A walk-in sale of goods that already left: ``on_hand -= qty``."""
-        return self._submit_one(self._encode(K.K_SALE, id, sku, location, channel, qty))
+        return self._write(K.K_SALE, id, sku, location, channel, qty)
 
     def reserve(
         self,
@@ -472,83 +527,72 @@ class BaseLedger(abc.ABC):
         channel: Any,
         id: Any = None,
         expires_at: Any = None,
-    ) -> EventResult:
+    ) -> Result:
         """Hold ``qty`` for ``channel``; the result's ``id`` names the reservation."""
-        ev = self._encode(K.K_RESERVE, id, sku, location, channel, qty, 0, _expiry(expires_at))
-        return self._submit_one(ev)
+        return self._write(K.K_RESERVE, id, sku, location, channel, qty, 0, expires_at)
 
-    def commit(self, reservation: Any, qty: Any = None, *, id: Any = None) -> EventResult:
+    def commit(self, reservation: Any, qty: Any = None, *, id: Any = None) -> Result:
         """Ship/pick ``qty`` of a reservation (all when None); any rest is released.
 
         ``reservation`` is the reserve's id, or its result itself.
         """
-        ref = _reservation_id(reservation)
-        return self._submit_one(
-            self._encode(K.K_COMMIT, id, qty=ALL if qty is None else qty, ref=ref)
-        )
+        ref = _reservation_ref(reservation)
+        return self._write(K.K_COMMIT, id, None, None, None, ALL if qty is None else qty, ref)
 
-    def release(self, reservation: Any, *, id: Any = None) -> EventResult:
+    def release(self, reservation: Any, *, id: Any = None) -> Result:
         """Cancel a reservation (its id, or the reserve's result)."""
-        ref = _reservation_id(reservation)
-        return self._submit_one(self._encode(K.K_RELEASE, id, ref=ref))
+        return self._write(K.K_RELEASE, id, None, None, None, 0, _reservation_ref(reservation))
 
-    def expire(self, now: int, *, id: Any = None) -> EventResult:
+    def expire(self, now: Any, *, id: Any = None) -> Result:
         """Release every open reservation with ``expires_at <= now``."""
-        return self._submit_one(self._encode(K.K_EXPIRE, id, expires_at=_int_arg(now, "now")))
+        return self._write(K.K_EXPIRE, id, None, None, None, 0, 0, _int_arg(now, "now"))
 
     def transfer(
         self, sku: Any, origin: Any, destination: Any, qty: Any, *, id: Any = None
-    ) -> EventResult:
+    ) -> Result:
         """Send stock from ``origin``; it waits in the destination's ``in_transit``."""
         dest = self.network.location_index(destination, "ref")
-        if type(dest) is not int:
-            raise ValidationError("expected one destination", field="ref", code="expected_scalar")
-        return self._submit_one(self._encode(K.K_TRANSFER_OUT, id, sku, origin, None, qty, dest))
+        return self._write(K.K_TRANSFER_OUT, id, sku, origin, None, qty, dest)
 
-    def transfer_in(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> EventResult:
+    def transfer_in(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> Result:
         """Receive transferred stock: ``in_transit -> on_hand``."""
-        return self._submit_one(self._encode(K.K_TRANSFER_IN, id, sku, location, None, qty))
+        return self._write(K.K_TRANSFER_IN, id, sku, location, None, qty)
 
     def return_(
         self, sku: Any, location: Any, qty: Any, *, sellable: bool = True, id: Any = None
-    ) -> EventResult:
+    ) -> Result:
         """A customer return: to ``on_hand`` if sellable, else to the non-sellable bucket."""
         kind = K.K_RETURN if sellable else K.K_RETURN_NONSELLABLE
-        return self._submit_one(self._encode(kind, id, sku, location, None, qty))
+        return self._write(kind, id, sku, location, None, qty)
 
-    def adjust(self, sku: Any, location: Any, counted: Any, *, id: Any = None) -> EventResult:
+    def adjust(self, sku: Any, location: Any, counted: Any, *, id: Any = None) -> Result:
         """Record a cycle count: ``on_hand := counted``."""
-        return self._submit_one(self._encode(K.K_ADJUST, id, sku, location, None, counted))
+        return self._write(K.K_ADJUST, id, sku, location, None, counted)
 
     def set_fence(
         self, sku: Any, location: Any, channel: Any, qty: Any, *, id: Any = None
-    ) -> EventResult:
+    ) -> Result:
         """Ring-fence ``qty`` units of the position for ``channel``."""
-        return self._submit_one(self._encode(K.K_SET_FENCE, id, sku, location, channel, qty))
+        return self._write(K.K_SET_FENCE, id, sku, location, channel, qty)
 
-    def set_cap(
-        self, sku: Any, location: Any, channel: Any, qty: Any, *, id: Any = None
-    ) -> EventResult:
+    def set_cap(self, sku: Any, location: Any, channel: Any, qty: Any, *, id: Any = None) -> Result:
         """Cap what ``channel`` may hold reserved at the position (``NO_CAP`` = none)."""
-        return self._submit_one(self._encode(K.K_SET_CAP, id, sku, location, channel, qty))
+        return self._write(K.K_SET_CAP, id, sku, location, channel, qty)
 
-    def set_safety(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> EventResult:
+    def set_safety(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> Result:
         """Set the safety stock withheld from every channel."""
-        return self._submit_one(self._encode(K.K_SET_SAFETY, id, sku, location, None, qty))
+        return self._write(K.K_SET_SAFETY, id, sku, location, None, qty)
 
     # ------------------------------------------------------------ async conveniences
-    async def receive_async(
-        self, sku: Any, location: Any, qty: Any, *, id: Any = None
-    ) -> EventResult:
+    async def receive_async(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> Result:
         """:meth:`receive` for asyncio code."""
-        return await self._submit_one_async(self._encode(K.K_RECEIVE, id, sku, location, None, qty))
+        return await self._write_async(K.K_RECEIVE, id, sku, location, None, qty)
 
     async def sale_async(
         self, sku: Any, location: Any, qty: Any, *, channel: Any = None, id: Any = None
-    ) -> EventResult:
+    ) -> Result:
         """:meth:`sale` for asyncio code."""
-        ev = self._encode(K.K_SALE, id, sku, location, channel, qty)
-        return await self._submit_one_async(ev)
+        return await self._write_async(K.K_SALE, id, sku, location, channel, qty)
 
     async def reserve_async(
         self,
@@ -559,28 +603,25 @@ class BaseLedger(abc.ABC):
         channel: Any,
         id: Any = None,
         expires_at: Any = None,
-    ) -> EventResult:
+    ) -> Result:
         """:meth:`reserve` for asyncio code."""
-        ev = self._encode(K.K_RESERVE, id, sku, location, channel, qty, 0, _expiry(expires_at))
-        return await self._submit_one_async(ev)
+        return await self._write_async(K.K_RESERVE, id, sku, location, channel, qty, 0, expires_at)
 
-    async def commit_async(
-        self, reservation: Any, qty: Any = None, *, id: Any = None
-    ) -> EventResult:
+    async def commit_async(self, reservation: Any, qty: Any = None, *, id: Any = None) -> Result:
         """:meth:`commit` for asyncio code."""
-        ref = _reservation_id(reservation)
-        ev = self._encode(K.K_COMMIT, id, qty=ALL if qty is None else qty, ref=ref)
-        return await self._submit_one_async(ev)
+        ref = _reservation_ref(reservation)
+        q = ALL if qty is None else qty
+        return await self._write_async(K.K_COMMIT, id, None, None, None, q, ref)
 
-    async def release_async(self, reservation: Any, *, id: Any = None) -> EventResult:
+    async def release_async(self, reservation: Any, *, id: Any = None) -> Result:
         """:meth:`release` for asyncio code."""
-        ref = _reservation_id(reservation)
-        return await self._submit_one_async(self._encode(K.K_RELEASE, id, ref=ref))
+        ref = _reservation_ref(reservation)
+        return await self._write_async(K.K_RELEASE, id, None, None, None, 0, ref)
 
-    async def expire_async(self, now: int, *, id: Any = None) -> EventResult:
+    async def expire_async(self, now: Any, *, id: Any = None) -> Result:
         """:meth:`expire` for asyncio code."""
-        ev = self._encode(K.K_EXPIRE, id, expires_at=_int_arg(now, "now"))
-        return await self._submit_one_async(ev)
+        now = _int_arg(now, "now")
+        return await self._write_async(K.K_EXPIRE, id, None, None, None, 0, 0, now)
 
     # ------------------------------------------------------------ reads (the view's)
     def available(self, sku: Any, location: Any, channel: Any) -> Any:
@@ -901,6 +942,23 @@ class Ledger(BaseLedger):
         self._committer: GroupCommitter | None = None
         self._allocate(capacity, reservation_capacity, event_capacity)
         self.last_kernel_seconds = 0.0  # kernel share of the last apply (benchmarks)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the lock and the asyncio worker belong to this process; the arrays travel
+        with self._guard:
+            state = self.__dict__.copy()
+            for name in ("_lock", "_guard", "_committer"):
+                state.pop(name, None)
+            for name, value in list(state.items()):
+                if isinstance(value, np.ndarray):
+                    state[name] = value.copy()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._guard = _Guard(self._lock, self.timeout)
+        self._committer = None
 
     def _allocate(self, capacity: int, reservations: int, ids: int) -> None:
         self._state = np.zeros((max(16, capacity), K.F_CHAN + 3 * self._nchan), dtype=np.int64)
