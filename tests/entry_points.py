@@ -16,7 +16,7 @@ import numpy as np
 
 from allocator import Events, Ledger, Network, Orders, allocate_channels, replenish, source
 from allocator.channels import ChannelForecast
-from allocator.journal import verify_journal
+from allocator.journal import open_ledger, verify_journal
 from allocator.replenishment import (
     MinMaxPolicy,
     OptimalPoissonPolicy,
@@ -25,7 +25,7 @@ from allocator.replenishment import (
     exponential_smoothing,
     moving_average,
 )
-from allocator.sourcing import CostModel, Sourcer, methods, nearby
+from allocator.sourcing import CostModel, Sourcer, methods, nearby, reserve_plan
 
 
 def network(variant: str):
@@ -66,7 +66,7 @@ def main(variant: str) -> None:
     # durable ledger
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "j.db"
-        durable = Ledger.open(path, data)
+        durable = open_ledger(path, data)
         durable.receive("K0", "S1", 3 if variant == "a" else np.int64(4))
         durable.close()
         print("journal", verify_journal(path).ok)
@@ -92,7 +92,7 @@ def main(variant: str) -> None:
     if "optimal" in methods():
         opt = source(data, ledger, orders, method="optimal", time_limit=5.0)
         print("optimal", opt.summary().splitlines()[0])
-    print("reserve_plan", ledger.reserve_plan(plan).summary().splitlines()[0])
+    print("reserve_plan", reserve_plan(ledger, plan).summary().splitlines()[0])
 
     # channel split
     npos, nc = ledger.num_positions, data.num_channels

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from allocator import Events, Ledger, Network, NetworkData
 from allocator._kernels import optimal as K
 from allocator.exceptions import ValidationError
-from allocator.sourcing import CostModel, Orders, PlanStatus, Service, Sourcer, source
+from allocator.sourcing import CostModel, Orders, PlanStatus, Service, Sourcer, reserve_plan, source
 from allocator.sourcing.optimal.model import build_model
 from tests import naive_optimal as naive
 from tests.naive_sourcing import haversine
@@ -469,7 +469,7 @@ def test_channels_share_one_pool() -> None:
     assert plan.qty[plan.order == 1].tolist() == [3]
     assert plan.objective == pytest.approx(landed(3, 0.0, 1.5) + 2 * 100.0)
     assert plan.objective == pytest.approx(naive.brute_force(net, ledger, orders))
-    reserved = ledger.reserve_plan(plan)
+    reserved = reserve_plan(ledger, plan)
     assert reserved.ok and reserved.accepted.tolist() == [1]
 
 
@@ -481,7 +481,7 @@ def test_the_ledger_accepts_every_order_of_a_mixed_channel_plan(seed: int) -> No
     )
     plan = source(net, ledger, orders, method="optimal", time_limit=1.0, **opts)
     filled = np.unique(plan.order)
-    reserved = ledger.reserve_plan(plan)
+    reserved = reserve_plan(ledger, plan)
     assert reserved.rejected.tolist() == []
     assert reserved.accepted.tolist() == filled.tolist()
 

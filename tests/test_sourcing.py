@@ -951,7 +951,7 @@ def test_mixed_channel_batches_follow_the_ledgers_sequential_rule(seed: int) -> 
         unused[r, c] -= min(q, unused[r, c])
         room[r, c] -= q
     # and the ledger reserves every order the plan fills (in part or in full)
-    res = ledger.reserve_plan(plan)
+    res = reserve_plan(ledger, plan)
     assert res.rejected.tolist() == []
     assert res.accepted.tolist() == sorted(set(plan.order.tolist()))
 

@@ -178,6 +178,9 @@ def _ledger() -> None:
     ledger.totals()
     ledger.state_digest()
     ledger.open_reservations()
+    ledger.stock_snapshot()
+    ledger.reservation(hold)
+    ledger.result_of([1, 2])
     # a count below what is reserved: the reservations at risk are reported
     ledger.reserve("K2", "S1", 3, channel="online")
     ledger.adjust("K2", "S1", 1)
@@ -199,18 +202,25 @@ def _ledger() -> None:
 
 
 def _journal() -> None:
-    from allocator.journal import verify_journal
-    from allocator.ledger import Ledger
+    import asyncio
+
+    from allocator.journal import open_ledger, verify_journal
 
     network = _network()
     with tempfile.TemporaryDirectory(prefix="allocator-warmup-") as tmp:
         path = Path(tmp) / "warmup.db"
-        ledger = Ledger.open(path, network)
+        ledger = open_ledger(path, network)
         ledger.receive("K0", "S1", 5)
-        ledger.reserve("K0", "S1", 2, channel="online")
+        hold = ledger.reserve("K0", "S1", 2, channel="online")
+        asyncio.run(ledger.reserve_async("K0", "S1", 1, channel="online"))
+        ledger.commit(hold)
+        ledger.snapshot()
         ledger.close()
-        ledger = Ledger.open(path)
+        ledger = open_ledger(path)
         ledger.receive("K1", "S2", 3)
+        with open_ledger(path, readonly=True) as reader:
+            ledger.receive("K1", "S2", 1)
+            reader.refresh()
         ledger.close()
         verify_journal(path)
 
@@ -232,7 +242,7 @@ def _orders(network: Any) -> Any:
 
 
 def _sourcing() -> None:
-    from allocator.sourcing import CostModel, Sourcer, nearby, source
+    from allocator.sourcing import CostModel, Sourcer, nearby, reserve_plan, source
 
     network = _network()
     ledger = _stocked(network)
@@ -241,7 +251,7 @@ def _sourcing() -> None:
     source(network, ledger, orders, max_splits=1)
     Sourcer(network, CostModel(split_penalty=2.0)).source(ledger, orders)
     nearby(network, ledger, ["K0", "K1"], 31.24, 121.48, channel="online", k=2)
-    ledger.reserve_plan(plan, expires_at=3_600)
+    reserve_plan(ledger, plan, expires_at=3_600)
 
 
 def _optimal() -> None:
