@@ -415,8 +415,10 @@ class ChannelAllocation:
         The network (for names).
     distribution
         The forecast distribution used.
-    position_sku, position_location
-        SKU and location of each position.
+    position_sku
+        SKU of each position.
+    position_location
+        Location of each position.
     safety_stock
         Units withheld from every channel (computed from the service target, or the
         ledger's current value when none was given).

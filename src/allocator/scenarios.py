@@ -545,9 +545,11 @@ class ScenarioData:
         Zipf share of each SKU in online demand (sums to 1).
     lead_time
         Supplier lead time per SKU in days.
-    position_sku, position_location
-        The carried positions, sorted by (sku, location); the ledger gets them in
-        this order, so ledger position ``p`` is row ``p``.
+    position_sku
+        SKU of each carried position, sorted by (sku, location); the ledger gets them
+        in this order, so ledger position ``p`` is row ``p``.
+    position_location
+        Location of each carried position.
     walk_in_rate
         Expected walk-in units per position and day at multiplier 1.
     online_rate

@@ -27,9 +27,10 @@ class PlanReservations:
         plan row, in plan row order).
     reservation
         Reservation id per plan row; 0 where the order was rejected.
-    accepted, rejected
-        Order indices (into ``plan.orders``) reserved in full, and rejected as a group
-        (stock moved since planning).
+    accepted
+        Order indices (into ``plan.orders``) reserved in full.
+    rejected
+        Order indices rejected as a group (stock moved since planning).
     resource
         The rejected orders as a new :class:`Orders` batch, for re-sourcing.
     """
