@@ -42,7 +42,7 @@ print("reserve:", hold.code.slug, "reservation id", hold.id)
 again = ledger.reserve(
     "JACKET-M", "Store-001", 2, channel="online", id=10, expires_at=now + 15 * 60_000
 )
-print("redelivered reserve:", again.code.slug, "duplicate =", bool(again.duplicate[0]))
+print("redelivered reserve:", again.code.slug, "duplicate =", again.duplicate)
 
 # The marketplace tries to take 4 but its cap is 3.
 print(

@@ -197,6 +197,16 @@ class EventResult:
         """``[code]``, as :attr:`ApplyResult.codes` of a one-event batch."""
         return readonly(np.array([int(self.code)], dtype=np.uint8))
 
+    @property
+    def counts(self) -> dict[ResultCode, int]:
+        """``{code: 1}``, as :attr:`ApplyResult.counts` of a one-event batch."""
+        return {self.code: 1}
+
+    def summary(self) -> str:
+        """One line: the id, the code, and whether it was a duplicate."""
+        dup = "; duplicate" if self.duplicate else ""
+        return f"event {self.id}: {self.code.slug}{dup}; {len(self.shortfalls)} shortfalls"
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EventResult):
             return NotImplemented

@@ -27,6 +27,9 @@ TARGETS: dict[str, str] = {
     ),
     "journal": "journaled (SQLite, synchronous=FULL) vs in-memory apply; recovery time",
     "ledger": "ledger events/s vs a raw scatter-add ceiling and the pure-Python reference",
+    "realtime": (
+        "single reserve/available latency, durable group commit from threads and coroutines"
+    ),
     "replenish": "forecast + order-up-to (1M), exact Poisson (s, S) (100k), transfers (1k x 10k)",
     "season": "season of orders: greedy, optimal and future-aware sourcing vs hindsight",
     "simulate": "capacity-planning simulation: 100 stores + 3 DCs, 20k SKUs, 90 days",
