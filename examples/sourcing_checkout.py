@@ -102,3 +102,15 @@ print(
     "TSHIRT-M online availability at Store-017 after reserving:",
     ledger.available("TSHIRT-M", "Store-017", "online"),
 )
+
+# The rest of the checkout cycle, order by order: payment taken -> commit (ship or
+# pick), payment failed -> release; holds never resolved lapse at their expiry.
+paid, failed = reserved.accepted_orders[:1], reserved.accepted_orders[1:2]
+for order_id in paid.tolist():
+    print(f"order {order_id} paid: commit ->", reserved.commit(order_id).summary())
+for order_id in failed.tolist():
+    print(f"order {order_id} payment failed: release ->", reserved.release(order_id).summary())
+print("holds lapsing at t=3600:", ledger.expire(3_600).summary())
+if len(reserved.resource):
+    print("re-sourcing", len(reserved.resource), "orders whose stock moved")
+    print(sourcer.source(ledger, reserved.resource).summary())

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from allocator import Events, Ledger, Network, NetworkData
+from allocator import Events, Ledger, Network, NetworkData, ResultCode
 from allocator.exceptions import DTypeError, UnknownNameError, ValidationError
 from allocator.sourcing import (
     METHODS,
@@ -342,6 +342,30 @@ def test_reserve_plan_links_orders_and_returns_rejections() -> None:
     # re-sourcing the rejected order finds what is left
     again = source(net, ledger, res.resource)
     assert again.line_unfilled.tolist() == [0, 1]
+
+
+def test_order_level_commit_and_release_by_client_order_id() -> None:
+    from allocator.ledger import ReservationState
+
+    net = city()
+    ledger = stocked(net, {("A", "S1"): 3, ("B", "S1"): 3, ("C", "S2"): 2})
+    orders = orders_of(net, ship([("A", 1), ("B", 1)], order=71), ship([("C", 1)], order=72))
+    res = reserve_plan(ledger, source(net, ledger, orders), expires_at=50)
+    assert res and res.accepted_orders.tolist() == [71, 72]
+    holds = res.reservations(71)
+    assert holds.shape[0] == 2
+    done = res.commit(71, id=5000)  # one linked group; client ids make it idempotent
+    assert done.ok and done.ids.tolist() == [5000, 5001]
+    assert all(ledger.reservation(h).state == ReservationState.COMMITTED for h in holds.tolist())
+    assert res.commit(71, id=5000).duplicate.all()  # a retry changes nothing
+    assert ledger.position("A", "S1")["on_hand"] == 2
+    assert res.release(72).ok
+    assert ledger.available("C", "S2", "online") == 2
+    again = res.commit(72)  # already released: all of the order fails, with the reason
+    assert not again and again.code == ResultCode.RESERVATION_ALREADY_RELEASED
+    with pytest.raises(ValidationError, match="order 99"):
+        res.commit(99)
+    assert "2 orders reserved" in repr(res)
 
 
 # ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from allocator._group import GroupCommitter
 from allocator._kernels import ledger as K
@@ -49,6 +50,15 @@ __all__ = [
     "Shortfalls",
     "StockSnapshot",
 ]
+
+#: A SKU, location or channel: its name or its index.
+Key = str | int | np.integer
+#: One key, or many (a sequence or an array; arguments broadcast like numpy).
+Keys = Key | Sequence[Key] | npt.NDArray[Any]
+#: A quantity: an integer (never a float, a string or a bool), or many.
+Quantity = int | np.integer | Sequence[int] | npt.NDArray[np.integer]
+#: An event id: None (the ledger assigns one), an integer, or many.
+EventId = int | np.integer | None | Sequence[int] | npt.NDArray[np.integer]
 
 _LOAD = 0.7  # maximum load factor of both hash tables
 _INT64_MAX = 2**63 - 1
@@ -335,6 +345,12 @@ class StockSnapshot:
         return f"StockSnapshot(version {self.version}, {self.num_positions} positions)"
 
 
+#: A reservation: the id of its reserve event, the reserve's result, a
+#: :class:`Reservation`, or many ids.
+ReservationRef = (
+    int | np.integer | EventResult | ApplyResult | Reservation | Sequence[int] | npt.NDArray[Any]
+)
+
 # ---------------------------------------------------------------------------
 # scalar arguments: converted and checked in Python, the rules checked by the kernel
 _Scalar = tuple[int, int, int, int, int, int, int, int]  # id, kind, sku, loc, chan, qty, ref, exp
@@ -518,30 +534,38 @@ class BaseLedger(abc.ABC):
     # ------------------------------------------------------------ write conveniences
     # Each takes scalars (one event, the scalar path, an EventResult back) or arrays
     # that broadcast like numpy (a batch through apply(), an ApplyResult back).
-    def receive(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> Result:
+    def receive(self, sku: Keys, location: Keys, qty: Quantity, *, id: EventId = None) -> Result:
         """Goods received: ``on_hand += qty``."""
         return self._write(K.K_RECEIVE, id, sku, location, None, qty)
 
     def sale(
-        self, sku: Any, location: Any, qty: Any, *, channel: Any = None, id: Any = None
+        self,
+        sku: Keys,
+        location: Keys,
+        qty: Quantity,
+        *,
+        channel: Keys | None = None,
+        id: EventId = None,
     ) -> Result:
         """A walk-in sale of goods that already left: ``on_hand -= qty``."""
         return self._write(K.K_SALE, id, sku, location, channel, qty)
 
     def reserve(
         self,
-        sku: Any,
-        location: Any,
-        qty: Any,
+        sku: Keys,
+        location: Keys,
+        qty: Quantity,
         *,
-        channel: Any,
-        id: Any = None,
-        expires_at: Any = None,
+        channel: Keys,
+        id: EventId = None,
+        expires_at: int | Sequence[int] | npt.NDArray[np.integer] | None = None,
     ) -> Result:
         """Hold ``qty`` for ``channel``; the result's ``id`` names the reservation."""
         return self._write(K.K_RESERVE, id, sku, location, channel, qty, 0, expires_at)
 
-    def commit(self, reservation: Any, qty: Any = None, *, id: Any = None) -> Result:
+    def commit(
+        self, reservation: ReservationRef, qty: Quantity | None = None, *, id: EventId = None
+    ) -> Result:
         """Ship/pick ``qty`` of a reservation (all when None); any rest is released.
 
         ``reservation`` is the reserve's id, or its result itself.
@@ -549,92 +573,112 @@ class BaseLedger(abc.ABC):
         ref = _reservation_ref(reservation)
         return self._write(K.K_COMMIT, id, None, None, None, ALL if qty is None else qty, ref)
 
-    def release(self, reservation: Any, *, id: Any = None) -> Result:
+    def release(self, reservation: ReservationRef, *, id: EventId = None) -> Result:
         """Cancel a reservation (its id, or the reserve's result)."""
         return self._write(K.K_RELEASE, id, None, None, None, 0, _reservation_ref(reservation))
 
-    def expire(self, now: Any, *, id: Any = None) -> Result:
+    def expire(self, now: int, *, id: EventId = None) -> Result:
         """Release every open reservation with ``expires_at <= now``."""
         return self._write(K.K_EXPIRE, id, None, None, None, 0, 0, _int_arg(now, "now"))
 
     def transfer(
-        self, sku: Any, origin: Any, destination: Any, qty: Any, *, id: Any = None
+        self, sku: Keys, origin: Keys, destination: Keys, qty: Quantity, *, id: EventId = None
     ) -> Result:
         """Send stock from ``origin``; it waits in the destination's ``in_transit``."""
         dest = self.network.location_index(destination, "ref")
         return self._write(K.K_TRANSFER_OUT, id, sku, origin, None, qty, dest)
 
-    def transfer_in(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> Result:
+    def transfer_in(
+        self, sku: Keys, location: Keys, qty: Quantity, *, id: EventId = None
+    ) -> Result:
         """Receive transferred stock: ``in_transit -> on_hand``."""
         return self._write(K.K_TRANSFER_IN, id, sku, location, None, qty)
 
     def return_(
-        self, sku: Any, location: Any, qty: Any, *, sellable: bool = True, id: Any = None
+        self,
+        sku: Keys,
+        location: Keys,
+        qty: Quantity,
+        *,
+        sellable: bool = True,
+        id: EventId = None,
     ) -> Result:
         """A customer return: to ``on_hand`` if sellable, else to the non-sellable bucket."""
         kind = K.K_RETURN if sellable else K.K_RETURN_NONSELLABLE
         return self._write(kind, id, sku, location, None, qty)
 
-    def adjust(self, sku: Any, location: Any, counted: Any, *, id: Any = None) -> Result:
+    def adjust(self, sku: Keys, location: Keys, counted: Quantity, *, id: EventId = None) -> Result:
         """Record a cycle count: ``on_hand := counted``."""
         return self._write(K.K_ADJUST, id, sku, location, None, counted)
 
     def set_fence(
-        self, sku: Any, location: Any, channel: Any, qty: Any, *, id: Any = None
+        self, sku: Keys, location: Keys, channel: Keys, qty: Quantity, *, id: EventId = None
     ) -> Result:
         """Ring-fence ``qty`` units of the position for ``channel``."""
         return self._write(K.K_SET_FENCE, id, sku, location, channel, qty)
 
-    def set_cap(self, sku: Any, location: Any, channel: Any, qty: Any, *, id: Any = None) -> Result:
+    def set_cap(
+        self, sku: Keys, location: Keys, channel: Keys, qty: Quantity, *, id: EventId = None
+    ) -> Result:
         """Cap what ``channel`` may hold reserved at the position (``NO_CAP`` = none)."""
         return self._write(K.K_SET_CAP, id, sku, location, channel, qty)
 
-    def set_safety(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> Result:
+    def set_safety(self, sku: Keys, location: Keys, qty: Quantity, *, id: EventId = None) -> Result:
         """Set the safety stock withheld from every channel."""
         return self._write(K.K_SET_SAFETY, id, sku, location, None, qty)
 
     # ------------------------------------------------------------ async conveniences
-    async def receive_async(self, sku: Any, location: Any, qty: Any, *, id: Any = None) -> Result:
+    async def receive_async(
+        self, sku: Keys, location: Keys, qty: Quantity, *, id: EventId = None
+    ) -> Result:
         """:meth:`receive` for asyncio code."""
         return await self._write_async(K.K_RECEIVE, id, sku, location, None, qty)
 
     async def sale_async(
-        self, sku: Any, location: Any, qty: Any, *, channel: Any = None, id: Any = None
+        self,
+        sku: Keys,
+        location: Keys,
+        qty: Quantity,
+        *,
+        channel: Keys | None = None,
+        id: EventId = None,
     ) -> Result:
         """:meth:`sale` for asyncio code."""
         return await self._write_async(K.K_SALE, id, sku, location, channel, qty)
 
     async def reserve_async(
         self,
-        sku: Any,
-        location: Any,
-        qty: Any,
+        sku: Keys,
+        location: Keys,
+        qty: Quantity,
         *,
-        channel: Any,
-        id: Any = None,
-        expires_at: Any = None,
+        channel: Keys,
+        id: EventId = None,
+        expires_at: int | Sequence[int] | npt.NDArray[np.integer] | None = None,
     ) -> Result:
         """:meth:`reserve` for asyncio code."""
         return await self._write_async(K.K_RESERVE, id, sku, location, channel, qty, 0, expires_at)
 
-    async def commit_async(self, reservation: Any, qty: Any = None, *, id: Any = None) -> Result:
+    async def commit_async(
+        self, reservation: ReservationRef, qty: Quantity | None = None, *, id: EventId = None
+    ) -> Result:
         """:meth:`commit` for asyncio code."""
         ref = _reservation_ref(reservation)
         q = ALL if qty is None else qty
         return await self._write_async(K.K_COMMIT, id, None, None, None, q, ref)
 
-    async def release_async(self, reservation: Any, *, id: Any = None) -> Result:
+    async def release_async(self, reservation: ReservationRef, *, id: EventId = None) -> Result:
         """:meth:`release` for asyncio code."""
         ref = _reservation_ref(reservation)
         return await self._write_async(K.K_RELEASE, id, None, None, None, 0, ref)
 
-    async def expire_async(self, now: Any, *, id: Any = None) -> Result:
+    async def expire_async(self, now: int, *, id: EventId = None) -> Result:
         """:meth:`expire` for asyncio code."""
         now = _int_arg(now, "now")
         return await self._write_async(K.K_EXPIRE, id, None, None, None, 0, 0, now)
 
     # ------------------------------------------------------------ reads (the view's)
-    def available(self, sku: Any, location: Any, channel: Any) -> Any:
+    def available(self, sku: Keys, location: Keys, channel: Keys) -> Any:
         """ATP for ``channel``: what it can still reserve at the position(s).
 
         ``available(c) = max(0, min(on_hand - reserved - safety_stock - Σ_{c'≠c}
@@ -651,11 +695,11 @@ class BaseLedger(abc.ABC):
         """A consistent copy of every position's stock (see :class:`StockSnapshot`)."""
         return self._view().stock_snapshot()
 
-    def position(self, sku: Any, location: Any) -> dict[str, Any]:
+    def position(self, sku: Key, location: Key) -> dict[str, Any]:
         """All quantities of one position as a dict (zeros if never touched)."""
         return self._view().position(sku, location)
 
-    def position_index(self, sku: Any, location: Any) -> Any:
+    def position_index(self, sku: Keys, location: Keys) -> Any:
         """Row of the position(s) in the per-position arrays, -1 if never touched."""
         return self._view().position_index(sku, location)
 
@@ -663,11 +707,11 @@ class BaseLedger(abc.ABC):
         """Per-SKU total of ``field`` across locations (exact int64)."""
         return self._view().totals(field)
 
-    def reservation(self, id: Any) -> Reservation | None:
+    def reservation(self, id: ReservationRef) -> Reservation | None:
         """The reservation made by reserve event ``id`` (or its result), or None."""
         return self._view().reservation(id)
 
-    def result_of(self, ids: Any) -> np.ndarray:
+    def result_of(self, ids: int | Sequence[int] | npt.NDArray[np.integer]) -> np.ndarray:
         """The recorded result code of each event id (-1 for ids never seen)."""
         return self._view().result_of(ids)
 
@@ -1343,21 +1387,22 @@ class Ledger(BaseLedger):
         K.lookup_positions(self._ptab, self._meta, keys, out)
         return out
 
-    def available(self, sku: Any, location: Any, channel: Any) -> Any:
+    def available(self, sku: Keys, location: Keys, channel: Keys) -> Any:
         net = self.network
         if type(sku) is str and type(location) is str and type(channel) is str:
             s, loc, c = net.sku_index(sku), net.location_index(location), net.channel_index(channel)
             with self._guard:
                 return K.available_one(self._state, self._ptab, self._meta, s * self._nloc + loc, c)
         keys, scalar = self._keys(sku, location)
-        chan = np.atleast_1d(net.channel_index(channel))
+        chan_in: Any = net.channel_index(channel)
+        chan = np.atleast_1d(chan_in)
         keys, chan = np.broadcast_arrays(keys, chan)
         keys = np.ascontiguousarray(keys)
         chan = np.ascontiguousarray(chan, dtype=np.int64)
         out = np.empty(keys.shape[0], dtype=np.int64)
         with self._guard:
             K.available_many(self._state, self._ptab, self._meta, keys, chan, out)
-        return int(out[0]) if scalar and np.ndim(channel) == 0 else out
+        return int(out[0]) if scalar and np.ndim(chan_in) == 0 else out
 
     def available_all(self) -> np.ndarray:
         with self._guard:
@@ -1460,13 +1505,13 @@ class Ledger(BaseLedger):
     def reserved(self) -> np.ndarray:
         return readonly(self.reserved_by_channel.sum(axis=1))
 
-    def position_index(self, sku: Any, location: Any) -> Any:
+    def position_index(self, sku: Keys, location: Keys) -> Any:
         keys, scalar = self._keys(sku, location)
         with self._guard:
             out = self._positions_of(keys)
         return int(out[0]) if scalar else out
 
-    def position(self, sku: Any, location: Any) -> dict[str, Any]:
+    def position(self, sku: Key, location: Key) -> dict[str, Any]:
         keys, _ = self._keys(sku, location)
         if keys.shape[0] != 1:
             raise ValidationError("position() takes one sku and location", field="sku")
@@ -1528,7 +1573,7 @@ class Ledger(BaseLedger):
             )
         return readonly(out)
 
-    def reservation(self, id: Any) -> Reservation | None:
+    def reservation(self, id: ReservationRef) -> Reservation | None:
         ident = _reservation_id(id)
         with self._guard:
             value = K.lookup_id(self._itab, self._ishift, ident)
@@ -1548,7 +1593,7 @@ class Ledger(BaseLedger):
             state=ReservationState(int(row[K.R_STATE])),
         )
 
-    def result_of(self, ids: Any) -> np.ndarray:
+    def result_of(self, ids: int | Sequence[int] | npt.NDArray[np.integer]) -> np.ndarray:
         from allocator._validate import as_int64
 
         arr = as_int64(ids, "ids", code="invalid_identifier")
