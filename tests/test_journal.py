@@ -874,3 +874,25 @@ def test_missing_directory_and_home_are_handled(
     monkeypatch.setenv("HOME", str(tmp_path))
     with open_ledger("~/home.db", net) as led:
         assert led.path == tmp_path / "home.db"
+
+
+def test_a_durable_ledger_feeds_every_model(path: Path) -> None:
+    """Sourcing, channel split and replenishment take a durable ledger like an in-memory one."""
+    from allocator.channels import ChannelForecast, allocate_channels
+    from allocator.replenishment import replenish
+    from allocator.sourcing import Orders, reserve_plan, source
+
+    net = make_small_network()
+    with open_ledger(path, net) as ledger:
+        _stock(ledger)
+        orders = Orders.from_lines(
+            order=[1, 2], sku=[0, 1], qty=[1, 1], channel=1, lat=31.2, lon=121.5
+        )
+        held = reserve_plan(ledger, source(net, ledger, orders))
+        assert held.ok and held.commit(1).ok
+        n = ledger.num_positions
+        fc = ChannelForecast.poisson(np.ones((n, net.num_channels)))
+        alloc = allocate_channels(net, ledger, fc, margin=[1.0, 2.0, 1.5])
+        assert alloc.fence.shape == (n, net.num_channels)
+        plan = replenish(net, ledger, np.ones((n, 14), dtype=np.int64))
+        assert len(plan.to_frame()) == n

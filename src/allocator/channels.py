@@ -27,7 +27,7 @@ from allocator._kernels import channels as K
 from allocator._validate import QTY_MAX, as_float64, first_true, readonly
 from allocator.events import NO_CAP, STOCK_MAX, Events
 from allocator.exceptions import DTypeError, UnknownNameError, ValidationError
-from allocator.ledger import Ledger
+from allocator.ledger import BaseLedger
 from allocator.network import NetworkData
 
 __all__ = ["STOCK_MAX", "ChannelAllocation", "ChannelForecast", "allocate_channels"]
@@ -129,7 +129,7 @@ class ChannelForecast:
 
     @classmethod
     def from_frame(
-        cls, frame: Any, ledger: Ledger, *, distribution: Distribution = "normal"
+        cls, frame: Any, ledger: BaseLedger, *, distribution: Distribution = "normal"
     ) -> ChannelForecast:
         """Build from a long DataFrame, one row per (sku, location, channel).
 
@@ -751,7 +751,7 @@ def _join_blocks(outs: list[dict[str, Any]], blocks: list[np.ndarray], nc: int) 
 
 def allocate_channels(
     network_data: NetworkData,
-    ledger: Ledger,
+    ledger: BaseLedger,
     forecast: ChannelForecast,
     *,
     margin: Any,
@@ -868,8 +868,9 @@ def allocate_channels(
         raise DTypeError(
             f"expected a NetworkData, got {type(network_data).__name__}", field="network_data"
         )
-    if not isinstance(ledger, Ledger):
-        raise DTypeError("expected a Ledger", field="ledger")
+    if not isinstance(ledger, BaseLedger):
+        raise DTypeError(f"expected a Ledger, got {type(ledger).__name__}", field="ledger")
+    network_data.require_same(ledger.network, "ledger", "the ledger")
     if not isinstance(forecast, ChannelForecast):
         raise DTypeError("expected a ChannelForecast", field="forecast")
     if not isinstance(detail, bool | np.bool_):

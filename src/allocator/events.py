@@ -8,13 +8,13 @@ given (which also lets you pass names instead of indices).
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from allocator._enum import CodedEnum
 from allocator._kernels import ledger as K
 from allocator._validate import QTY_MAX, as_bool, as_int64, readonly, same_length
 from allocator.exceptions import BatchTooLargeError, DTypeError, ValidationError
@@ -44,7 +44,7 @@ STOCK_MAX: int = K.STOCK_MAX
 MAX_BATCH = 50_000_000
 
 
-class EventKind(enum.IntEnum):
+class EventKind(CodedEnum):
     """What an event does (see ``docs/ledger.md`` for the full semantics)."""
 
     RECEIVE = K.K_RECEIVE
@@ -62,13 +62,8 @@ class EventKind(enum.IntEnum):
     SET_CAP = K.K_SET_CAP
     SET_SAFETY = K.K_SET_SAFETY
 
-    @property
-    def slug(self) -> str:
-        """The name used in frames and messages, e.g. ``"transfer_out"``."""
-        return self.name.lower()
 
-
-class ResultCode(enum.IntEnum):
+class ResultCode(CodedEnum):
     """Outcome of one event. ``code.name.lower()`` is the stable string code."""
 
     OK = K.C_OK
@@ -87,11 +82,6 @@ class ResultCode(enum.IntEnum):
     EXISTS_WITH_DIFFERENT_FIELDS = K.C_EXISTS_DIFFERENT
     LINKED_EVENT_FAILED = K.C_LINKED_FAILED
     LINKED_EVENT_CHAIN_OPEN = K.C_CHAIN_OPEN
-
-    @property
-    def slug(self) -> str:
-        """The stable string code, e.g. ``"insufficient_available"``."""
-        return self.name.lower()
 
 
 #: ``ResultCode`` by value, for turning kernel codes into members without a lookup.

@@ -267,6 +267,24 @@ class NetworkData:
     def _sku_index(self) -> dict[str, int]:
         return _index_names(self.sku_names, "sku")
 
+    def same_names(self, other: NetworkData) -> bool:
+        """True when ``other`` has the same channels, locations and SKUs, in order (so
+        indices mean the same in both)."""
+        return other is self or (
+            other.channel_names == self.channel_names
+            and other.location_names == self.location_names
+            and other.sku_names == self.sku_names
+        )
+
+    def require_same(self, other: NetworkData, field: str, what: str) -> None:
+        """Raise ``network_mismatch`` (naming ``field``) unless :meth:`same_names`."""
+        if not self.same_names(other):
+            raise ValidationError(
+                f"{what} belongs to a different network (other channels, locations or SKUs)",
+                field=field,
+                code="network_mismatch",
+            )
+
     def channel_index(self, channel: Any, field: str = "channel") -> np.ndarray | int:
         """Index of one channel (name or index) or an array of them."""
         return self._lookup(channel, self._channel_index, self.num_channels, field)

@@ -14,7 +14,7 @@ import numpy as np
 
 from allocator._validate import as_int64, first_true
 from allocator.exceptions import DTypeError, ValidationError
-from allocator.ledger import Ledger
+from allocator.ledger import BaseLedger
 
 __all__ = ["sales_history", "unheld_positions"]
 
@@ -52,7 +52,7 @@ def _columns(frame: Any) -> str:
     return time_cols[0]
 
 
-def _positions(frame: Any, ledger: Ledger) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _positions(frame: Any, ledger: BaseLedger) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     net = ledger.network
     sku = np.atleast_1d(net.sku_index(frame["sku"].to_numpy(), "demand.sku"))
     loc = np.atleast_1d(net.location_index(frame["location"].to_numpy(), "demand.location"))
@@ -114,7 +114,7 @@ def _periods(frame: Any, column: str, freq: str, start: Any, end: Any) -> tuple[
 
 def sales_history(
     frame: Any,
-    ledger: Ledger,
+    ledger: BaseLedger,
     *,
     freq: str = "D",
     start: Any = None,
@@ -193,7 +193,7 @@ def sales_history(
     return hist
 
 
-def unheld_positions(frame: Any, ledger: Ledger) -> Any:
+def unheld_positions(frame: Any, ledger: BaseLedger) -> Any:
     """The (sku, location) pairs of a long sales frame that the ledger has never held,
     with their total ``qty``, as a DataFrame of names (empty when there are none).
 

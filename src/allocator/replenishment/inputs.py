@@ -18,7 +18,7 @@ import numpy as np
 
 from allocator._validate import as_float64, as_int64, first_true
 from allocator.exceptions import DTypeError, ValidationError
-from allocator.ledger import Ledger
+from allocator.ledger import BaseLedger
 from allocator.network import NetworkData
 from allocator.replenishment.forecast import Forecast, check_history
 from allocator.replenishment.history import sales_history
@@ -256,15 +256,16 @@ class _Settings:
 
 
 def _prepare(
-    network: NetworkData, ledger: Ledger, demand: Any, *, distributed: bool, **kw: Any
+    network: NetworkData, ledger: BaseLedger, demand: Any, *, distributed: bool, **kw: Any
 ) -> tuple[_Part, _Settings, dict[str, Any]]:
     """Validate every argument and lay the inputs out as columns."""
     if not isinstance(network, NetworkData):
         raise ValidationError("expected a NetworkData", field="network", code="wrong_type")
-    if not isinstance(ledger, Ledger) or ledger.network is not network:
+    if not isinstance(ledger, BaseLedger):
         raise ValidationError(
-            "expected the Ledger of this network", field="ledger", code="wrong_type"
+            f"expected a Ledger, got {type(ledger).__name__}", field="ledger", code="wrong_type"
         )
+    network.require_same(ledger.network, "ledger", "the ledger")
     policy = OrderUpToPolicy() if kw["policy"] is None else kw["policy"]
     n = ledger.num_positions
     nsku = network.num_skus

@@ -31,7 +31,7 @@ from allocator._kernels import replenish as K
 from allocator._validate import first_true, readonly
 from allocator.events import Events
 from allocator.exceptions import DTypeError, ValidationError
-from allocator.ledger import Ledger
+from allocator.ledger import BaseLedger
 from allocator.network import NetworkData
 from allocator.replenishment.forecast import _forecast
 from allocator.replenishment.inputs import _expand, _Part, _prepare, _Settings
@@ -673,7 +673,7 @@ def _progress(progress: Any) -> Callable[[str, int, int], None] | None:
 
 def replenish(
     network: NetworkData,
-    ledger: Ledger,
+    ledger: BaseLedger,
     demand: Any,
     *,
     policy: Policy | None = None,

@@ -37,7 +37,7 @@ from allocator._validate import readonly
 from allocator.channels import ChannelForecast, allocate_channels
 from allocator.events import NO_CAP, EventKind, Events, ResultCode
 from allocator.exceptions import ValidationError
-from allocator.ledger import Ledger
+from allocator.ledger import BaseLedger, Ledger
 from allocator.replenishment import OrderUpToPolicy, replenish
 from allocator.replenishment.plan import Action
 from allocator.scenarios import CHANNELS, MARKETPLACE, ONLINE, STORE, Scenario, ScenarioData
@@ -108,7 +108,7 @@ class SimulationResult:
     daily: DailySeries
     log: EventLog | None
     demand: DemandLog | None
-    ledger: Ledger
+    ledger: BaseLedger
     timings: dict[str, float]
     outcomes: OrderOutcomes
 

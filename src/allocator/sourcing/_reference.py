@@ -17,7 +17,7 @@ from allocator.sourcing.orders import Orders, Service
 from allocator.sourcing.plan import SourcingPlan, UnfilledReason, build_plan
 
 if TYPE_CHECKING:
-    from allocator.ledger import Ledger
+    from allocator.ledger import BaseLedger
 
 __all__ = ["reference_index", "reference_plan", "reference_source"]
 
@@ -37,7 +37,7 @@ def haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def reference_index(
-    ledger: Ledger,
+    ledger: BaseLedger,
 ) -> tuple[dict[tuple[int, int], list[int]], dict[int, list[int]]]:
     """Availability state per (sku, location) and locations per SKU.
 
@@ -83,7 +83,7 @@ def state_take(state: list[int], c: int, q: int) -> None:
 
 def reference_source(
     network: NetworkData,
-    ledger: Ledger,
+    ledger: BaseLedger,
     orders: Orders,
     *,
     costs: CostModel | None = None,
@@ -273,7 +273,7 @@ def reference_source(
 
 def reference_plan(
     network: NetworkData,
-    ledger: Ledger,
+    ledger: BaseLedger,
     orders: Orders,
     *,
     costs: CostModel | None = None,

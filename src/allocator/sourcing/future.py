@@ -42,7 +42,7 @@ from allocator.network import NetworkData
 from allocator.sourcing.costs import CostModel
 
 if TYPE_CHECKING:
-    from allocator.ledger import Ledger
+    from allocator.ledger import BaseLedger
 
 __all__ = ["DEFAULT_SCALE", "DemandForecast", "ForwardModel", "FuturePrices", "future_prices"]
 
@@ -177,7 +177,7 @@ class FuturePrices:
         )
 
 
-def _supply(ledger: Ledger, inbound: np.ndarray | None) -> tuple[np.ndarray, ...]:
+def _supply(ledger: BaseLedger, inbound: np.ndarray | None) -> tuple[np.ndarray, ...]:
     """Positions as ``(location, sku, supply)`` with supply > 0."""
     free = (
         np.asarray(ledger.on_hand)
@@ -194,7 +194,7 @@ def _supply(ledger: Ledger, inbound: np.ndarray | None) -> tuple[np.ndarray, ...
 
 def future_prices(
     network: NetworkData,
-    ledger: Ledger,
+    ledger: BaseLedger,
     forecast: DemandForecast,
     *,
     costs: CostModel | None = None,
@@ -382,7 +382,7 @@ class ForwardModel:
         self._dual = np.zeros((nl, ns))
         self._fresh = np.zeros(ns, dtype=np.bool_)
 
-    def prices(self, ledger: Ledger, *, skus: Any = None) -> FuturePrices:
+    def prices(self, ledger: BaseLedger, *, skus: Any = None) -> FuturePrices:
         """Prices for ``skus`` (default all) at the ledger's current stock."""
         if self.calls and self.calls % self.refresh_every == 0:
             self._refresh()

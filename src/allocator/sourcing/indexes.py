@@ -23,7 +23,7 @@ from allocator.network import NetworkData
 from allocator.sourcing.orders import Service
 
 if TYPE_CHECKING:
-    from allocator.ledger import Ledger
+    from allocator.ledger import BaseLedger
 
 __all__ = ["LocationIndex", "PositionIndex", "Scratch"]
 
@@ -39,7 +39,7 @@ class PositionIndex:
     loc: np.ndarray
 
     @classmethod
-    def from_ledger(cls, ledger: Ledger) -> PositionIndex:
+    def from_ledger(cls, ledger: BaseLedger) -> PositionIndex:
         network = ledger.network
         n = ledger.num_positions
         ptr = np.zeros(network.num_skus + 1, dtype=np.int64)

@@ -16,7 +16,7 @@ from allocator.sourcing.orders import Service
 from allocator.sourcing.problem import ledger_views
 
 if TYPE_CHECKING:
-    from allocator.ledger import Ledger
+    from allocator.ledger import BaseLedger
 
 __all__ = ["NearbyResult", "nearby", "nearby_with"]
 
@@ -75,7 +75,7 @@ class NearbyResult:
 
 def nearby(
     network_data: NetworkData,
-    ledger: Ledger,
+    ledger: BaseLedger,
     sku: Any,
     lat: float,
     lon: float,
@@ -125,7 +125,7 @@ def nearby(
 def nearby_with(
     ix: LocationIndex,
     positions: PositionIndex,
-    ledger: Ledger,
+    ledger: BaseLedger,
     sku: Any,
     lat: float,
     lon: float,

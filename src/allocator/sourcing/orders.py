@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from allocator._enum import CodedEnum
 from allocator._kernels import sourcing as K
 from allocator._validate import QTY_MAX, as_int64, first_true, readonly, same_length
 from allocator.exceptions import (
@@ -26,16 +26,12 @@ MAX_LINES = 10_000_000
 MAX_LINES_PER_ORDER = 1_000
 
 
-class Service(enum.IntEnum):
+class Service(CodedEnum):
     """How the customer receives an order."""
 
     SHIP = K.S_SHIP
     PICKUP = K.S_PICKUP
     SAME_DAY = K.S_SAME_DAY
-
-    @property
-    def slug(self) -> str:
-        return self.name.lower()
 
 
 _ORDER_FIELDS = ("id", "channel", "service", "lat", "lon", "pickup_location", "priority", "zone")

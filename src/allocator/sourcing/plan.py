@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from allocator._enum import CodedEnum
 from allocator._kernels import sourcing as K
 from allocator._validate import readonly
 from allocator.network import NetworkData
@@ -18,7 +18,7 @@ from allocator.sourcing.orders import Orders, Service
 __all__ = ["PlanStatus", "SourcingPlan", "UnfilledReason", "build_plan"]
 
 
-class UnfilledReason(enum.IntEnum):
+class UnfilledReason(CodedEnum):
     """Why units of a line were not allocated."""
 
     NONE = K.R_NONE
@@ -31,10 +31,6 @@ class UnfilledReason(enum.IntEnum):
     #: unfilled penalty
     UNECONOMIC = 6
 
-    @property
-    def slug(self) -> str:
-        return self.name.lower()
-
 
 _REASON_TEXT = {
     UnfilledReason.NO_STOCK: "no stock in channel",
@@ -46,7 +42,7 @@ _REASON_TEXT = {
 }
 
 
-class PlanStatus(enum.IntEnum):
+class PlanStatus(CodedEnum):
     """What is known about the plan's objective."""
 
     HEURISTIC = 0  #: a rule-based plan; no optimality claim (greedy)
@@ -56,10 +52,6 @@ class PlanStatus(enum.IntEnum):
     TIME_LIMIT_GREEDY = 4  #: the time limit hit before anything beat greedy; greedy's plan
     STALLED = 5  #: neither plan nor bound improved over a full round; best plan, with bound
     FEASIBLE = 1  #: the former name of GAP_MET
-
-    @property
-    def slug(self) -> str:
-        return self.name.lower()
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from allocator._kernels import sourcing as K
 from allocator._validate import as_int64, readonly
 from allocator.exceptions import ValidationError
+from allocator.ledger import BaseLedger
 from allocator.network import NetworkData
 from allocator.sourcing.costs import CostModel
 from allocator.sourcing.indexes import LocationIndex, PositionIndex
 from allocator.sourcing.orders import Orders
-
-if TYPE_CHECKING:
-    from allocator.ledger import Ledger
 
 __all__ = ["Candidates", "SourcingProblem", "availability", "check_ledger", "ledger_views"]
 
@@ -33,7 +31,7 @@ __all__ = ["Candidates", "SourcingProblem", "availability", "check_ledger", "led
 _DENSE_SHARE = 0.125
 
 
-def ledger_views(ledger: Ledger) -> tuple[np.ndarray, ...]:
+def ledger_views(ledger: BaseLedger) -> tuple[np.ndarray, ...]:
     """``(on_hand, safety_stock, fence, cap, reserved_by_channel)`` of ``ledger`` for
     the kernels, always in numba's ``A`` (strided) layout.
 
@@ -62,37 +60,15 @@ def ledger_views(ledger: Ledger) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-def check_ledger(network: NetworkData, ledger: Ledger) -> None:
-    """Raise unless ``ledger`` is a ledger (anything with the Ledger read API) of
-    ``network``."""
-    needed = (
-        "network",
-        "num_positions",
-        "position_sku",
-        "position_location",
-        "available",
-        "available_all",
-        "apply",
-    )
-    # look the names up on the type: some are properties that compute arrays
-    missing = [name for name in needed[1:] if not hasattr(type(ledger), name)]
-    if not isinstance(getattr(ledger, "network", None), NetworkData):
-        missing.append("network")
-    if missing:
+def check_ledger(network: NetworkData, ledger: BaseLedger) -> None:
+    """Raise unless ``ledger`` is a ledger (in memory, durable or shared) of ``network``."""
+    if not isinstance(ledger, BaseLedger):
         raise TypeError(f"expected a Ledger, got {type(ledger).__name__}")
-    other = ledger.network
-    if other is not network and (
-        other.channel_names != network.channel_names
-        or other.location_names != network.location_names
-        or other.sku_names != network.sku_names
-    ):
-        raise ValidationError(
-            "the ledger belongs to a different network", field="ledger", code="network_mismatch"
-        )
+    network.require_same(ledger.network, "ledger", "the ledger")
 
 
 def availability(
-    ledger: Ledger,
+    ledger: BaseLedger,
     skus: np.ndarray,
     ptr: np.ndarray,
     row: np.ndarray,
@@ -184,7 +160,7 @@ class SourcingProblem:
     sku_ptr: np.ndarray
     sku_loc: np.ndarray
     sku_row: np.ndarray
-    ledger: Ledger
+    ledger: BaseLedger
     capacity: np.ndarray
     dest_lat: np.ndarray
     dest_lon: np.ndarray
@@ -204,7 +180,7 @@ class SourcingProblem:
     def build(
         cls,
         network: NetworkData,
-        ledger: Ledger,
+        ledger: BaseLedger,
         orders: Orders,
         costs: CostModel,
         positions: PositionIndex,

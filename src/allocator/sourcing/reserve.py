@@ -160,15 +160,7 @@ def reserve_plan(
     """
     if not isinstance(plan, SourcingPlan):
         raise TypeError(f"expected a SourcingPlan, got {type(plan).__name__}")
-    net = ledger.network
-    if net is not plan.network and (
-        net.sku_names != plan.network.sku_names
-        or net.location_names != plan.network.location_names
-        or net.channel_names != plan.network.channel_names
-    ):
-        raise ValidationError(
-            "the plan belongs to a different network", field="plan", code="network_mismatch"
-        )
+    ledger.network.require_same(plan.network, "plan", "the plan")
     n = len(plan)
     exp = NO_EXPIRY if expires_at is None else int(as_int64(expires_at, "expires_at", lo=0)[0])
     if first_id is None:

@@ -15,7 +15,7 @@ from allocator.sourcing.plan import SourcingPlan
 from allocator.sourcing.problem import SourcingProblem, check_ledger
 
 if TYPE_CHECKING:
-    from allocator.ledger import Ledger
+    from allocator.ledger import BaseLedger
 
 __all__ = ["METHODS", "Sourcer", "methods", "solve", "source"]
 
@@ -82,11 +82,11 @@ class Sourcer:
         self.network = network
         self.costs = costs
         self.locations = LocationIndex(network)
-        self._ledger: weakref.ref[Ledger] | None = None
+        self._ledger: weakref.ref[BaseLedger] | None = None
         self._positions: PositionIndex | None = None
         self._lock = threading.Lock()
 
-    def positions(self, ledger: Ledger) -> PositionIndex:
+    def positions(self, ledger: BaseLedger) -> PositionIndex:
         """The per-SKU position index of ``ledger``, kept while it is the ledger of
         the last call and has gained no positions."""
         with self._lock:
@@ -100,7 +100,7 @@ class Sourcer:
 
     def nearby(
         self,
-        ledger: Ledger,
+        ledger: BaseLedger,
         sku: Any,
         lat: float,
         lon: float,
@@ -129,7 +129,7 @@ class Sourcer:
 
     def prepare(
         self,
-        ledger: Ledger,
+        ledger: BaseLedger,
         orders: Orders,
         *,
         max_splits: int | None = None,
@@ -154,7 +154,7 @@ class Sourcer:
 
     def source(
         self,
-        ledger: Ledger,
+        ledger: BaseLedger,
         orders: Orders,
         *,
         method: str = "greedy",
@@ -175,7 +175,7 @@ class Sourcer:
 
 def source(
     network_data: NetworkData,
-    ledger: Ledger,
+    ledger: BaseLedger,
     orders: Orders,
     *,
     method: str = "greedy",

@@ -19,7 +19,7 @@ from allocator.sourcing.plan import SourcingPlan
 from allocator.sourcing.problem import SourcingProblem, ledger_views
 
 if TYPE_CHECKING:
-    from allocator.ledger import Ledger
+    from allocator.ledger import BaseLedger
 
 __all__ = [
     "JOINT_MAX_CHANNELS",
@@ -183,7 +183,7 @@ JOINT_MAX_CHANNELS = 6
 
 
 def shared_stock(
-    ledger: Ledger, rows: np.ndarray, num_channels: int
+    ledger: BaseLedger, rows: np.ndarray, num_channels: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per ledger position row: the free shared pool
     ``S = max(0, on_hand − reserved − safety − Σ_c unused_fence[c])`` and the unused
