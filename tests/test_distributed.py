@@ -52,7 +52,7 @@ def _cluster(workers: int = 2) -> Any:
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     from allocator.bench.distributed import warm_kernels
-    from allocator.distributed import warm_workers
+    from allocator.workers import warm_workers
 
     # Compile here first: the workers then load every kernel variant they need
     # from the cache instead of compiling (and caching) variants themselves.

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from allocator.sourcing import Orders as Orders
     from allocator.sourcing import source as source
 
-__version__ = "0.1.0"
+from allocator._version import __version__ as __version__
 
 __all__ = [
     "AllocatorError",

@@ -91,7 +91,7 @@ def add_commands(
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The ``allocator`` parser, with the arguments of the command ``argv`` names."""
-    from allocator import __version__
+    from allocator._version import __version__
 
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(

@@ -12,8 +12,8 @@ address, or the path of a scheduler file). This module holds what they share:
   workers as numpy arrays (no pickled ledger, no copy through the scheduler),
   results gathered in partition order, and a partition whose worker died
   resubmitted;
-* :func:`warm_workers` and :func:`dask_setup`: the numba kernels loaded on every
-  worker before the first job (``dask worker --preload allocator.distributed``).
+* the numba kernels are loaded on every worker before the first job by
+  :mod:`allocator.workers` (``dask worker --preload allocator.workers``).
 
 Dask is an optional extra (``pip install 'allocator[distributed]'``). Nothing here
 imports it before it is needed, so the single-process path never does. See
@@ -40,11 +40,9 @@ __all__ = [
     "TaskStats",
     "block_partitions",
     "connect",
-    "dask_setup",
     "default_partitions",
     "run_tasks",
     "sku_partitions",
-    "warm_workers",
 ]
 
 logger = logging.getLogger("allocator")
@@ -284,24 +282,3 @@ def run_tasks(
     for f in common_f:
         f.release()
     return results, stats
-
-
-def _warm() -> str:
-    """Load (or compile) the numba kernels of the batch jobs in this process."""
-    from allocator.bench.distributed import warm_kernels
-
-    t0 = time.perf_counter()
-    warm_kernels()
-    return f"{time.perf_counter() - t0:.2f}s"
-
-
-def warm_workers(client: Any) -> dict[str, str]:
-    """Run a tiny replenishment and channel split on every worker so each loads the
-    numba kernels from its cache (or compiles and caches them) before the first job.
-    Returns the seconds each worker took, by address."""
-    return dict(client.run(_warm))
-
-
-def dask_setup(worker: Any) -> None:  # pragma: no cover - runs inside dask workers
-    """``dask worker --preload allocator.distributed``: warm the kernels at start-up."""
-    logger.info("allocator: kernels warmed on %s in %s", getattr(worker, "address", "?"), _warm())

@@ -64,8 +64,9 @@ def _timed(fn: Any, repeat: int) -> tuple[float, float]:
 
 
 def _build(npos: int, stock: float, seed: int) -> tuple[Any, Any, Any]:
-    from allocator import Events, Ledger
     from allocator.channels import ChannelForecast
+    from allocator.events import Events
+    from allocator.ledger import Ledger
     from allocator.network import NetworkData
 
     nloc = 1000 if npos >= 1000 else 1

@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _network(rng: np.random.Generator, num_locations: int, num_skus: int) -> Any:
-    from allocator import Network
+    from allocator.network import Network
 
     net = Network()
     for channel in ("store", "online"):
@@ -77,7 +77,7 @@ def replenish_case(
 ) -> tuple[Any, Any, np.ndarray, np.ndarray]:
     """A stocked network: (network, ledger, history, on_order). Positions are created
     in random order, as a ledger fills over time (a SKU's rows are scattered)."""
-    from allocator import Ledger
+    from allocator.ledger import Ledger
 
     rng = np.random.default_rng(seed)
     network = _network(rng, num_locations, num_skus)
@@ -192,12 +192,12 @@ def _cluster(args: argparse.Namespace, workers: int) -> tuple[Any, Any]:
 def _replenish_on(
     client: Any, case: tuple[Any, ...], partitions: int | None
 ) -> tuple[Any, float, dict[str, Any]]:
-    from allocator import distributed as D
     from allocator.replenishment import replenish
+    from allocator.workers import warm_workers
 
     network, ledger, history, on_order = case
     t0 = time.perf_counter()
-    warm = D.warm_workers(client)
+    warm = warm_workers(client)
     warm_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     plan = replenish(
@@ -214,6 +214,7 @@ def _replenish_on(
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from allocator import distributed as D
+    from allocator.workers import warm_workers
 
     D._distributed()  # a clear error naming the extra when Dask is missing
     from allocator.replenishment import replenish
@@ -243,7 +244,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cluster, client = _cluster(args, args.workers)
     try:
         t0 = time.perf_counter()
-        out["worker_warm_s"] = max(float(v.rstrip("s")) for v in D.warm_workers(client).values())
+        out["worker_warm_s"] = max(float(v.rstrip("s")) for v in warm_workers(client).values())
         out["cluster_start_and_warm_s"] = time.perf_counter() - t0
         out["cores_available"] = cores_available(client)
         if not args.skip_replenish:
