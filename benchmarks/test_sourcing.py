@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from allocator._reference.sourcing import reference_index, reference_source
 from allocator.bench.sourcing import make_instance
 from allocator.sourcing import Sourcer, nearby
-from allocator.sourcing._reference import reference_index, reference_source
 
 
 @pytest.fixture(scope="module")

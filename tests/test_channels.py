@@ -13,11 +13,11 @@ from scipy import stats
 
 from allocator import Ledger, Network, NetworkData, ValidationError
 from allocator._kernels import channels as K
+from allocator._reference.channels import naive_allocate
 from allocator.channels import STOCK_MAX, ChannelAllocation, ChannelForecast, allocate_channels
 from allocator.exceptions import DTypeError, UnknownNameError
 from allocator.safety import safety_stock
 from tests.conftest import make_small_network
-from tests.naive_channels import naive_allocate
 
 CHANNELS = ("store", "online", "marketplace")
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from allocator._reference import replenish as naive
 from allocator.exceptions import ValidationError
 from allocator.replenishment import (
     Forecast,
@@ -16,7 +17,6 @@ from allocator.replenishment import (
     forecast,
     moving_average,
 )
-from tests import naive_replenish as naive
 
 histories = arrays(
     np.int64, st.tuples(st.integers(1, 5), st.integers(1, 30)), elements=st.integers(0, 20)

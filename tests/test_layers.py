@@ -25,7 +25,7 @@ _NAMES = (
     "channels replenishment",
     "scenarios",
     "simulation",
-    "compilation workers bench",
+    "compilation workers bench _reference",
     "commands cli __main__",
 )
 LAYERS: tuple[frozenset[str], ...] = (

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from allocator import Events, Ledger, ResultCode
+from allocator._reference.ledger import NaiveLedger
 from allocator.events import EventKind
 from tests.conftest import make_small_network
-from tests.naive import NaiveLedger
 from tests.strategies import event_rows
 
 NETWORK = make_small_network()

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 from allocator import Events, Ledger, Network, NetworkData
 from allocator._kernels import optimal as K
+from allocator._reference import optimal as naive
+from allocator._reference.sourcing import haversine
 from allocator.exceptions import ValidationError
 from allocator.sourcing import CostModel, Orders, PlanStatus, Service, Sourcer, reserve_plan, source
 from allocator.sourcing.optimal.model import build_model
-from tests import naive_optimal as naive
-from tests.naive_sourcing import haversine
 
 
 def landed(u: int, km: float, mult: float = 1.0) -> float:

@@ -12,6 +12,7 @@ from scipy import stats
 
 from allocator import Ledger, Network, NetworkData
 from allocator._kernels import replenish as K
+from allocator._reference import replenish as naive
 from allocator.events import Events
 from allocator.exceptions import ValidationError
 from allocator.replenishment import (
@@ -27,7 +28,6 @@ from allocator.replenishment import (
     replenish,
 )
 from allocator.replenishment import transfers as T
-from tests import naive_replenish as naive
 
 ONE = np.ones(1)
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from allocator import Events, Ledger, Network, NetworkData, ResultCode
+from allocator._reference import sourcing as naive
 from allocator.exceptions import DTypeError, UnknownNameError, ValidationError
 from allocator.sourcing import (
     METHODS,
@@ -26,7 +27,6 @@ from allocator.sourcing import (
     source,
 )
 from allocator.sourcing.sourcer import solve
-from tests import naive_sourcing as naive
 
 C = CostModel()
 

@@ -11,7 +11,7 @@ The ``(q+1)``-th unit fenced for channel ``c`` sells with probability
 which does not increase with ``q`` (expected sales ``E[min(D, q)] = Σ_{k<q} sf(k)``
 are concave). Handing out units one at a time to the channel of largest ``v`` (ties to
 the lowest channel index) while ``v > 0`` is therefore optimal; it is what
-``tests/naive_channels.py`` does. The kernel gets the same answer without walking unit
+``allocator._reference.channels`` does. The kernel gets the same answer without walking unit
 by unit when a position holds much stock: every unit worth more than a threshold ``T``
 is certainly handed out before any unit worth ``<= T`` (the greedy is a merge of
 non-increasing sequences), and the count of such units per channel comes from a closed

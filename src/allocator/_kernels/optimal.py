@@ -24,7 +24,7 @@ State of a plan: ``x[e]`` units per entry, ``rem[row]`` stock left per row and
 
 Prices ``p`` are either the true per-unit costs or those costs plus Lagrangian prices
 on stock and capacity; package and split costs are never priced. The slow twins are in
-``tests/naive_optimal.py``.
+``allocator._reference.optimal``.
 """
 
 from __future__ import annotations

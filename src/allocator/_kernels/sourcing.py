@@ -9,7 +9,7 @@ Data layout (built by :mod:`allocator.sourcing.indexes`):
   locations of cell ``(r, k)`` are ``g_loc[g_ptr[r * ncols + k]:g_ptr[r * ncols + k + 1]]``.
 
 The greedy rules are documented in ``docs/sourcing.md``; the pure-Python twin is
-``allocator.sourcing._reference``.
+``allocator._reference.sourcing``.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from allocator._kernels import baselines as B
+from allocator._reference.ledger import NaiveLedger
 from allocator.bench import median_time
-from allocator.bench._naive_ledger import NaiveLedger
 from allocator.events import ALL, NO_EXPIRY, EventKind, Events
 from allocator.ledger import Ledger
 from allocator.network import NetworkData

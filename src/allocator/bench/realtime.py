@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from allocator.bench._naive_ledger import NaiveLedger
+from allocator._reference.ledger import NaiveLedger
 from allocator.events import NO_EXPIRY, EventKind, Events
 from allocator.ledger import Ledger
 from allocator.network import NetworkData

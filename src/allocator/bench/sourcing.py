@@ -6,7 +6,7 @@ ship, 12 % pick-up, 8 % same-day. Figures, each beside its same-run baseline:
 
 * batch: ``source()`` with the ledger's per-SKU position index built first (cold:
   the build time is added) and already cached (warm), against the pure-Python
-  reference (``allocator.sourcing._reference``, its index built outside the timing)
+  reference (``allocator._reference.sourcing``, its index built outside the timing)
   on a subset of the same orders;
 * single-order calls through a warm ``Sourcer``: p50/p99 latency, wall clock and the
   calling thread's CPU time (the wall-clock tail includes waiting for a core);
@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from allocator._reference.sourcing import reference_index, reference_source
 from allocator.bench import median_time
 from allocator.events import Events
 from allocator.ledger import Ledger
 from allocator.network import NetworkData
 from allocator.sourcing import Orders, Sourcer, haversine_km, nearby
-from allocator.sourcing._reference import reference_index, reference_source
 from allocator.sourcing.indexes import PositionIndex
 
 DESCRIPTION = "greedy sourcing (batch, single order, nearby) vs pure Python and brute force"

@@ -1,6 +1,6 @@
 """A slow, obvious pure-Python ledger with the semantics of the numba kernel.
 
-It is the oracle of the property tests (``tests/naive.py`` re-exports it) and the
+It is the oracle of the property tests (in ``allocator._reference``) and the
 baseline of ``allocator bench ledger``. Dicts and plain ints; a linked group is
 rolled back by restoring deep copies. Keep it obvious, not fast.
 """

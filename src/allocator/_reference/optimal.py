@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from allocator._reference.sourcing import haversine
 from allocator.sourcing import CostModel, Orders, Service
-from allocator.sourcing._reference import haversine
 
 __all__ = ["Stock", "brute_force", "component_labels", "order_dp", "pickup_first"]
 

@@ -139,7 +139,7 @@ def candidate_arcs(
     Sinks in order of (sku, row); per sink, sources by (cost, row); at most
     ``max_sources`` of them (all when ``None`` or 0).
     """
-    arcs = []
+    arcs: list[tuple[int, int]] = []
     sinks = sorted((sku[j], j) for j in range(len(sku)) if need[j] > 0)
     for s, j in sinks:
         cands = sorted(
