@@ -483,3 +483,25 @@ def test_sigkill_during_group_commit_with_concurrent_writers(tmp_path: Path) -> 
                 again = led.receive(k % 4, k % 3, 2, id=base)
                 assert again.ok and again.duplicate
         assert verify_journal(path).ok
+
+
+def test_busy_ledger_raises_to_a_coroutine_and_the_retry_converges(tmp_path: Path) -> None:
+    led = open_ledger(tmp_path / "busy-async.db", NET, timeout=0.3)
+    led.apply(Events.receive(0, 0, 5, id=1))
+    gate = threading.Event()
+    blocker = threading.Thread(target=lambda: led._control(lambda: gate.wait(5)))
+    blocker.start()
+
+    async def main() -> None:
+        await asyncio.sleep(0.1)  # the commit thread is busy with the blocker
+        with pytest.raises(LedgerBusyError):
+            await led.reserve_async(0, 0, 1, channel="online", id=8)
+
+    try:
+        asyncio.run(main())
+    finally:
+        gate.set()
+        blocker.join()
+    assert int(led.result_of(8)[0]) == -1  # withdrawn, never applied
+    assert asyncio.run(led.reserve_async(0, 0, 1, channel="online", id=8)).ok
+    led.close()

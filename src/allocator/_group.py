@@ -151,7 +151,8 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         sub = Submission(payload, size)
         sub.loop = loop
-        sub.fut = loop.create_future()
+        fut: asyncio.Future[Any] = loop.create_future()
+        sub.fut = fut
         deadline = _monotonic() + self.timeout
         while True:
             with self._cond:
@@ -170,21 +171,28 @@ class GroupCommitter:
                     f"no room in the queue within {self.timeout:g} s; nothing was applied, "
                     "retry with the same ids"
                 ) from None
+        # the time-out is a timer on the loop, not a wrapping task: cheap per call
+        timer = loop.call_later(max(deadline - _monotonic(), 0.0), self._time_out, sub)
         try:
-            return await asyncio.wait_for(
-                asyncio.shield(sub.fut), timeout=max(deadline - _monotonic(), 0.0)
+            return await fut
+        finally:
+            timer.cancel()
+
+    def _time_out(self, sub: Submission) -> None:
+        """On the caller's loop: withdraw ``sub`` unless its group already took it."""
+        with self._cond:
+            if sub.taken or sub.cancelled:
+                return
+            sub.cancelled = True
+            self._queued_events -= sub.size
+            self._cond.notify_all()
+        if sub.fut is not None and not sub.fut.done():
+            sub.fut.set_exception(
+                LedgerBusyError(
+                    f"not served within {self.timeout:g} s; nothing was applied, retry with "
+                    "the same ids"
+                )
             )
-        except TimeoutError:
-            with self._cond:
-                if not sub.taken:
-                    sub.cancelled = True
-                    self._queued_events -= sub.size
-                    self._cond.notify_all()
-                    raise LedgerBusyError(
-                        f"not served within {self.timeout:g} s; nothing was applied, retry "
-                        "with the same ids"
-                    ) from None
-            return await sub.fut
 
     def _has_room(self, size: int) -> bool:
         return self._queued_events == 0 or self._queued_events + size <= self.max_queue_events
