@@ -16,7 +16,11 @@ Guarantees:
   :class:`~allocator.exceptions.LedgerBusyError` and its submission is withdrawn
   (never applied), so retrying it, with the same ids, is safe;
 * an asyncio caller never blocks its event loop: it awaits a future that the thread
-  resolves with ``loop.call_soon_threadsafe``.
+  resolves with ``loop.call_soon_threadsafe`` (one call per loop per group).
+
+Deadlines are checked where it is cheap: by the thread as it takes a group, by a
+synchronous caller's own timed wait, and, for coroutines, by one sweeper per event
+loop that runs while that loop has submissions queued (no timer per call).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ __all__ = ["GroupCommitter", "Submission"]
 
 logger = logging.getLogger("allocator")
 
+_monotonic = time.monotonic
+
 
 class Submission:
     """One caller's work: ``payload`` (opaque to the committer) of ``size`` events."""
@@ -42,6 +48,7 @@ class Submission:
     __slots__ = (
         "_done",
         "cancelled",
+        "deadline",
         "error",
         "fut",
         "loop",
@@ -51,9 +58,10 @@ class Submission:
         "taken",
     )
 
-    def __init__(self, payload: Any, size: int) -> None:
+    def __init__(self, payload: Any, size: int, deadline: float) -> None:
         self.payload = payload
         self.size = size
+        self.deadline = deadline
         self.taken = False
         self.cancelled = False
         self.result: Any = None
@@ -73,6 +81,13 @@ def _deliver(subs: Sequence[Submission]) -> None:
             fut.set_exception(sub.error)
         else:
             fut.set_result(sub.result)
+
+
+def _busy(timeout: float, queued: int) -> LedgerBusyError:
+    return LedgerBusyError(
+        f"not served within {timeout:g} s ({queued} submissions queued); nothing was "
+        "applied, retry with the same ids"
+    )
 
 
 class GroupCommitter:
@@ -114,6 +129,7 @@ class GroupCommitter:
         self._queue: deque[Submission] = deque()
         self._queued_events = 0
         self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._waiting: dict[asyncio.AbstractEventLoop, set[Submission]] = {}
         self._thread: threading.Thread | None = None
         self._closed = False
         self.groups = 0  # groups served (a figure for benchmarks and tests)
@@ -122,26 +138,20 @@ class GroupCommitter:
     # ------------------------------------------------------------------ callers
     def submit(self, payload: Any, size: int) -> Any:
         """Queue ``payload`` and wait for its outcome (raises the caller's exception)."""
-        sub = Submission(payload, size)
+        deadline = _monotonic() + self.timeout
+        sub = Submission(payload, size, deadline)
         done = threading.Lock()
         done.acquire()
         sub._done = done
-        deadline = _monotonic() + self.timeout
         with self._cond:
             self._wait_room(size, deadline)
             self._enqueue(sub)
-        remaining = deadline - _monotonic()
-        if not done.acquire(timeout=max(remaining, 0.0)):
+        if not done.acquire(timeout=max(deadline - _monotonic(), 0.0)):
             with self._cond:
-                if not sub.taken:
-                    sub.cancelled = True
-                    self._queued_events -= sub.size
-                    self._cond.notify_all()
-                    raise LedgerBusyError(
-                        f"not served within {self.timeout:g} s ({len(self._queue)} "
-                        "submissions queued); nothing was applied, retry with the same ids"
-                    )
-            done.acquire()  # taken: its group finishes in bounded time
+                if not (sub.taken or sub.cancelled):
+                    self._withdraw(sub)
+                    raise _busy(self.timeout, len(self._queue))
+            done.acquire()  # taken (its group finishes in bounded time) or expired
         if sub.error is not None:
             raise sub.error
         return sub.result
@@ -149,50 +159,64 @@ class GroupCommitter:
     async def submit_async(self, payload: Any, size: int) -> Any:
         """Queue ``payload`` and await its outcome without blocking the event loop."""
         loop = asyncio.get_running_loop()
-        sub = Submission(payload, size)
+        deadline = _monotonic() + self.timeout
+        sub = Submission(payload, size, deadline)
         sub.loop = loop
         fut: asyncio.Future[Any] = loop.create_future()
         sub.fut = fut
-        deadline = _monotonic() + self.timeout
         while True:
             with self._cond:
                 if self._closed:
                     raise RuntimeError(f"{self._name} is closed")
                 if self._has_room(size):
                     self._enqueue(sub)
+                    waiting = self._waiting.get(loop)
+                    if waiting is None:
+                        waiting = self._waiting[loop] = set()
+                        loop.call_later(self._sweep_every(), self._sweep, loop)
+                    waiting.add(sub)
                     break
                 room: asyncio.Future[None] = loop.create_future()
                 self._room_waiters.append((loop, room))
-            remaining = deadline - _monotonic()
             try:
-                await asyncio.wait_for(room, timeout=max(remaining, 0.0))
+                await asyncio.wait_for(room, timeout=max(deadline - _monotonic(), 0.0))
             except TimeoutError:
                 raise LedgerBusyError(
                     f"no room in the queue within {self.timeout:g} s; nothing was applied, "
                     "retry with the same ids"
                 ) from None
-        # the time-out is a timer on the loop, not a wrapping task: cheap per call
-        timer = loop.call_later(max(deadline - _monotonic(), 0.0), self._time_out, sub)
-        try:
-            return await fut
-        finally:
-            timer.cancel()
+        return await fut
 
-    def _time_out(self, sub: Submission) -> None:
-        """On the caller's loop: withdraw ``sub`` unless its group already took it."""
+    def _sweep_every(self) -> float:
+        return min(max(self.timeout / 4, 0.01), 1.0)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On ``loop``: fail its submissions that outlived their deadline untaken."""
+        now = _monotonic()
+        expired = []
         with self._cond:
-            if sub.taken or sub.cancelled:
-                return
-            sub.cancelled = True
-            self._queued_events -= sub.size
-            self._cond.notify_all()
-        if sub.fut is not None and not sub.fut.done():
-            sub.fut.set_exception(
-                LedgerBusyError(
-                    f"not served within {self.timeout:g} s; nothing was applied, retry with "
-                    "the same ids"
-                )
-            )
+            waiting = self._waiting.get(loop, set())
+            for sub in list(waiting):
+                if sub.taken or sub.cancelled or (sub.fut is not None and sub.fut.done()):
+                    waiting.discard(sub)
+                elif sub.deadline <= now:
+                    self._withdraw(sub)
+                    waiting.discard(sub)
+                    expired.append(sub)
+            if not waiting:
+                self._waiting.pop(loop, None)
+            else:
+                loop.call_later(self._sweep_every(), self._sweep, loop)
+            queued = len(self._queue)
+        for sub in expired:
+            if sub.fut is not None and not sub.fut.done():
+                sub.fut.set_exception(_busy(self.timeout, queued))
+
+    def _withdraw(self, sub: Submission) -> None:
+        """Mark an untaken submission cancelled (call with ``_cond`` held)."""
+        sub.cancelled = True
+        self._queued_events -= sub.size
+        self._cond.notify_all()
 
     def _has_room(self, size: int) -> bool:
         return self._queued_events == 0 or self._queued_events + size <= self.max_queue_events
@@ -221,18 +245,27 @@ class GroupCommitter:
         self._cond.notify_all()
 
     # ------------------------------------------------------------------ the thread
-    def _take(self) -> list[Submission] | None:
+    def _take(self) -> tuple[list[Submission], list[Submission]] | None:
+        """The next group, and the submissions that expired before it took them."""
         with self._cond:
             while not self._queue:
                 if self._closed:
                     return None
                 self._cond.wait()
+            now = _monotonic()
             group: list[Submission] = []
+            expired: list[Submission] = []
             events = 0
             while self._queue:
                 sub = self._queue[0]
                 if sub.cancelled:
                     self._queue.popleft()
+                    continue
+                if sub.deadline <= now:
+                    self._queue.popleft()
+                    self._withdraw(sub)
+                    sub.error = _busy(self.timeout, len(self._queue))
+                    expired.append(sub)
                     continue
                 if group and events + sub.size > self.max_group_events:
                     break
@@ -245,36 +278,41 @@ class GroupCommitter:
             waiters, self._room_waiters = self._room_waiters, []
         for loop, fut in waiters:
             loop.call_soon_threadsafe(_set_none, fut)
-        return group
+        return group, expired
 
     def _run(self) -> None:
         while True:
-            group = self._take()
-            if group is None:
+            taken = self._take()
+            if taken is None:
                 return
-            if not group:
-                continue
-            try:
-                outcomes = self._commit([s.payload for s in group])
-            except BaseException as exc:  # every caller of the group learns of it
-                logger.debug("%s: group failed: %r", self._name, exc)
-                outcomes = [exc] * len(group)
-            self.groups += 1
-            by_loop: dict[asyncio.AbstractEventLoop, list[Submission]] = {}
-            for sub, outcome in zip(group, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    sub.error = outcome
-                else:
-                    sub.result = outcome
-                if sub.loop is not None:
-                    by_loop.setdefault(sub.loop, []).append(sub)
-                elif sub._done is not None:
-                    sub._done.release()
-            for loop, subs in by_loop.items():
+            group, expired = taken
+            if group:
                 try:
-                    loop.call_soon_threadsafe(_deliver, subs)
-                except RuntimeError:  # the loop was closed meanwhile
-                    pass
+                    outcomes = self._commit([s.payload for s in group])
+                except BaseException as exc:  # every caller of the group learns of it
+                    logger.debug("%s: group failed: %r", self._name, exc)
+                    outcomes = [exc] * len(group)
+                self.groups += 1
+                for sub, outcome in zip(group, outcomes, strict=True):
+                    if isinstance(outcome, BaseException):
+                        sub.error = outcome
+                    else:
+                        sub.result = outcome
+            self._wake([*expired, *group])
+
+    @staticmethod
+    def _wake(subs: list[Submission]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Submission]] = {}
+        for sub in subs:
+            if sub.loop is not None:
+                by_loop.setdefault(sub.loop, []).append(sub)
+            elif sub._done is not None:
+                sub._done.release()
+        for loop, batch in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, batch)
+            except RuntimeError:  # the loop was closed meanwhile
+                pass
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
@@ -298,6 +336,3 @@ class GroupCommitter:
 def _set_none(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-_monotonic = time.monotonic

@@ -830,19 +830,22 @@ class Prepared:
     def split(self, result: ApplyResult) -> list[Any]:
         """One outcome per submission: its result, or its validation error."""
         out: list[Any] = []
+        ids = codes = dups = None  # Python lists, made once for the single events
+        short_rows = result.shortfalls.event.tolist() if result.shortfalls else []
         for i, (start, closed, part) in enumerate(self.parts):
             if i in self.errors:
                 out.append(self.errors[i])
             elif not isinstance(part, Events):
-                code = CODES[int(result.codes[start])]
+                if ids is None:
+                    ids, codes = result.ids.tolist(), result.codes.tolist()
+                    dups = result.duplicate.tolist()
+                assert codes is not None and dups is not None
+                code = CODES[codes[start]]
                 short = NO_SHORTFALLS
-                if result.shortfalls and code is ResultCode.OK:
+                if start in short_rows:
                     rows = np.flatnonzero(result.shortfalls.event == start)
-                    if rows.size:
-                        short = result.shortfalls.take(rows, start)
-                out.append(
-                    EventResult(int(result.ids[start]), code, bool(result.duplicate[start]), short)
-                )
+                    short = result.shortfalls.take(rows, start)
+                out.append(EventResult(ids[start], code, dups[start], short))
             else:
                 out.append(_slice_result(result, start, closed, part))
         return out
