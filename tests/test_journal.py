@@ -746,6 +746,14 @@ def test_verify_command(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path.write_bytes(bytes(data))
     assert main(["journal", "verify", str(path)]) == 1
     assert "first bad batch: 3" in capsys.readouterr().out
+    import json
+
+    assert main(["journal", "verify", "--json", str(path)]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and doc["first_bad_batch"] == 3 and doc["num_batches"] == 2
+    assert isinstance(doc["num_events"], int) and doc["problems"]
+    assert main(["journal", "verify", "--json", str(path.with_name("none.db"))]) == 2
+    assert json.loads(capsys.readouterr().out)["ok"] is False
 
 
 def test_bench_quick_reports_the_keys() -> None:

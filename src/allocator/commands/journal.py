@@ -8,15 +8,20 @@ __all__ = ["add_arguments", "run"]
 
 
 def _verify(args: argparse.Namespace) -> int:
+    import json
+
     from allocator.exceptions import JournalError
     from allocator.journal import verify_journal
 
     try:
         report = verify_journal(args.path)
     except JournalError as exc:
-        print(f"ERROR: {exc}")
+        if args.json:
+            print(json.dumps({"path": str(args.path), "ok": False, "error": str(exc)}))
+        else:
+            print(f"ERROR: {exc}")
         return 2
-    print(report.summary())
+    print(json.dumps(report.to_dict()) if args.json else report.summary())
     return 0 if report.ok else 1
 
 
@@ -29,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "every batch; exit 0 when all agree, 1 when corrupt, 2 when not a journal",
     )
     verify.add_argument("path", help="the journal database")
+    verify.add_argument("--json", action="store_true", help="print one JSON document")
     verify.set_defaults(journal_run=_verify)
 
 
