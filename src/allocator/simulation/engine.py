@@ -35,7 +35,7 @@ import numpy as np
 
 from allocator._validate import readonly
 from allocator.channels import ChannelForecast, allocate_channels
-from allocator.events import NO_CAP, EventKind, Events, ResultCode
+from allocator.events import NO_CAP, STOCK_MAX, EventKind, Events, ResultCode
 from allocator.exceptions import ValidationError
 from allocator.ledger import BaseLedger, Ledger
 from allocator.replenishment import OrderUpToPolicy, replenish
@@ -67,9 +67,6 @@ logger = logging.getLogger("allocator")
 
 #: Components the run's wall time is split into.
 COMPONENTS = ("ledger", "sourcing", "replenishment", "channels", "demand", "other")
-#: Caps above the largest quantity an event may carry (10**12) mean "no cap": the
-#: ledger stores an absent cap as a larger sentinel.
-_UNCAPPED_ABOVE = 10**12
 _TOP_SKUS = 5
 
 
@@ -530,8 +527,8 @@ class _Run:
         ledger = self.ledger
         rows_l, chans_l, kinds_l, qtys_l = [], [], [], []
         for ch in np.flatnonzero(alloc.cap_set).tolist():
-            new_cap = np.where(alloc.cap[:, ch] > _UNCAPPED_ABOVE, NO_CAP, alloc.cap[:, ch])
-            old_cap = np.where(ledger.cap[:, ch] > _UNCAPPED_ABOVE, NO_CAP, ledger.cap[:, ch])
+            new_cap = np.where(alloc.cap[:, ch] >= STOCK_MAX, NO_CAP, alloc.cap[:, ch])
+            old_cap = np.where(ledger.cap[:, ch] >= STOCK_MAX, NO_CAP, ledger.cap[:, ch])
             r = np.flatnonzero(new_cap != old_cap)
             rows_l.append(r)
             chans_l.append(np.full(r.shape[0], ch, dtype=np.int64))
