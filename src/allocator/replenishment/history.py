@@ -215,7 +215,8 @@ def unheld_positions(frame: Any, ledger: BaseLedger) -> Any:
     pairs, inverse = np.unique(
         np.stack([sku[missing], loc[missing]], axis=1), axis=0, return_inverse=True
     )
-    total = np.bincount(inverse.reshape(-1), weights=qty[missing], minlength=pairs.shape[0])
+    total = np.zeros(pairs.shape[0], dtype=np.int64)  # exact: quantities are int64
+    np.add.at(total, inverse.reshape(-1), np.asarray(qty[missing], dtype=np.int64))
     return pd.DataFrame(
         {
             "sku": np.asarray(net.sku_names, dtype=object)[pairs[:, 0]],
