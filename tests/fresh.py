@@ -4,7 +4,10 @@
 ``allocator warmup`` (a cold compile of every kernel); :func:`run_fresh` runs a
 script, module or code in a new process on that cache and returns the process and
 the kernels it compiled (numba cache misses, read from the library's compile log).
-A crash such as a segfault shows as a negative return code.
+:func:`warmed_signatures` gives every kernel's signatures as its dispatcher listed
+them at the end of the warm-up (compiled on an empty cache, so every kernel that ran,
+callees included, lists each signature it was compiled for). A crash such as a
+segfault shows as a negative return code.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ def _dump():
     from allocator import _kernels
     with open(os.environ["ALLOCATOR_TEST_COMPILED"], "w") as f:
         json.dump([[c.name, c.signature] for c in _kernels.COMPILE_LOG], f)
+    with open(os.environ["ALLOCATOR_TEST_COMPILED"] + ".signatures", "w") as f:
+        json.dump(
+            {_kernels.kernel_name(k): [str(s) for s in k.signatures] for k in _kernels.KERNELS}, f
+        )
 atexit.register(_dump)
 kind, target, *rest = sys.argv[1:]
 sys.argv = [target, *rest]
@@ -81,4 +88,13 @@ def warmed_cache(tmp_path_factory: Any) -> tuple[Path, dict[str, Any]]:
         proc, _ = run_fresh("-m", "allocator", "warmup", "--json", cache=cache, cwd=root)
         assert proc.returncode == 0, proc.stderr[-4000:]
         _SESSION["cache"] = (cache, json.loads(proc.stdout))
+        (dump,) = root.glob("compiled-*.json.signatures")
+        _SESSION["signatures"] = json.loads(dump.read_text())
     return _SESSION["cache"]
+
+
+def warmed_signatures(tmp_path_factory: Any) -> dict[str, list[str]]:
+    """``{kernel: [signature, ...]}`` of every kernel after the warm-up of
+    :func:`warmed_cache` (an empty list: the kernel did not run)."""
+    warmed_cache(tmp_path_factory)
+    return _SESSION["signatures"]

@@ -17,9 +17,15 @@ from typing import Any
 
 import pytest
 
-from tests.fresh import run_fresh, warmed_cache
+from tests.fresh import run_fresh, warmed_cache, warmed_signatures
 
 ENTRY_POINTS = str(Path(__file__).parent / "entry_points.py")
+
+#: Kernel modules whose kernels each compile for exactly one signature: the public
+#: functions normalise dtypes, layouts and read-only flags, and kernels pass one
+#: another typed values rather than literals (numba compiles ``f(x, 0)`` and
+#: ``f(x, n)`` apart).
+ONE_SIGNATURE = ("sourcing.", "optimal.", "channels.", "replenish.", "forecast.", "atp.", "geo.")
 
 
 def _stable(text: str) -> str:
@@ -42,6 +48,16 @@ def test_warmup_compiles_every_kernel_and_says_how_long(tmp_path_factory: Any):
             assert c["seconds"] >= 0 and c["signature"]
 
 
+def test_each_kernel_compiles_for_one_signature(tmp_path_factory: Any):
+    signatures = warmed_signatures(tmp_path_factory)
+    mine = {k: s for k, s in signatures.items() if k.startswith(ONE_SIGNATURE)}
+    assert {k: s for k, s in mine.items() if len(s) > 1} == {}
+    ran = {k for k, s in mine.items() if s}
+    for kernel in ("sourcing.greedy", "sourcing.cover_lists", "sourcing.take_from", "atp.atp"):
+        assert kernel in ran, kernel
+    assert len(ran) >= 60
+
+
 def test_a_fresh_process_after_warmup_compiles_nothing(cache: Path, tmp_path: Path):
     proc, compiled = run_fresh("-m", "allocator", "warmup", "--json", cache=cache, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -54,8 +70,10 @@ def test_a_fresh_process_after_warmup_compiles_nothing(cache: Path, tmp_path: Pa
 def test_entry_points_load_from_a_shared_cache(cache: Path, tmp_path: Path, variant: str):
     # b runs with one thread: a parallel kernel cached by a two-thread process must load
     env = {"NUMBA_NUM_THREADS": "1"} if variant == "b" else {}
-    first, _ = run_fresh("script", ENTRY_POINTS, variant, cache=cache, cwd=tmp_path, env=env)
+    first, compiled = run_fresh("script", ENTRY_POINTS, variant, cache=cache, cwd=tmp_path, env=env)
     assert first.returncode == 0, (first.returncode, first.stderr[-3000:])
+    # other argument types and options than the warm-up's reach the same signatures
+    assert [c for c in compiled if c[0].startswith(ONE_SIGNATURE)] == []
     second, compiled = run_fresh("script", ENTRY_POINTS, variant, cache=cache, cwd=tmp_path)
     assert second.returncode == 0, (second.returncode, second.stderr[-3000:])
     assert compiled == [], "the second run should load every kernel from the cache"

@@ -832,6 +832,7 @@ def _allocate(
     nchan = mean.shape[1]
     nchunks = (npos + CHUNK - 1) // CHUNK
     detail = alloc_out.shape[0] > 0
+    zero = np.int64(0)  # not a literal 0, which numba would compile range_sales for apart
     # z of the newsvendor fractile per (row, channel), for the estimates of _merge_ahead
     nrow = margin.shape[0]
     z_tab = np.zeros((nrow, nchan))
@@ -912,7 +913,7 @@ def _allocate(
                     tot[T_SHORT, c] += lo - give
                 if detail:
                     short_out[p, c] = lo - give
-                sales[c] = range_sales(dist, 0, give, mu[c], sd[c], 0.0)
+                sales[c] = range_sales(dist, zero, give, mu[c], sd[c], 0.0)
             if short:
                 n_short += 1
             if cap_varies:

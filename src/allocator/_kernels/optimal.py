@@ -54,17 +54,19 @@ def shared_pool(
     shared pool ``pool[i]``, which is what a channel with no fence and no cap could
     take (:func:`allocator._kernels.atp.atp` with ``unused_c = 0``, no cap)."""
     nch = fence.shape[1]
+    no_fence = np.int64(0)
+    no_cap = np.int64(BIG)
     for i in range(rows.shape[0]):
         row = rows[i]
         total = 0
-        fsum = 0
+        fsum = np.int64(0)
         for c in range(nch):
             r = reserved[row, c]
             total += r
             u = unused_fence(fence[row, c], r)
             unused[i, c] = u
             fsum += u
-        pool[i] = atp(on_hand[row] - total - safety[row], fsum, 0, BIG)
+        pool[i] = atp(on_hand[row] - total - safety[row], fsum, no_fence, no_cap)
 
 
 @jit(inline="always")
@@ -391,6 +393,7 @@ def lagrange_pass(
     use_con[:] = 0
     use_loc[:] = 0
     dummy = np.zeros(1, dtype=np.int64)
+    use_rem = np.bool_(False)
     for o in range(o_ptr.shape[0] - 1):
         opened = o_open[o] > 0
         sub_val[o] = o_fixed[o] + order_dp(
@@ -406,7 +409,7 @@ def lagrange_pass(
             p,
             max_locs - 1 if opened else max_locs,
             0.0 if opened else split,
-            False,
+            use_rem,
             dummy,
             j_ptr,
             j_row,
@@ -677,6 +680,7 @@ def respond(
     ee = c_eptr[c_ptr[o + 1]]
     nl = o_ptr[o + 1] - o_ptr[o]
     best = np.inf
+    use_rem = np.bool_(True)
     for variant in range(variants):
         for e in range(eb, ee):
             xa[e] = 0
@@ -694,7 +698,7 @@ def respond(
                 p,
                 max_locs - open_,
                 0.0 if open_ > 0 else split,
-                True,
+                use_rem,
                 rem,
                 j_ptr,
                 j_row,
@@ -786,6 +790,8 @@ def construct(
     """Build a plan order by order (``seq``): each order takes its best response at
     prices ``p`` given what the earlier ones took; ``val[o]`` gets its true cost.
     ``x``, ``rem`` and ``cap_rem`` must describe the empty plan on entry."""
+    variants = np.int64(2)
+    remove = np.int64(1)
     for t in range(seq.shape[0]):
         o = seq[t]
         respond(
@@ -817,9 +823,9 @@ def construct(
             choice,
             need,
             cap_used,
-            2,
+            variants,
         )
-        take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, j_ptr, j_row, cap_rem, x, 1)
+        take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, j_ptr, j_row, cap_rem, x, remove)
         val[o] = order_cost(
             o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p_true, split, o_open[o], o_fixed[o], x
         )
@@ -863,11 +869,14 @@ def improve(
     keeping strict improvements, for up to ``passes`` sweeps over ``seq``.
     Returns the total saving."""
     saved = 0.0
+    variants = np.int64(3)
+    remove = np.int64(1)
+    give_back = np.int64(-1)
     for _ in range(passes):
         gain = 0.0
         for t in range(seq.shape[0]):
             o = seq[t]
-            take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, j_ptr, j_row, cap_rem, x, -1)
+            take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, j_ptr, j_row, cap_rem, x, give_back)
             v = respond(
                 o,
                 o_ptr,
@@ -897,7 +906,7 @@ def improve(
                 choice,
                 need,
                 cap_used,
-                3,
+                variants,
             )
             if v < val[o] - 1e-7:
                 eb = c_eptr[c_ptr[o]]
@@ -906,7 +915,7 @@ def improve(
                     x[e] = xb[e]
                 gain += val[o] - v
                 val[o] = v
-            take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, j_ptr, j_row, cap_rem, x, 1)
+            take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, j_ptr, j_row, cap_rem, x, remove)
         saved += gain
         if gain <= 1e-7:
             break

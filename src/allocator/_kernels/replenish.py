@@ -399,6 +399,7 @@ def transfer_flows(
     src_arcs = np.empty(max_a, dtype=np.int64)
     hd = np.empty(max_n + 2 * max_a + 4 * max_k + 4, dtype=np.int64)
     hv = np.empty(hd.shape[0], dtype=np.int64)
+    zero = np.int64(0)  # not a literal 0, which numba would compile _heap_push for apart
     total = 0
     for g in range(group_lo, group_hi):
         s0, s1 = src_ptr[g], src_ptr[g + 1]
@@ -446,7 +447,7 @@ def transfer_flows(
                 dist[j] = 0
                 touched[m] = j
                 m += 1
-                size = _heap_push(hd, hv, 0, 0, j)
+                size = _heap_push(hd, hv, zero, zero, j)
                 while size > 0:
                     d, v = hd[0], hv[0]
                     size = _heap_pop(hd, hv, size)
