@@ -1139,7 +1139,7 @@ def greedy(
                 )
                 total -= took
                 if took > 0:
-                    used = 1
+                    used = np.int64(1)
                 lists = total > 0
         elif svc == S_SAME_DAY:
             nc = gather_same_day(
