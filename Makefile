@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev,plot,distributed,docs]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,plot,distributed,docs,postgres]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -26,7 +26,7 @@ from allocator.journal.audit import replay_journal as replay_journal
 from allocator.journal.audit import verify_journal as verify_journal
 from allocator.journal.durable import DEFAULT_SNAPSHOT_EVERY as DEFAULT_SNAPSHOT_EVERY
 from allocator.journal.durable import DurableLedger as DurableLedger
-from allocator.journal.durable import open_ledger as open_ledger
+from allocator.journal.opening import open_ledger as open_ledger
 
 __all__ = [
     "DEFAULT_SNAPSHOT_EVERY",

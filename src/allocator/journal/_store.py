@@ -258,10 +258,17 @@ class SqliteStore:
     ``sqlite3.Error`` through for I/O failures (callers map those).
     """
 
+    #: The driver's error classes: what a failed read or write raises.
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    #: Result codes are stored with the next transaction (the batch is written first,
+    #: then applied); see ``DurableLedger``.
+    codes_inline = False
+
     def __init__(
         self, path: Path, conn: sqlite3.Connection, lock: WriterLock | None, synchronous: str
     ) -> None:
         self.path = path
+        self.target: object = path
         self.conn = conn
         self.lock = lock
         self.synchronous = synchronous
@@ -373,7 +380,7 @@ class SqliteStore:
         return read_hwm(self.path)
 
     # ------------------------------------------------------------ writing
-    def append(self, row: Row, pending: list[PendingCodes]) -> None:
+    def append(self, row: Row, pending: list[PendingCodes], extra: object = None) -> None:
         """Commit one batch (and earlier batches' result codes) in one transaction."""
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")

@@ -7,7 +7,6 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ import numpy as np
 from allocator._validate import readonly as _readonly
 from allocator.events import Events, ResultCode
 from allocator.exceptions import JournalCorruptError, JournalError, ValidationError
-from allocator.journal import _codec, _store
+from allocator.journal import _codec, _pgstore, _store
 from allocator.journal._format import NO_DIGEST, HighWaterMark, Row, Snapshot, corrupt, genesis_hash
 from allocator.journal._replica import Replica
 from allocator.journal._store import SqliteStore
@@ -202,8 +201,19 @@ def read_slice(store: Any, first: int, last: int | None) -> JournalSlice:
 
 
 # --------------------------------------------------------------------------- readers
-def open_reader(path: Path) -> tuple[SqliteStore, NetworkData, bytes]:
-    """A read-only store of the journal at ``path``, its network and genesis hash."""
+def open_reader(path: Any) -> tuple[Any, NetworkData, bytes]:
+    """A read-only store of the journal at ``path`` (a file or a PostgreSQL URL), its
+    network and genesis hash."""
+    if _pgstore.is_url(path):
+        from allocator.journal.durable import open_network, open_pg_store
+
+        pg = open_pg_store(path, None, readonly=True)
+        try:
+            network, digest = open_network(pg, None)
+        except BaseException:
+            pg.close()
+            raise
+        return pg, network, genesis_hash(digest)
     if not _store.check_header(path):
         raise JournalError(f"no journal at {path}")
     try:
@@ -235,11 +245,13 @@ def verify_journal(path: Any) -> JournalReport:
     each snapshot's batch has the snapshot's digest. Read-only: safe while a writer
     runs (it checks the batches committed when it starts).
     """
-    path = resolve_path(path)
+    path = path if _pgstore.is_url(path) else resolve_path(path)
     t0 = time.perf_counter()
-    mark, present = _store.read_hwm(path)
+    mark, present = (None, False) if _pgstore.is_url(path) else _store.read_hwm(path)
     try:
         store, network, genesis = open_reader(path)
+        if _pgstore.is_url(path):
+            mark, present = store.read_mark()
     except JournalCorruptError as exc:
         return JournalReport(
             path=str(path),
@@ -279,14 +291,14 @@ def verify_journal(path: Any) -> JournalReport:
     except JournalCorruptError as exc:
         problems.append(str(exc))
         bad = getattr(exc, "batch", None)
-    except sqlite3.DatabaseError as exc:
+    except store.errors as exc:
         problems.append(f"database error: {exc}")
         bad = replica.seq + 1
     finally:
         store.end_read()
         store.close()
     return JournalReport(
-        path=str(path),
+        path=str(store.label),
         ok=not problems,
         num_batches=checked,
         first_seq=int(first_seq),
@@ -302,7 +314,7 @@ def verify_journal(path: Any) -> JournalReport:
 
 
 def _check_snapshot(
-    store: SqliteStore, replica: Replica, row: Row, snap: Snapshot, problems: list[str]
+    store: Any, replica: Replica, row: Row, snap: Snapshot, problems: list[str]
 ) -> int:
     """Check the snapshot after ``row``; 1 when it verified."""
     if snap.batch_hash != row.hash:
@@ -321,7 +333,7 @@ def replay_journal(path: Any, last: int | None = None) -> Ledger:
     Replays from batch 1 (or from the anchor snapshot of a pruned journal) up to
     batch ``last`` (default: the end), checking the chain and every result.
     """
-    path = resolve_path(path)
+    path = path if _pgstore.is_url(path) else resolve_path(path)
     store, network, genesis = open_reader(path)
     try:
         replica = Replica(network, genesis, store.stored_events())
@@ -350,6 +362,8 @@ def repair_journal(path: Any) -> int:
     (no writer may be open); close readers first. This discards data on purpose:
     the removed batches are logged, and should be re-sent from their source.
     """
+    if _pgstore.is_url(path):
+        return _repair_pg(path)
     path = resolve_path(path)
     lock = _store.WriterLock(path)
     try:
@@ -421,3 +435,68 @@ def repair_journal(path: Any) -> int:
         return removed
     finally:
         lock.close()
+
+
+def _repair_pg(url: str) -> int:
+    """:func:`repair_journal` on PostgreSQL: truncate in place, under leadership."""
+    from allocator.journal.durable import open_pg_store
+
+    store = open_pg_store(url, None, readonly=False)
+    try:
+        meta = store.meta()
+        genesis = genesis_hash(meta["network_digest"])
+        snaps = store.snapshot_index()
+        probe = Replica(_codec.decode_network(meta["network"]), genesis)
+        total = store.num_batches()
+        prev = genesis
+        last_mark = HighWaterMark(0, 0, genesis)
+        kept = 0
+        last_good = 0
+        try:
+            first = probe.anchor_seq(store, snaps) + 1
+            last_good = first - 1
+            if first > 1:
+                anchor = snaps.get(first - 1)
+                if anchor is None or store.snapshot_data(anchor) is None:
+                    raise corrupt(first, "no anchor snapshot")
+                prev = anchor.batch_hash
+                last_mark = HighWaterMark(anchor.seq, anchor.num_events, prev)
+            for row in store.rows(first):
+                if not row.check(prev):
+                    break
+                try:
+                    row.decode_events()
+                    row.decode_codes()
+                except JournalCorruptError:
+                    break
+                prev = row.hash
+                kept += 1
+                last_good = row.seq
+                last_mark = HighWaterMark(row.seq, row.first_event + row.num_events, row.hash)
+        except JournalCorruptError as exc:
+            logger.warning("repair %s: stopped reading at %s", store.label, exc)
+        bad_snaps = [
+            s.seq
+            for s in snaps.values()
+            if s.seq > last_good or (not s.pruned and store.snapshot_data(s) is None)
+        ]
+        conn = store.begin_write()
+        try:
+            conn.execute(f"DELETE FROM {store.q('batches')} WHERE seq > %s", (last_good,))
+            if bad_snaps:
+                conn.execute(
+                    f"DELETE FROM {store.q('snapshots')} WHERE seq = ANY(%s)", (bad_snaps,)
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            store.rollback()
+            raise
+        store.reset_mark(last_mark)
+        removed = int(total) - kept
+        if removed:
+            logger.warning(
+                "repair %s: removed %d batches after batch %d", store.label, removed, last_good
+            )
+        return removed
+    finally:
+        store.close()

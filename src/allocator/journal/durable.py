@@ -26,7 +26,7 @@ from typing import Any
 from allocator._group import GroupCommitter
 from allocator.events import Events
 from allocator.exceptions import JournalError, StorageError, ValidationError
-from allocator.journal import _codec, _store
+from allocator.journal import _codec, _pgstore, _store
 from allocator.journal._format import (
     HighWaterMark,
     Row,
@@ -53,7 +53,7 @@ from allocator.ledger import (
 )
 from allocator.network import NetworkData
 
-__all__ = ["DEFAULT_SNAPSHOT_EVERY", "DurableLedger", "open_ledger"]
+__all__ = ["DEFAULT_SNAPSHOT_EVERY", "DurableLedger", "open_durable"]
 
 logger = logging.getLogger("allocator")
 
@@ -105,7 +105,7 @@ class DurableLedger(BaseLedger):
     readonly: bool
     synchronous: str
     timeout: float
-    _store: SqliteStore | None
+    _store: Any | None
     _replica: Replica
     _snapshot_every: int | None
     _horizon: int | None
@@ -118,10 +118,15 @@ class DurableLedger(BaseLedger):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("open a DurableLedger with allocator.open_ledger(path, network_data)")
 
+    @property
+    def store(self) -> Any:
+        """The journal store (for the shared ledger's leader; None once closed)."""
+        return self._store
+
     @classmethod
     def _create(
         cls,
-        store: SqliteStore,
+        store: Any,
         replica: Replica,
         *,
         snapshot_every: int | None,
@@ -254,17 +259,41 @@ class DurableLedger(BaseLedger):
             i = j
         return outcomes
 
-    def _check_failed(self) -> SqliteStore:
+    def _check_failed(self) -> Any:
         if self._store is None:
             raise JournalError(f"journal {self.path} is closed")
-        if self._failed is not None:
-            raise StorageError(
-                f"journal {self.path} could not restore the ledger after a storage error "
-                f"({self._failed}); close and reopen it"
-            )
+        if self._failed is not None:  # the last restore failed (e.g. the server was down)
+            try:
+                self._restore()
+            except self._store.errors as exc:
+                raise StorageError(
+                    f"journal {self.path} could not restore the ledger after a storage error "
+                    f"({exc}); nothing was applied, retry with the same ids"
+                ) from exc
+            except BaseException as exc:
+                raise StorageError(
+                    f"journal {self.path} could not restore the ledger after a storage error "
+                    f"({exc}); close and reopen it"
+                ) from exc
+            self._failed = None
         return self._store
 
-    def _commit_events(self, parts: list[Any]) -> list[Any]:
+    def commit_group(
+        self, parts: list[Any], attach: Callable[[Prepared, list[Any], Row], Any] | None = None
+    ) -> list[Any]:
+        """Apply and journal one group of submissions; one outcome per submission.
+
+        For the owner of the commit loop (the shared ledger's leader, which runs it
+        on its own thread instead of the group committer). ``attach(prepared,
+        outcomes, row)`` returns what the store writes in the batch's transaction
+        besides the batch (the leader's inbox rows and results); it needs a store
+        that writes result codes with their batch.
+        """
+        return self._commit_events(parts, attach)
+
+    def _commit_events(
+        self, parts: list[Any], attach: Callable[[Prepared, list[Any], Row], Any] | None = None
+    ) -> list[Any]:
         store = self._check_failed()
         rep = self._replica
         led = rep.ledger
@@ -272,11 +301,15 @@ class DurableLedger(BaseLedger):
         if len(prepared) == 0:  # nothing to journal: empty batches or refused submissions
             return prepared.split(led.apply_prepared(prepared))
         seq, first = rep.seq + 1, rep.num_events
-        if len(prepared) <= _OVERLAP_EVENTS:
-            row, result = self._write_then_apply(store, seq, first, prepared)
+        if store.codes_inline:
+            row, result, outcomes = self._apply_then_write(store, seq, first, prepared, attach)
         else:
-            row, result = self._write_while_applying(store, seq, first, prepared)
-        self._pending = [_codes_of(seq, row.hash, result)]
+            if len(prepared) <= _OVERLAP_EVENTS:
+                row, result = self._write_then_apply(store, seq, first, prepared)
+            else:
+                row, result = self._write_while_applying(store, seq, first, prepared)
+            self._pending = [_codes_of(seq, row.hash, result)]
+            outcomes = None
         rep.advance(row, result)
         self._mark()
         if (
@@ -287,16 +320,71 @@ class DurableLedger(BaseLedger):
                 self._snapshot()
             except StorageError as exc:  # the batch itself is durable
                 logger.warning("automatic snapshot failed, will retry: %s", exc)
-        return prepared.split(result)
+        return prepared.split(result) if outcomes is None else outcomes
+
+    def _apply_then_write(
+        self,
+        store: Any,
+        seq: int,
+        first: int,
+        prepared: Prepared,
+        attach: Callable[[Prepared, list[Any], Row], Any] | None,
+    ) -> tuple[Row, ApplyResult, list[Any]]:
+        """Apply the group, then commit it with its result codes in one transaction.
+
+        The store's commit may fail after its commit point (a connection lost during
+        ``COMMIT``), so any failure rebuilds the ledger from what the journal holds:
+        the batch is then wholly present or wholly absent, and a retry with the same
+        ids converges.
+        """
+        rep = self._replica
+        try:
+            result = rep.ledger.apply_prepared(prepared)
+        except BaseException:
+            store.rollback()
+            self._restore_after_failure()
+            raise
+        outcomes = prepared.split(result)
+        blob = _codec.encode_events(prepared.events, prepared.ids)
+        stamp = _store.now_ns()
+        n = len(prepared)
+        digest = chain_hash(rep.hash, seq, first, n, prepared.auto_id, stamp, blob)
+        codes = _codec.encode_codes(result.codes, result.duplicate)
+        row = Row(
+            seq, first, n, prepared.auto_id, stamp, blob, digest, codes, codes_check(digest, codes)
+        )
+        try:
+            extra = None if attach is None else attach(prepared, outcomes, row)
+            store.append(row, self._pending, extra)
+        except store.errors as exc:
+            store.rollback()
+            self._restore_after_failure()
+            raise StorageError(
+                f"journal {self.path}: batch {seq} could not be written ({exc}); nothing "
+                "was acknowledged, retry with the same ids"
+            ) from exc
+        except BaseException:
+            store.rollback()
+            self._restore_after_failure()
+            raise
+        self._pending = []
+        return row, result, outcomes
+
+    def _restore_after_failure(self) -> None:
+        """Rebuild from the journal; if that fails too, try again on the next call."""
+        try:
+            self._restore()
+        except BaseException as exc:
+            logger.warning("journal %s: ledger not restored yet: %s", self.path, exc)
 
     def _write_then_apply(
-        self, store: SqliteStore, seq: int, first: int, prepared: Prepared
+        self, store: Any, seq: int, first: int, prepared: Prepared
     ) -> tuple[Row, ApplyResult]:
         """A small group: commit it, then apply it (the kernel takes microseconds)."""
         rep = self._replica
         try:
             row = self._write_batch(store, seq, first, prepared, rep.hash)
-        except sqlite3.Error as exc:  # nothing applied in memory: nothing to restore
+        except store.errors as exc:  # nothing applied in memory: nothing to restore
             store.rollback()
             raise StorageError(
                 f"journal {self.path}: batch {seq} could not be written ({exc}); the ledger "
@@ -312,7 +400,7 @@ class DurableLedger(BaseLedger):
         return row, result
 
     def _write_while_applying(
-        self, store: SqliteStore, seq: int, first: int, prepared: Prepared
+        self, store: Any, seq: int, first: int, prepared: Prepared
     ) -> tuple[Row, ApplyResult]:
         """A large group: the writer thread commits it while the kernel applies it."""
         rep = self._replica
@@ -327,7 +415,7 @@ class DurableLedger(BaseLedger):
             raise
         try:
             row = job.result()
-        except sqlite3.Error as exc:
+        except self._errors() as exc:
             store.rollback()
             self._restore()
             raise StorageError(
@@ -341,7 +429,7 @@ class DurableLedger(BaseLedger):
         return row, result
 
     def _write_batch(
-        self, store: SqliteStore, seq: int, first: int, prepared: Prepared, prev: bytes
+        self, store: Any, seq: int, first: int, prepared: Prepared, prev: bytes
     ) -> Row:
         """Writer thread: encode, hash and commit one batch (plus earlier result codes)."""
         blob = _codec.encode_events(prepared.events, prepared.ids)
@@ -352,9 +440,7 @@ class DurableLedger(BaseLedger):
         store.append(row, self._pending)
         return row
 
-    def _undo_batch(
-        self, store: SqliteStore, job: Future[Row], seq: int, exc: BaseException
-    ) -> None:
+    def _undo_batch(self, store: Any, job: Future[Row], seq: int, exc: BaseException) -> None:
         """The in-memory apply failed: withdraw the batch if it was committed, restore."""
         try:
             job.result()
@@ -363,7 +449,7 @@ class DurableLedger(BaseLedger):
         else:
             try:
                 store.withdraw(seq)
-            except sqlite3.Error as err:
+            except store.errors as err:
                 self._failed = err
                 logger.error(
                     "journal %s: batch %d could not be withdrawn after %r: %s",
@@ -438,7 +524,7 @@ class DurableLedger(BaseLedger):
         snap = Snapshot(rep.seq, rep.num_events, self._horizon, rep.hash, digest, checksum(data))
         try:
             store.put_snapshot(snap, data, self._pending, keep_after=rep.seq)
-        except sqlite3.Error as exc:
+        except self._errors() as exc:
             raise StorageError(f"journal {self.path}: snapshot failed ({exc})") from exc
         self._pending = []
         rep.apply_compaction(snap_arrays, ids, ev)
@@ -459,7 +545,7 @@ class DurableLedger(BaseLedger):
         store = self._check_failed()
         try:
             store.rebase_snapshots(kernel_probe())
-        except sqlite3.Error as exc:
+        except self._errors() as exc:
             raise StorageError(f"journal {self.path}: rebase failed ({exc})") from exc
         self._replica.snap_seq = None
         self._snapshot()
@@ -478,7 +564,7 @@ class DurableLedger(BaseLedger):
         try:
             self._flush_codes()
             complete = store.checkpoint()
-        except sqlite3.Error as exc:
+        except self._errors() as exc:
             raise StorageError(f"journal {self.path}: checkpoint failed ({exc})") from exc
         if not complete:
             logger.info("journal %s: checkpoint incomplete (readers active)", self.path)
@@ -496,9 +582,11 @@ class DurableLedger(BaseLedger):
         from the snapshot. Returns the batches pruned.
         """
         self._writable()
-        dest = resolve_path(destination)
-        if dest.exists():
-            raise JournalError(f"archive destination {dest} exists")
+        dest: Any = destination
+        if not _pgstore.is_url(destination):
+            dest = resolve_path(destination)
+            if dest.exists():
+                raise JournalError(f"archive destination {dest} exists")
 
         def run() -> int:
             store = self._check_failed()
@@ -506,7 +594,7 @@ class DurableLedger(BaseLedger):
             try:
                 store.backup(dest)
                 return store.prune(self._replica.seq)
-            except sqlite3.Error as exc:
+            except store.errors as exc:
                 store.rollback()
                 raise StorageError(f"journal {self.path}: pruning failed ({exc})") from exc
 
@@ -542,7 +630,7 @@ class DurableLedger(BaseLedger):
             if not self.readonly and self._failed is None:
                 try:
                     self._flush_codes()
-                except sqlite3.Error as exc:
+                except self._errors() as exc:
                     logger.warning("journal %s: result codes not stored yet: %s", self.path, exc)
             return read_slice(store, first, last)
 
@@ -574,10 +662,14 @@ class DurableLedger(BaseLedger):
         """A full scrub of the journal on disk (see :func:`verify_journal`)."""
         from allocator.journal.audit import verify_journal
 
-        self._require_store()
-        return verify_journal(self.path)
+        return verify_journal(self._require_store().target)
 
-    def _require_store(self) -> SqliteStore:
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        """The store driver's error classes (none once closed)."""
+        store = getattr(self, "_store", None)
+        return () if store is None else tuple(store.errors)
+
+    def _require_store(self) -> Any:
         if self._store is None:
             raise JournalError(f"journal {self.path} is closed")
         return self._store
@@ -603,7 +695,7 @@ class DurableLedger(BaseLedger):
                     if self.synchronous != "full":
                         store.checkpoint()
                     self._mark(sync=True)
-            except sqlite3.Error as exc:
+            except store.errors as exc:
                 logger.error("journal %s: final checkpoint failed: %s", self.path, exc)
             finally:
                 self._store = None
@@ -635,7 +727,7 @@ def _codes_of(seq: int, batch_hash: bytes, result: ApplyResult) -> PendingCodes:
     return codes, codes_check(batch_hash, codes), seq
 
 
-def open_ledger(
+def open_durable(
     path: Any,
     network_data: NetworkData | None = None,
     *,
@@ -650,11 +742,16 @@ def open_ledger(
 ) -> DurableLedger:
     """Open the journal at ``path`` (creating it when absent) as a :class:`DurableLedger`.
 
+    :func:`~allocator.open_ledger` calls this for a path, and for a PostgreSQL URL
+    opened by one process alone (``role="writer"`` or ``"reader"``).
+
     Parameters
     ----------
     path
         The SQLite file (``~`` is expanded). ``PATH-wal``, ``PATH-shm`` and
-        ``PATH-hwm`` sit beside it; its directory must exist.
+        ``PATH-hwm`` sit beside it; its directory must exist. Or a
+        ``postgresql://`` URL (``?schema=NAME`` picks the schema, default
+        ``allocator``): the writer then takes the journal's leadership.
     network_data
         Required to create a journal, where it is stored; optional on reopen, where
         it must equal the stored one.
@@ -697,7 +794,6 @@ def open_ledger(
         Not a journal, a newer format version, a network mismatch, or a directory
         that does not exist.
     """
-    path = resolve_path(path)
     if synchronous not in _SYNC_MODES:
         raise ValidationError(
             f"expected one of {_SYNC_MODES}, got {synchronous!r}", field="synchronous"
@@ -719,6 +815,74 @@ def open_ledger(
         raise ValidationError(f"expected seconds > 0, got {timeout!r}", field="timeout")
     if network_data is not None and not isinstance(network_data, NetworkData):
         raise TypeError("network_data must be a NetworkData (Network().build())")
+    options = {
+        "snapshot_every": snapshot_every,
+        "horizon": horizon,
+        "timeout": float(timeout),
+        "max_queue_events": max_queue_events,
+        "max_group_events": max_group_events,
+    }
+    if _pgstore.is_url(path):
+        store = open_pg_store(path, network_data, readonly=readonly, synchronous=synchronous)
+    else:
+        store = _open_sqlite_store(resolve_path(path), network_data, readonly, synchronous)
+    return _open_on(store, network_data, readonly=readonly, verify=verify, options=options)
+
+
+def open_pg_store(
+    url: str,
+    network_data: NetworkData | None,
+    *,
+    readonly: bool,
+    synchronous: str = "full",
+    lead: bool = True,
+    application: str = "allocator",
+) -> Any:
+    """A :class:`~allocator.journal._pgstore.PgStore` on ``url``, creating the journal
+    when absent; a writer (``lead``) takes leadership or raises
+    :class:`JournalLockedError`."""
+    try:
+        store = _pgstore.PgStore(
+            url, readonly=readonly, synchronous=synchronous, application=application
+        )
+    except _pgstore.driver().Error as exc:
+        raise StorageError(f"journal {_pgstore.parse_url(url)[2]}: cannot connect ({exc})") from exc
+    try:
+        if not store.exists():
+            if readonly:
+                raise JournalError(f"no journal at {store.label}")
+            if network_data is None:
+                raise JournalError(f"no journal at {store.label}; pass network_data to create one")
+            digest = _codec.network_digest(network_data)
+            try:
+                store.create(_new_meta(network_data), HighWaterMark(0, 0, genesis_hash(digest)))
+            except JournalError:
+                pass  # another process created it meanwhile
+        store.check_format()
+        if not readonly and lead:
+            store.acquire(_pgstore.holder_name())
+    except _pgstore.driver().Error as exc:
+        store.close()
+        raise StorageError(f"journal {store.label}: {exc}") from exc
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _new_meta(network_data: NetworkData) -> dict[str, bytes]:
+    return {
+        "format_version": str(_store.FORMAT_VERSION).encode(),
+        "network": _codec.encode_network(network_data),
+        "network_digest": _codec.network_digest(network_data),
+        "created_at": str(_store.now_ns()).encode(),
+        "kernel_probe": kernel_probe(),
+    }
+
+
+def _open_sqlite_store(
+    path: Path, network_data: NetworkData | None, readonly: bool, synchronous: str
+) -> SqliteStore:
     if not path.parent.is_dir():
         raise JournalError(f"cannot open a journal at {path}: {path.parent} is not a directory")
     exists = _store.check_header(path)
@@ -731,74 +895,83 @@ def open_ledger(
             if network_data is None:
                 raise JournalError(f"no journal at {path}; pass network_data to create one")
             conn = _store.connect(path, readonly=False, synchronous=synchronous)
-            digest = _codec.network_digest(network_data)
-            _store.create_schema(
-                conn,
-                {
-                    "format_version": str(_store.FORMAT_VERSION).encode(),
-                    "network": _codec.encode_network(network_data),
-                    "network_digest": digest,
-                    "created_at": str(_store.now_ns()).encode(),
-                    "kernel_probe": kernel_probe(),
-                },
-            )
+            meta = _new_meta(network_data)
+            _store.create_schema(conn, meta)
             assert lock is not None
-            lock.reset(HighWaterMark(0, 0, genesis_hash(digest)))
+            lock.reset(HighWaterMark(0, 0, genesis_hash(meta["network_digest"])))
         if conn is None:
             try:
                 conn = _store.connect(path, readonly=readonly, synchronous=synchronous)
             except sqlite3.DatabaseError as exc:
                 raise corrupt(None, f"{path} is damaged: {exc}") from None
         store = SqliteStore(path, conn, lock, synchronous)
+        try:
+            _store.check_format(conn, path)
+        except sqlite3.DatabaseError as exc:
+            raise corrupt(None, f"{path} is damaged: {exc}") from None
     except BaseException:
         if conn is not None:
             conn.close()
         if lock is not None:
             lock.close()
         raise
+    return store
+
+
+def open_network(store: Any, network_data: NetworkData | None) -> tuple[NetworkData, bytes]:
+    """The network stored in a journal (checked against ``network_data``) and its digest."""
     try:
-        try:
-            _store.check_format(conn, path)
-            meta = store.meta()
-            network = _codec.decode_network(meta["network"])
-            digest = meta["network_digest"]
-        except sqlite3.DatabaseError as exc:
-            raise corrupt(None, f"{path} is damaged: {exc}") from None
-        except (KeyError, ValueError, OSError) as exc:
-            raise corrupt(None, f"journal metadata unreadable ({exc})") from None
-        if _codec.network_digest(network) != digest:
-            raise corrupt(None, "stored network fails its digest")
-        if network_data is not None and _codec.network_digest(network_data) != digest:
-            raise JournalError(f"network_data differs from the network stored in {path}")
+        meta = store.meta()
+        network = _codec.decode_network(meta["network"])
+        digest = meta["network_digest"]
+    except store.errors as exc:
+        if isinstance(store, SqliteStore):
+            raise corrupt(None, f"{store.label} is damaged: {exc}") from None
+        raise StorageError(f"journal {store.label}: {exc}") from exc
+    except (KeyError, ValueError, OSError) as exc:
+        raise corrupt(None, f"journal metadata unreadable ({exc})") from None
+    if _codec.network_digest(network) != digest:
+        raise corrupt(None, "stored network fails its digest")
+    if network_data is not None and _codec.network_digest(network_data) != digest:
+        raise JournalError(f"network_data differs from the network stored in {store.label}")
+    return network, digest
+
+
+def _open_on(
+    store: Any,
+    network_data: NetworkData | None,
+    *,
+    readonly: bool,
+    verify: str,
+    options: dict[str, Any],
+) -> DurableLedger:
+    try:
+        network, digest = open_network(store, network_data)
         replica = Replica(network, genesis_hash(digest), store.stored_events())
-        ledger = DurableLedger._create(
-            store,
-            replica,
-            snapshot_every=snapshot_every,
-            horizon=horizon,
-            timeout=float(timeout),
-            max_queue_events=max_queue_events,
-            max_group_events=max_group_events,
-        )
+        ledger = DurableLedger._create(store, replica, **options)
         t0 = time.perf_counter()
-        compatible = meta.get("kernel_probe") == kernel_probe()
+        compatible = store.meta().get("kernel_probe") == kernel_probe()
         if not compatible:
             logger.warning(
                 "journal %s: the kernel fingerprints payloads differently from the one that "
                 "wrote the snapshots; rebuilding from batch 1",
-                path,
+                store.label,
             )
         try:
             unrecorded = replica.load(store, verify=verify, snapshots=compatible)
-        except sqlite3.DatabaseError as exc:
-            raise corrupt(replica.seq + 1, f"unreadable ({exc})") from None
+        except store.errors as exc:
+            if isinstance(store, SqliteStore):
+                raise corrupt(replica.seq + 1, f"unreadable ({exc})") from None
+            raise StorageError(f"journal {store.label}: {exc}") from exc
         if not readonly:
             ledger._pending = [_codes_of(seq, h, r) for seq, h, r in unrecorded]
+            if store.codes_inline and ledger._pending:
+                ledger._flush_codes()
             if not compatible:
                 ledger._rebase_snapshots()
         logger.info(
             "journal %s: opened at batch %d (%d events) in %.3f s",
-            path,
+            store.label,
             replica.seq,
             replica.num_events,
             time.perf_counter() - t0,
