@@ -103,6 +103,9 @@ class Row:
     hash: bytes
     codes: bytes | None
     codes_check: bytes | None
+    #: Store-specific data beside the batch, outside the chain (on PostgreSQL: which
+    #: submission each part of the batch came from).
+    extra: bytes | None = None
 
     def check(self, prev: bytes) -> bool:
         """True when the batch hashes into the chain after ``prev``."""

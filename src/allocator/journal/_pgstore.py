@@ -127,7 +127,7 @@ def _schema_sql(s: str) -> list[str]:
         " codes bytea,"
         " codes_check bytea CHECK ((codes IS NULL) = (codes_check IS NULL)"
         " AND (codes_check IS NULL OR length(codes_check) = 32)),"
-        " epoch bigint NOT NULL)",
+        " epoch bigint NOT NULL, parts bytea)",
         f"CREATE TABLE {s}.snapshots("
         " seq bigint PRIMARY KEY CHECK (seq >= 0),"
         " num_events bigint NOT NULL CHECK (num_events >= 0),"
@@ -226,6 +226,7 @@ class PgStore:
             psycopg.InterfaceError,
         )
         self.epoch: int | None = None  # set while this store holds leadership
+        self._fenced = False  # the open transaction checked the epoch
         self.lock_conn: Any = None
         self.conn: Any = None
         self.conn = self._connect()
@@ -408,9 +409,14 @@ class PgStore:
         rows = self._c().execute(f"SELECT key, value FROM {self.q('meta')}").fetchall()
         return {k: bytes(v) for k, v in rows}
 
-    def rows(self, first: int, last: int | None = None) -> Iterator[Row]:
-        """Batches ``first..last`` in order; a gap or a malformed row is corruption."""
-        sql = f"SELECT {ROW_COLUMNS} FROM {self.q('batches')} WHERE seq >= %s"
+    def rows(self, first: int, last: int | None = None, *, parts: bool = False) -> Iterator[Row]:
+        """Batches ``first..last`` in order; a gap or a malformed row is corruption.
+
+        ``parts``: also read which submission each part of a batch came from
+        (``Row.extra``).
+        """
+        cols = ROW_COLUMNS + (", parts" if parts else "")
+        sql = f"SELECT {cols} FROM {self.q('batches')} WHERE seq >= %s"
         args: tuple[int, ...] = (first,)
         if last is not None:
             sql += " AND seq <= %s"
@@ -434,6 +440,7 @@ class PgStore:
                         bytes(raw[6]),
                         None if raw[7] is None else bytes(raw[7]),
                         None if raw[8] is None else bytes(raw[8]),
+                        None if not parts or raw[9] is None else bytes(raw[9]),
                     )
                     if row.seq != expect:
                         raise corrupt(expect, f"missing (the next batch is {row.seq})")
@@ -541,16 +548,21 @@ class PgStore:
             return False
         return int(conn.info.transaction_status) != 0  # IDLE
 
-    def begin_write(self) -> Any:
-        """Open a write transaction fenced by the epoch; returns the connection."""
+    def begin_write(self, *, fence: bool = True) -> Any:
+        """Open (or continue) a write transaction, fenced by the epoch; returns the
+        connection. ``fence=False`` defers the check to the next call that fences
+        (the leader takes its inbox rows first)."""
         conn = self._c()
         if not self.in_transaction():
             conn.execute("BEGIN")
+            self._fenced = False
+        if fence and not self._fenced:
             try:
                 self._fence(conn)
             except BaseException:
                 self.rollback()
                 raise
+            self._fenced = True
         return conn
 
     def append(
@@ -564,8 +576,8 @@ class PgStore:
         conn = self.begin_write()
         try:
             conn.execute(
-                f"INSERT INTO {self.q('batches')} ({ROW_COLUMNS}, epoch) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO {self.q('batches')} ({ROW_COLUMNS}, epoch, parts) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     row.seq,
                     row.first_event,
@@ -577,6 +589,7 @@ class PgStore:
                     row.codes,
                     row.codes_check,
                     self.epoch,
+                    row.extra,
                 ),
             )
             self._set_codes(conn, pending)
@@ -660,6 +673,7 @@ class PgStore:
                 ),
             )
             self._set_codes(conn, pending)
+            conn.execute("SELECT pg_notify(%s, 's')", (channel_name(self.schema, "batch"),))
             conn.execute(
                 f"UPDATE {s} SET data = ''::bytea WHERE length(data) > 0 AND seq < "
                 f"(SELECT max(seq) FROM {s} WHERE seq < %s)"

@@ -39,7 +39,7 @@ class StoreReader(Protocol):
 
     def rows(self, first: int, last: int | None = None) -> Any: ...
 
-    def snapshot_index(self) -> dict[int, Snapshot]: ...
+    def snapshot_index(self, since: int = -1) -> dict[int, Snapshot]: ...
 
     def snapshot_data(self, snap: Snapshot) -> bytes | None: ...
 
@@ -256,7 +256,7 @@ class Replica:
         writer.
         """
         mark, present = store.read_mark()  # read the mark before the data
-        snaps = store.snapshot_index()
+        snaps = store.snapshot_index(-1 if self.snap_seq is None else self.snap_seq)
         before = self.seq
         first = store.first_seq()
         behind = [

@@ -317,11 +317,13 @@ class SqliteStore:
         row = self.conn.execute("SELECT hash FROM batches WHERE seq = ?", (seq,)).fetchone()
         return None if row is None else row[0]
 
-    def snapshot_index(self) -> dict[int, Snapshot]:
+    def snapshot_index(self, since: int = -1) -> dict[int, Snapshot]:
+        """Snapshot rows after batch ``since`` (all by default)."""
         try:
             rows = self.conn.execute(
                 "SELECT seq, num_events, horizon, batch_hash, digest, checksum, "
-                "length(data) = 0 FROM snapshots ORDER BY seq"
+                "length(data) = 0 FROM snapshots WHERE seq > ? ORDER BY seq",
+                (since,),
             ).fetchall()
         except sqlite3.DatabaseError as exc:
             raise corrupt(None, f"snapshot table unreadable ({exc})") from None
