@@ -26,3 +26,24 @@ def make_small_network() -> NetworkData:
 @pytest.fixture
 def small_network() -> NetworkData:
     return make_small_network()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+# ``pg_server``: one throwaway PostgreSQL server for the whole test session (started
+# by ``allocator.bench._pgserver``; never skipped: a machine without the server
+# binaries fails here, and ``make test`` installs them). ``pg_url``: a fresh schema
+# on it for each test.
+@pytest.fixture(scope="session")
+def pg_server():  # type: ignore[no-untyped-def]
+    from allocator.bench._pgserver import PgServer
+
+    server = PgServer(fsync=False)
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:  # type: ignore[no-untyped-def]
+    import uuid
+
+    return str(pg_server.url(f"t_{uuid.uuid4().hex[:16]}"))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -32,6 +33,7 @@ from allocator.journal import (
     verify_journal,
 )
 from tests.conftest import make_small_network
+from tests.journal_backends import Backend, PostgresBackend, SqliteBackend
 
 OK = ResultCode.OK
 
@@ -45,6 +47,26 @@ def _stock(ledger: Ledger) -> None:
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "ledger.db"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each journal test that takes ``target`` runs on both stores."""
+    if request.param == "sqlite":
+        return SqliteBackend()
+    return PostgresBackend(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def target(backend: Backend, tmp_path: Path) -> Any:
+    """A fresh journal: a SQLite file, or a schema on the test PostgreSQL server."""
+    return backend.target(tmp_path)
+
+
+def _archive_target(target: Any, tmp_path: Path, name: str) -> Any:
+    if isinstance(target, str):
+        return target.replace("schema=", f"schema={name}_")
+    return tmp_path / f"{name}.db"
 
 
 # --------------------------------------------------------------------------- codec
@@ -98,9 +120,9 @@ def test_network_roundtrip() -> None:
 
 
 # --------------------------------------------------------------------------- basics
-def test_reopen_restores_identical_state_and_idempotency(path: Path) -> None:
+def test_reopen_restores_identical_state_and_idempotency(target: Any) -> None:
     net = make_small_network()
-    with open_ledger(path, net) as ledger:
+    with open_ledger(target, net) as ledger:
         assert isinstance(ledger, DurableLedger)
         _stock(ledger)
         r = ledger.reserve("SKU-0", "S1", 4, channel="online", id=10, expires_at=50)
@@ -111,7 +133,7 @@ def test_reopen_restores_identical_state_and_idempotency(path: Path) -> None:
         assert auto.id < 0
         digest = ledger.state_digest()
         seq = ledger.seq
-    with open_ledger(path) as again:  # the network comes from the journal
+    with open_ledger(target) as again:  # the network comes from the journal
         assert again.state_digest() == digest
         assert again.seq == seq
         assert again.network.sku_names == net.sku_names
@@ -125,7 +147,7 @@ def test_reopen_restores_identical_state_and_idempotency(path: Path) -> None:
         assert again.state_digest() != digest
 
 
-def test_replayed_auto_ids_match_memory(path: Path) -> None:
+def test_replayed_auto_ids_match_memory(target: Any) -> None:
     net = make_small_network()
     memory = Ledger(net)
     batches = [
@@ -133,21 +155,21 @@ def test_replayed_auto_ids_match_memory(path: Path) -> None:
         Events.receive([1, 1], [0, 0], [1, 1], id=[0, 77]),
         Events.reserve([0, 1], [0, 1], [1, 1], channel=[1, 2]),
     ]
-    with open_ledger(path, net) as durable:
+    with open_ledger(target, net) as durable:
         for b in batches:
             a, m = durable.apply(b), memory.apply(b)
             np.testing.assert_array_equal(a.ids, m.ids)
             np.testing.assert_array_equal(a.codes, m.codes)
-    with open_ledger(path) as again:
+    with open_ledger(target) as again:
         assert again.state_digest() == memory.state_digest()
         got = again.read()
         np.testing.assert_array_equal(got.events.id[:3], [-1, -2, -3])
         assert got.recorded.all()
 
 
-def test_validation_errors_write_nothing(path: Path) -> None:
+def test_validation_errors_write_nothing(target: Any) -> None:
     net = make_small_network()
-    with open_ledger(path, net) as ledger:
+    with open_ledger(target, net) as ledger:
         _stock(ledger)
         before = (ledger.seq, ledger.state_digest())
         with pytest.raises(ValidationError):
@@ -160,7 +182,7 @@ def test_validation_errors_write_nothing(path: Path) -> None:
         with pytest.raises(TypeError):
             ledger.apply("receive")  # type: ignore[arg-type]
         assert (ledger.seq, ledger.state_digest()) == before
-    with open_ledger(path) as again:
+    with open_ledger(target) as again:
         assert (again.seq, again.state_digest()) == before
 
 
@@ -169,18 +191,18 @@ def _ro(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def test_network_mismatch_and_missing(path: Path) -> None:
+def test_network_mismatch_and_missing(target: Any) -> None:
     with pytest.raises(JournalError, match="pass network_data"):
-        open_ledger(path)
+        open_ledger(target)
     net = make_small_network()
-    open_ledger(path, net).close()
+    open_ledger(target, net).close()
     other = Network()
     other.add_channel("store")
     other.add_location("X", kind="store", lat=0.0, lon=0.0)
     other.add_sku("A")
     with pytest.raises(JournalError, match="differs"):
-        open_ledger(path, other.build())
-    open_ledger(path, net).close()  # the same network is fine
+        open_ledger(target, other.build())
+    open_ledger(target, net).close()  # the same network is fine
 
 
 def test_not_a_journal_and_newer_version(tmp_path: Path) -> None:
@@ -220,21 +242,23 @@ def test_bad_options(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- writers/readers
-def test_second_writer_refused_reader_allowed(path: Path) -> None:
+def test_second_writer_refused_reader_allowed(target: Any) -> None:
     net = make_small_network()
-    writer = open_ledger(path, net)
+    writer = open_ledger(target, net)
     _stock(writer)
     with pytest.raises(JournalLockedError):
-        open_ledger(path)
+        open_ledger(target)
     code = (
         "import sys\nfrom allocator.journal import open_ledger\n"
         "from allocator.exceptions import JournalLockedError\n"
         "try:\n    open_ledger(sys.argv[1])\nexcept JournalLockedError:\n"
         "    sys.exit(7)\nsys.exit(0)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(target)], capture_output=True, timeout=120
+    )
     assert proc.returncode == 7, proc.stderr.decode()[-2000:]
-    with open_ledger(path, readonly=True) as reader:
+    with open_ledger(target, readonly=True) as reader:
         assert reader.state_digest() == writer.state_digest()
         with pytest.raises(JournalError, match="read-only"):
             reader.receive(0, 0, 1)
@@ -242,13 +266,13 @@ def test_second_writer_refused_reader_allowed(path: Path) -> None:
         assert reader.refresh() == 1
         assert reader.state_digest() == writer.state_digest()
     writer.close()
-    with open_ledger(path) as again:  # the lock is released on close
+    with open_ledger(target) as again:  # the lock is released on close
         assert again.seq == 2
 
 
-def test_reader_sees_only_whole_batches(path: Path) -> None:
+def test_reader_sees_only_whole_batches(target: Any) -> None:
     net = make_small_network()
-    writer = open_ledger(path, net, snapshot_every=200)
+    writer = open_ledger(target, net, snapshot_every=200)
     digests = {0: writer.state_digest()}
     batch = 25
     stop = threading.Event()
@@ -273,7 +297,7 @@ def test_reader_sees_only_whole_batches(path: Path) -> None:
         finally:
             stop.set()
 
-    reader = open_ledger(path, readonly=True)
+    reader = open_ledger(target, readonly=True)
     thread = threading.Thread(target=write)
     thread.start()
     seen = []
@@ -303,7 +327,7 @@ def _blob_offset(path: Path, seq: int) -> int:
     return at + len(blob) // 2
 
 
-def _three_batches(path: Path) -> str:
+def _three_batches(path: Any) -> str:
     net = make_small_network()
     with open_ledger(path, net, snapshot_every=None) as ledger:
         for k in range(3):
@@ -318,20 +342,17 @@ def _three_batches(path: Path) -> str:
         return ledger.state_digest()
 
 
-def test_flipped_byte_in_a_batch_is_named(path: Path) -> None:
-    _three_batches(path)
-    at = _blob_offset(path, 2)
-    data = bytearray(path.read_bytes())
-    data[at] ^= 0x10
-    path.write_bytes(bytes(data))
+def test_flipped_byte_in_a_batch_is_named(backend: Backend, target: Any) -> None:
+    _three_batches(target)
+    backend.flip_batch(target, 2)
     with pytest.raises(JournalCorruptError, match="batch 2"):
-        open_ledger(path)
-    report = verify_journal(path)
+        open_ledger(target)
+    report = verify_journal(target)
     assert not report.ok and report.first_bad_batch == 2
-    assert repair_journal(path) == 2  # batches 2 and 3 go
-    with open_ledger(path) as again:
+    assert repair_journal(target) == 2  # batches 2 and 3 go
+    with open_ledger(target) as again:
         assert again.seq == 1
-        assert verify_journal(path).ok
+        assert verify_journal(target).ok
 
 
 def test_truncated_journal_is_detected(path: Path) -> None:
@@ -365,35 +386,29 @@ def test_random_byte_flips_never_yield_a_wrong_state(tmp_path: Path) -> None:
     assert outcomes["error"] + outcomes["same"] == 40
 
 
-def test_lost_acknowledged_batches_are_caught_by_the_high_water_mark(path: Path) -> None:
-    _three_batches(path)
-    conn = sqlite3.connect(path)  # what a bit flip in the WAL does: commits silently gone
-    conn.execute("DELETE FROM batches WHERE seq = 3")
-    conn.commit()
-    conn.close()
+def test_lost_acknowledged_batches_are_caught_by_the_high_water_mark(
+    backend: Backend, target: Any
+) -> None:
+    _three_batches(target)
+    backend.delete_batch(target, 3)  # what a bit flip in the WAL does: commits silently gone
     with pytest.raises(JournalCorruptError, match="high-water mark"):
-        open_ledger(path)
-    assert repair_journal(path) == 0
-    with open_ledger(path) as again:
+        open_ledger(target)
+    assert repair_journal(target) == 0
+    with open_ledger(target) as again:
         assert again.seq == 2
 
 
-def test_corrupt_snapshot_is_rebuilt_from_the_journal(path: Path) -> None:
+def test_corrupt_snapshot_is_rebuilt_from_the_journal(backend: Backend, target: Any) -> None:
     net = make_small_network()
-    with open_ledger(path, net, snapshot_every=None) as ledger:
+    with open_ledger(target, net, snapshot_every=None) as ledger:
         _stock(ledger)
         ledger.snapshot()
         ledger.receive(0, 0, 5, id=77)
         digest = ledger.state_digest()
-    conn = sqlite3.connect(path)
-    data = bytearray(conn.execute("SELECT data FROM snapshots").fetchone()[0])
-    data[len(data) // 2] ^= 0xFF
-    conn.execute("UPDATE snapshots SET data = ?", (bytes(data),))
-    conn.commit()
-    conn.close()
-    with open_ledger(path) as again:
+    backend.flip_snapshot(target)
+    with open_ledger(target) as again:
         assert again.state_digest() == digest
-    report = verify_journal(path)
+    report = verify_journal(target)
     assert not report.ok and "checksum" in report.problems[0]
 
 
@@ -428,11 +443,42 @@ def test_disk_full_leaves_ledger_and_journal_at_previous_batch(path: Path) -> No
         assert again.state_digest() == after
 
 
+def test_server_refusing_writes_leaves_ledger_at_previous_batch(pg_url: str) -> None:
+    """The PostgreSQL analogue of a full disk: the server refuses the batch (here a
+    trigger raises). The ledger stays at the previous batch and continues with the
+    same ids once writes are accepted again."""
+    pg = PostgresBackend(pg_url)
+    net = make_small_network()
+    ledger = open_ledger(pg_url, net, snapshot_every=None)
+    _stock(ledger)
+    before = (ledger.seq, ledger.state_digest())
+    pg.execute(
+        pg_url,
+        "CREATE FUNCTION {s}refuse() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$",
+    )
+    pg.execute(
+        pg_url,
+        "CREATE TRIGGER refuse BEFORE INSERT ON {s}batches FOR EACH ROW EXECUTE FUNCTION"
+        " {s}refuse()",
+    )
+    big = Events.receive([0, 1, 2], [0, 1, 2], [1, 2, 3], id=[100, 101, 102])
+    with pytest.raises(StorageError, match="No space left"):
+        ledger.apply(big)
+    assert (ledger.seq, ledger.state_digest()) == before
+    pg.execute(pg_url, "DROP TRIGGER refuse ON {s}batches")
+    assert ledger.apply(big).accepted.all()
+    after = ledger.state_digest()
+    ledger.close()
+    with open_ledger(pg_url) as again:
+        assert again.state_digest() == after
+
+
 def test_kernel_failure_after_commit_withdraws_the_batch(
-    path: Path, monkeypatch: pytest.MonkeyPatch
+    target: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     net = make_small_network()
-    ledger = open_ledger(path, net)
+    ledger = open_ledger(target, net)
     _stock(ledger)
     before = (ledger.seq, ledger.state_digest())
     original = Ledger._apply_prepared
@@ -450,15 +496,15 @@ def test_kernel_failure_after_commit_withdraws_the_batch(
     monkeypatch.setattr(Ledger, "_apply_prepared", original)
     assert (ledger.seq, ledger.state_digest()) == before
     ledger.close()
-    with open_ledger(path) as again:
+    with open_ledger(target) as again:
         assert (again.seq, again.state_digest()) == before
         assert again.result_of(900)[0] == -1
 
 
 # --------------------------------------------------------------------------- snapshots
-def test_compaction_horizon_semantics(path: Path) -> None:
+def test_compaction_horizon_semantics(target: Any) -> None:
     net = make_small_network()
-    with open_ledger(path, net, snapshot_every=None, horizon=5) as ledger:
+    with open_ledger(target, net, snapshot_every=None, horizon=5) as ledger:
         _stock(ledger)  # ids 1..5
         ledger.reserve(0, 0, 2, channel=1, id=20)  # will be committed: closed
         ledger.reserve(0, 0, 1, channel=1, id=21)  # stays open
@@ -469,7 +515,7 @@ def test_compaction_horizon_semantics(path: Path) -> None:
         ledger.snapshot()
         assert ledger.num_ids_tracked < before
         digest = ledger.state_digest()
-    with open_ledger(path, horizon=5) as again:
+    with open_ledger(target, horizon=5) as again:
         assert again.state_digest() == digest
         # the closed reservation is forgotten; the open one is kept with its id
         assert again.reservation(20) is None
@@ -479,7 +525,7 @@ def test_compaction_horizon_semantics(path: Path) -> None:
         # an old id beyond the horizon is applied as new; a recent one is a duplicate
         assert not again.apply(Events.receive(0, 0, 1, id=1)).duplicate[0]
         assert again.apply(Events.receive(3, 2, 1, id=35)).duplicate[0]
-    assert verify_journal(path).ok
+    assert verify_journal(target).ok
 
 
 st_event = st.tuples(
@@ -547,10 +593,40 @@ def _batch(spec: list[tuple], t: int) -> Events:
     )
 
 
-def test_read_and_replay_a_range(path: Path) -> None:
+@settings(max_examples=8, deadline=None)
+@given(
+    history=st.lists(st.lists(st_event, min_size=1, max_size=8), min_size=1, max_size=10),
+    snapshot_every=st.sampled_from([None, 3, 10]),
+    horizon=st.sampled_from([None, 0, 4, 20]),
+)
+def test_replay_equals_snapshot_for_random_histories_postgres(
+    pg_server: Any,
+    history: list[list[tuple]],
+    snapshot_every: int | None,
+    horizon: int | None,
+) -> None:
+    import uuid
+
+    url = pg_server.url(f"h_{uuid.uuid4().hex[:16]}")
+    net = make_small_network()
+    ledger = open_ledger(url, net, snapshot_every=snapshot_every, horizon=horizon)
+    for t, batch in enumerate(history):
+        ledger.apply(_batch(batch, t))
+    digest = ledger.state_digest()
+    seq = ledger.seq
+    ledger.close()
+    with open_ledger(url, horizon=horizon) as again:
+        assert again.state_digest() == digest and again.seq == seq
+    report = verify_journal(url)
+    assert report.ok, report.summary()
+    assert report.digest == digest
+    assert replay_journal(url).state_digest() == digest
+
+
+def test_read_and_replay_a_range(target: Any) -> None:
     net = make_small_network()
     applied = []
-    with open_ledger(path, net, snapshot_every=None) as ledger:
+    with open_ledger(target, net, snapshot_every=None) as ledger:
         for k in range(4):
             events = Events.receive([k % 4, 1], [0, 1], [k + 1, 2], id=[10 * k + 1, 0])
             applied.append(ledger.apply(events))
@@ -565,17 +641,19 @@ def test_read_and_replay_a_range(path: Path) -> None:
         assert "sku_name" in frame.columns
         digest = ledger.state_digest()
         assert "4 events" in part.summary()
-    partial = replay_journal(path, last=2)
+    partial = replay_journal(target, last=2)
     assert partial.on_hand.sum() == 1 + 2 + 2 + 2
-    assert replay_journal(path).state_digest() == digest
+    assert replay_journal(target).state_digest() == digest
 
 
-def test_archive_prunes_and_keeps_history(path: Path, tmp_path: Path) -> None:
+def test_archive_prunes_and_keeps_history(target: Any, tmp_path: Path) -> None:
     net = make_small_network()
+    path = target
+    archive = _archive_target(target, tmp_path, "archive")
     with open_ledger(path, net, snapshot_every=None) as ledger:
         _stock(ledger)
         ledger.receive(0, 0, 1, id=50)
-        pruned = ledger.archive(tmp_path / "archive.db")
+        pruned = ledger.archive(archive)
         assert pruned == 2
         ledger.receive(0, 0, 1, id=51)
         digest = ledger.state_digest()
@@ -584,7 +662,7 @@ def test_archive_prunes_and_keeps_history(path: Path, tmp_path: Path) -> None:
         assert again.state_digest() == digest
         assert again.apply(Events.receive(0, 0, 1, id=1)).duplicate[0]  # still remembered
     assert verify_journal(path).ok
-    old = verify_journal(tmp_path / "archive.db")
+    old = verify_journal(archive)
     assert old.ok and old.last_seq == 2
 
 
@@ -647,7 +725,7 @@ exec(CRASH_BATCH, _crash_ns)
 crash_batch = _crash_ns["crash_batch"]
 
 
-def _crash_lane(path: Path, trials: int, seed: int) -> list[tuple[int, int]]:
+def _crash_lane(path: Any, trials: int, seed: int) -> list[tuple[int, int]]:
     """Kill a writer ``trials`` times; returns (acknowledged, present) per trial."""
     rng = np.random.default_rng(seed)
     reference = Ledger(make_small_network())
@@ -690,16 +768,18 @@ def _crash_lane(path: Path, trials: int, seed: int) -> list[tuple[int, int]]:
     return log
 
 
-def _crash_test(tmp_path: Path, trials: int) -> list[tuple[int, int]]:
+def _crash_test(tmp_path: Path, trials: int, url: str | None = None) -> list[tuple[int, int]]:
     lanes = 2
+    targets: list[Any] = [
+        tmp_path / f"crash{i}.db" if url is None else url.replace("schema=", f"schema=c{i}_")
+        for i in range(lanes)
+    ]
     results: list[list[tuple[int, int]]] = [[] for _ in range(lanes)]
     errors: list[BaseException] = []
 
     def lane(i: int) -> None:
         try:
-            results[i] = _crash_lane(
-                tmp_path / f"crash{i}.db", trials // lanes + (i < trials % lanes), i
-            )
+            results[i] = _crash_lane(targets[i], trials // lanes + (i < trials % lanes), i)
         except BaseException as exc:
             errors.append(exc)
 
@@ -711,7 +791,7 @@ def _crash_test(tmp_path: Path, trials: int) -> list[tuple[int, int]]:
     if errors:
         raise errors[0]
     for i in range(lanes):
-        assert verify_journal(tmp_path / f"crash{i}.db").ok
+        assert verify_journal(targets[i]).ok
     return [r for rs in results for r in rs]
 
 
@@ -719,6 +799,12 @@ def test_sigkill_crash_trials(tmp_path: Path) -> None:
     log = _crash_test(tmp_path, 20)
     assert len(log) == 20
     assert sum(p for _, p in log[-2:]) > 0  # batches were really written
+
+
+def test_sigkill_crash_trials_postgres(tmp_path: Path, pg_url: str) -> None:
+    log = _crash_test(tmp_path, 10, pg_url)
+    assert len(log) == 10
+    assert sum(p for _, p in log) > 0
 
 
 @pytest.mark.extended
@@ -733,17 +819,15 @@ def test_sigkill_crash_trials_extended(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- command and bench
-def test_verify_command(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_command(backend: Backend, target: Any, capsys: pytest.CaptureFixture[str]) -> None:
     from allocator.cli import main
 
+    path = target
     _three_batches(path)
     assert main(["journal", "verify", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("OK") and "batches 1..3" in out
-    at = _blob_offset(path, 3)
-    data = bytearray(path.read_bytes())
-    data[at] ^= 0x01
-    path.write_bytes(bytes(data))
+    backend.flip_batch(path, 3)
     assert main(["journal", "verify", str(path)]) == 1
     assert "first bad batch: 3" in capsys.readouterr().out
     import json
@@ -776,30 +860,29 @@ def test_bench_quick_reports_the_keys() -> None:
     assert figures["events"] == 200_000
 
 
-def test_snapshots_kept_are_the_latest_two(path: Path) -> None:
+def test_snapshots_kept_are_the_latest_two(backend: Backend, target: Any) -> None:
     net = make_small_network()
+    path = target
     with open_ledger(path, net, snapshot_every=None) as ledger:
         for k in range(4):
             ledger.receive(0, 0, 1, id=k + 1)
             assert ledger.snapshot() == k + 1
         digest = ledger.state_digest()
-    conn = sqlite3.connect(path)
-    kept = [r[0] for r in conn.execute("SELECT seq FROM snapshots WHERE length(data) > 0")]
-    rows = conn.execute("SELECT count(*) FROM snapshots").fetchone()[0]
-    conn.close()
+    kept = backend.snapshots_with_data(path)
+    rows = backend.count(path, "snapshots")
     assert kept == [3, 4] and rows == 4
     assert verify_journal(path).snapshots_checked == 4
     with open_ledger(path) as again:
         assert again.state_digest() == digest
 
 
-def test_reader_follows_a_compacting_snapshot_taken_after_it_read(path: Path) -> None:
+def test_reader_follows_a_compacting_snapshot_taken_after_it_read(target: Any) -> None:
     net = make_small_network()
-    writer = open_ledger(path, net, snapshot_every=None, horizon=2)
+    writer = open_ledger(target, net, snapshot_every=None, horizon=2)
     _stock(writer)
     writer.reserve(0, 0, 1, channel=1, id=20)
     writer.commit(20, id=21)
-    reader = open_ledger(path, readonly=True)
+    reader = open_ledger(target, readonly=True)
     writer.receive(1, 1, 1, id=30)
     writer.receive(1, 1, 1, id=31)
     assert reader.refresh() == 2  # the reader passes the batch before the snapshot
@@ -813,17 +896,16 @@ def test_reader_follows_a_compacting_snapshot_taken_after_it_read(path: Path) ->
     writer.close()
 
 
-def test_snapshots_from_another_kernel_are_rebuilt(path: Path) -> None:
+def test_snapshots_from_another_kernel_are_rebuilt(backend: Backend, target: Any) -> None:
     net = make_small_network()
+    path = target
     with open_ledger(path, net, snapshot_every=None) as ledger:
         _stock(ledger)
         ledger.snapshot()
         ledger.receive(0, 0, 1, id=70)
         digest = ledger.state_digest()
-    conn = sqlite3.connect(path)  # as if written by a kernel that fingerprints otherwise
-    conn.execute("UPDATE meta SET value = x'00' WHERE key = 'kernel_probe'")
-    conn.commit()
-    conn.close()
+    # as if written by a kernel that fingerprints otherwise
+    backend.set_meta(path, "kernel_probe", b"\x00")
     with open_ledger(path) as again:  # rebuilt from batch 1, snapshot taken anew
         assert again.state_digest() == digest
         assert again.apply(Events.receive(0, 0, 1, id=70)).duplicate[0]
@@ -834,17 +916,18 @@ def test_snapshots_from_another_kernel_are_rebuilt(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- regressions
-def test_reader_behind_an_archive_catches_up(path: Path, tmp_path: Path) -> None:
+def test_reader_behind_an_archive_catches_up(target: Any, tmp_path: Path) -> None:
     """A reader that had not read the batches an archive pruned rebuilds from the
     anchor snapshot instead of reporting a false 'missing' batch."""
     net = make_small_network()
+    path = target
     with open_ledger(path, net) as writer:
         _stock(writer)
         with open_ledger(path, readonly=True) as reader:
             assert reader.refresh() == 0 and reader.seq == 1
             for i in range(4):
                 writer.apply(Events.receive(0, 0, 1, id=100 + i))
-            writer.archive(tmp_path / "old.db")  # prunes batches 1..5
+            writer.archive(_archive_target(target, tmp_path, "old"))  # prunes batches 1..5
             writer.apply(Events.receive(1, 1, 1, id=200))
             reader.refresh()
             assert reader.seq == writer.seq == 6
