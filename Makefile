@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench docs warmup clean
+.PHONY: demo test lint bench docs warmup clean pg-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy src
 
-test: lint docs
+test: lint docs pg-server
 	$(BIN)/python -m pytest -q -m "not extended"
+
+# The PostgreSQL tests start a throwaway server of their own from Debian's postgresql-15
+# binaries (initdb, pg_ctl); a machine without them gets the package. A developer may opt
+# out with ALLOCATOR_TEST_POSTGRES=0 (the PostgreSQL tests are then skipped, and say so).
+pg-server:
+	@if [ "$$ALLOCATOR_TEST_POSTGRES" = 0 ] || command -v initdb >/dev/null 2>&1 \
+	  || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql-15; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-enable -q

@@ -89,7 +89,9 @@ class PostgresBackend(Backend):
         conninfo, schema, _ = _pgstore.parse_url(target)
         conn = _pgstore.connect(conninfo)
         try:
-            cur = conn.execute(sql.replace("{s}", f"{schema}.").replace("?", "%s"), args)
+            query = sql.replace("{s}", f"{schema}.")
+            # without arguments the query is sent as it is (a LIKE pattern may hold %)
+            cur = conn.execute(query.replace("?", "%s"), args) if args else conn.execute(query)
             return cur.fetchall() if cur.description else []
         finally:
             conn.close()

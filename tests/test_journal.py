@@ -819,7 +819,9 @@ def test_sigkill_crash_trials_extended(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- command and bench
-def test_verify_command(backend: Backend, target: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_command(
+    backend: Backend, target: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from allocator.cli import main
 
     path = target
@@ -836,7 +838,7 @@ def test_verify_command(backend: Backend, target: Any, capsys: pytest.CaptureFix
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False and doc["first_bad_batch"] == 3 and doc["num_batches"] == 2
     assert isinstance(doc["num_events"], int) and doc["problems"]
-    assert main(["journal", "verify", "--json", str(path.with_name("none.db"))]) == 2
+    assert main(["journal", "verify", "--json", str(_archive_target(path, tmp_path, "none"))]) == 2
     assert json.loads(capsys.readouterr().out)["ok"] is False
 
 

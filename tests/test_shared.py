@@ -203,7 +203,8 @@ def test_sixteen_processes_race_for_the_last_units(pg_url: str) -> None:
         final = {k: lead.position(*k) for k in stock}
     # no oversell: at most the stock was reserved, and reserved never exceeds on_hand
     granted = sum(1 for got in acks.values() for code, dup in got if code == OK and not dup)
-    assert granted == sum(min(q, 10**9) for q in stock.values()) or granted <= sum(stock.values())
+    # demand (about 300 fresh reserves) far exceeds the 24 units: every unit goes, none twice
+    assert granted == sum(stock.values())
     for key, q in stock.items():
         assert final[key]["reserved"] <= q == final[key]["on_hand"]
     assert sum(p["reserved"] for p in final.values()) == granted

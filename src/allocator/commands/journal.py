@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="check the hash chain, the high-water mark and every snapshot, and replay "
         "every batch; exit 0 when all agree, 1 when corrupt, 2 when not a journal",
     )
-    verify.add_argument("path", help="the journal database")
+    verify.add_argument("path", help="the journal: a SQLite file or a postgresql:// URL")
     verify.add_argument("--json", action="store_true", help="print one JSON document")
     verify.set_defaults(journal_run=_verify)
 
