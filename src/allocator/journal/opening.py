@@ -2,7 +2,7 @@
 
 A path opens the embedded SQLite journal (:class:`~allocator.journal.DurableLedger`).
 A ``postgresql://`` URL opens a journal that several processes and hosts share,
-in the role asked for (see ``docs/shared-ledger.md``):
+in the role asked for (see ``docs/shared.md``):
 
 * ``"writer"`` (the default for a URL): a :class:`~allocator.journal.DurableLedger`
   that holds the journal's leadership alone, like the SQLite writer;

@@ -317,6 +317,17 @@ class SharedLedger(BaseLedger):
         replica applied it, for the batches followed so far (newest 100,000)."""
         return np.array(self._lags, dtype=np.float64)
 
+    def lease(self) -> tuple[int, str, float]:
+        """The journal's leadership now: ``(epoch, holder, seconds)``, the current
+        epoch, the ``host:pid`` of the leader ('' before the first) and the seconds
+        since it last wrote a batch or renewed its lease."""
+        try:
+            with self._rep_lock:
+                epoch, holder, _, age = self._reader.lease()
+        except self._reader.errors as exc:
+            raise StorageError(f"shared ledger {self.url}: cannot read the lease ({exc})") from exc
+        return epoch, holder, age
+
     @property
     def leader(self) -> Leader | None:
         """This process's candidate (``role="leader"``), else None."""
@@ -376,6 +387,10 @@ class SharedLedger(BaseLedger):
                 if moved is None:  # compacted or pruned behind us
                     rep = self._load_replica()
                     self._replica = rep
+                if moved != 0:
+                    # the batches applied here (a new one may have committed since the
+                    # last notification) did not resolve their waiters: the results
+                    # table, written in each batch's transaction, does
                     self._resolve_by_results(list(self._waiters))
             store = self._reader
             snaps: dict[int, Any] = {}
