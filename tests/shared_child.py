@@ -5,7 +5,11 @@
   prints one ``ack id code duplicate`` line per acknowledged reserve (retries of
   earlier ids included) and ``done`` at the end.
 * ``wait URL ID``: a client that submits one reserve and waits (no leader runs);
-  prints ``submitted`` once its submission is in the inbox.
+  prints ``submitted`` as it submits (the test then waits for the inbox row).
+* ``zygote URL``: a fork server for cheap leader candidates. It loads the library
+  (kernels included) once, prints ``ready``, then forks one leader candidate per
+  ``spawn`` line read from stdin and prints its pid. A candidate is a real process,
+  killed by the test with ``SIGKILL`` like any other.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ def main(argv: list[str]) -> None:
     from allocator.exceptions import LedgerBusyError, StorageError
 
     mode, url = argv[0], argv[1]
+    if mode == "zygote":
+        _zygote(url)
+        return
     if mode == "leader":
         led = open_ledger(url, role="leader", poll=0.1, lease=2.0)
         print("ready", flush=True)
@@ -31,7 +38,7 @@ def main(argv: list[str]) -> None:
     if mode == "wait":
         led = open_ledger(url, role="client", timeout=600)
         ident = int(argv[2])
-        threading.Timer(0.5, lambda: print("submitted", flush=True)).start()
+        print("submitted", flush=True)
         led.reserve(0, 0, 1, channel=1, id=ident)
         print("returned", flush=True)
         return
@@ -68,6 +75,34 @@ def main(argv: list[str]) -> None:
         led.close()
         return
     raise SystemExit(f"unknown mode {mode}")
+
+
+def _zygote(url: str) -> None:
+    import os
+    import signal
+
+    from allocator import Events, Ledger
+    from tests.conftest import make_small_network
+
+    warm = Ledger(make_small_network())  # load every kernel before forking
+    warm.apply(Events.receive(0, 0, 5, id=1))
+    warm.reserve(0, 0, 1, channel=1, id=2)
+    del warm
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the candidates
+    print("ready", flush=True)
+    while line := sys.stdin.readline():
+        if line.strip() != "spawn":
+            continue
+        pid = os.fork()
+        if pid == 0:  # the candidate: no threads or connections were inherited
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            from allocator import open_ledger
+
+            led = open_ledger(url, role="leader", poll=0.1, lease=2.0)
+            threading.Event().wait()
+            led.close()
+            os._exit(0)
+        print(pid, flush=True)
 
 
 if __name__ == "__main__":
