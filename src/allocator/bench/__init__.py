@@ -22,6 +22,10 @@ __all__ = ["TARGETS", "median_time"]
 #: Benchmark targets by name, with their help lines.
 TARGETS: dict[str, str] = {
     "channels": "channel split (fences per channel) of N positions x 3 channels vs scipy",
+    "cluster": (
+        "shared ledger on PostgreSQL: 8 client processes x 32 in flight vs conditional UPDATEs; "
+        "follower staleness; failover"
+    ),
     "distributed": (
         "replenishment (2M positions x 28 days) and an 8-seed sweep on Dask, beside one process"
     ),
