@@ -646,57 +646,64 @@ def apply_batch(
     """
     n = ev_id.shape[0]
     i = start
+    end = start  # single events before ``end`` surely fit (see below)
+    g_start = 0
+    g_end = -1  # last member of the group being applied, or -1 between groups
+    log = False
+    failed = -1
     while i < n:
-        # a run of single events that surely fits: each needs at most two positions,
-        # one reservation and one id, so only the run's length is checked
-        fits = min(
-            (meta[M_LIM_POS] - meta[M_NPOS]) // 2,
-            meta[M_LIM_RES] - meta[M_NRES],
-            meta[M_LIM_IDS] - meta[M_NIDS],
-        )
-        end = min(n, i + fits)
-        while i < end and not ev_link[i]:
-            prefetch_event(i, n, ev_kind, ev_sku, ev_loc, ev_ref, state, ptab, itab, meta)
-            o, _ = apply_event(
-                state, ptab, itab, res, heap, meta, undo, False, False, ev_id[i], ev_kind[i],
-                ev_sku[i], ev_loc[i], ev_chan[i], ev_qty[i], ev_ref[i], ev_exp[i],
-            )  # fmt: skip
-            out[i] = o
-            i += 1
-        if i >= n:
-            break
-        j = i
-        extra = 1 if ev_kind[i] == K_TRANSFER_OUT else 0  # a transfer may add 2 positions
-        while j < n - 1 and ev_link[j]:
-            j += 1
-            if ev_kind[j] == K_TRANSFER_OUT:
-                extra += 1
-        glen = j - i + 1
-        if not room_for(meta, glen + extra, glen, glen):
-            return i
-        log = glen > 1
-        meta[M_UNDO] = 0
-        failed = -1
-        for e in range(i, j + 1):
-            prefetch_event(e, n, ev_kind, ev_sku, ev_loc, ev_ref, state, ptab, itab, meta)
-            o, s = apply_event(
-                state, ptab, itab, res, heap, meta, undo, log, failed >= 0, ev_id[e],
-                ev_kind[e], ev_sku[e], ev_loc[e], ev_chan[e], ev_qty[e], ev_ref[e], ev_exp[e],
-            )  # fmt: skip
-            out[e] = o
-            gslot[e - i] = s
+        if g_end < 0 and (ev_link[i] or i >= end):
+            if not ev_link[i]:
+                # a run of single events that surely fits: each needs at most two
+                # positions, one reservation and one id, so only its length is checked
+                fits = min(
+                    (meta[M_LIM_POS] - meta[M_NPOS]) // 2,
+                    meta[M_LIM_RES] - meta[M_NRES],
+                    meta[M_LIM_IDS] - meta[M_NIDS],
+                )
+                end = min(n, i + fits)
+            if ev_link[i] or i >= end:
+                # a linked group (or a single event without a sure fit): check its room
+                j = i
+                extra = 1 if ev_kind[i] == K_TRANSFER_OUT else 0  # a transfer adds 2
+                while j < n - 1 and ev_link[j]:
+                    j += 1
+                    if ev_kind[j] == K_TRANSFER_OUT:
+                        extra += 1
+                glen = j - i + 1
+                if not room_for(meta, glen + extra, glen, glen):
+                    return i
+                g_start = i
+                g_end = j
+                log = glen > 1
+                meta[M_UNDO] = 0
+                failed = -1
+        # the one call site of apply_event, so that it is compiled into this loop
+        prefetch_event(i, n, ev_kind, ev_sku, ev_loc, ev_ref, state, ptab, itab, meta)
+        o, s = apply_event(
+            state, ptab, itab, res, heap, meta, undo, log, failed >= 0, ev_id[i], ev_kind[i],
+            ev_sku[i], ev_loc[i], ev_chan[i], ev_qty[i], ev_ref[i], ev_exp[i],
+        )  # fmt: skip
+        out[i] = o
+        if g_end >= 0:
+            gslot[i - g_start] = s
             if failed < 0 and (o & OUT_CODE) != C_OK:
-                failed = e
-        if failed >= 0 and log:
-            rollback(meta, undo, state, res)
-            for e in range(i, j + 1):
-                if e == failed:
-                    continue
-                out[e] = C_LINKED_FAILED | (out[e] & OUT_DUPLICATE)
-                s = gslot[e - i]
-                if s >= 0:
-                    itab[s, 1] = (itab[s, 1] & ~np.int64(255)) | C_LINKED_FAILED
-        i = j + 1
+                failed = i
+            if i == g_end:
+                if failed >= 0 and log:
+                    rollback(meta, undo, state, res)
+                    for e in range(g_start, g_end + 1):
+                        if e == failed:
+                            continue
+                        out[e] = C_LINKED_FAILED | (out[e] & OUT_DUPLICATE)
+                        t = gslot[e - g_start]
+                        if t >= 0:
+                            itab[t, 1] = (itab[t, 1] & ~np.int64(255)) | C_LINKED_FAILED
+                g_end = -1
+                log = False
+                failed = -1
+                end = i + 1  # the limits moved: the next single event checks its run again
+        i += 1
     return n
 
 

@@ -8,6 +8,11 @@ Figures, all measured in the same run on the same events:
   linked-group support, expiry heap);
 * ``ceiling_events_per_s``: a raw unchecked numba ``on_hand[pos] += qty`` over the
   same positions, the memory-bound hardware ceiling;
+* ``bare_kernel_events_per_s``: the bare checked kernel on the same stream (on_hand
+  and reserved per slot, slots resolved beforehand, oversell rejected; no idempotency,
+  channels, linked groups or expiry), and ``share_of_bare`` = ``events_per_s`` over it;
+* ``validation_share``: the share of :meth:`Ledger.apply` spent outside the apply
+  kernel (validation, id assignment and result building);
 * ``reference_events_per_s``: the pure-Python reference ledger on a prefix of the
   stream;
 * ``bytes_per_position``: state plus position index per position for
@@ -155,9 +160,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     setup, stream = mixed_stream(network, args.positions, args.events, args.seed)
     results: list[Any] = []
 
+    kernel_times: list[float] = []
+
     def apply_stream() -> None:
         led = ledger_box[0]
         results.append(led.apply(stream))
+        kernel_times.append(led.last_kernel_seconds)
 
     ledger_box: list[Ledger] = []
     times = []
@@ -179,6 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     on_hand = np.zeros(led.num_positions, dtype=np.int64)
     qty = stream.qty.copy()
     ceiling_s = median_time(lambda: B.scatter_add(on_hand, pos, qty), repeat=max(3, args.repeat))
+    bare_s = _bare_seconds(stream, setup, pos, led, max(3, args.repeat))
 
     prefix = stream.take(slice(0, args.reference_events))
     naive = NaiveLedger(network.num_locations, network.num_channels)
@@ -195,14 +204,57 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": seconds,
         "events_per_s": args.events / seconds,
         "ceiling_events_per_s": args.events / ceiling_s,
+        "bare_kernel_events_per_s": args.events / bare_s,
+        "kernel_events_per_s": args.events / float(np.median(kernel_times)),
+        "validation_share": float(
+            np.median([1.0 - k / t for k, t in zip(kernel_times, times, strict=True)])
+        ),
         "reference_events_per_s": len(rows) / reference_s,
         "compile_s": compile_s,
     }
     figures["speedup_vs_reference"] = figures["events_per_s"] / figures["reference_events_per_s"]
     figures["share_of_ceiling"] = figures["events_per_s"] / figures["ceiling_events_per_s"]
+    figures["share_of_bare"] = figures["events_per_s"] / figures["bare_kernel_events_per_s"]
     if args.memory_positions:
         figures.update(_memory(args.memory_positions))
     return figures
+
+
+def _bare_seconds(
+    stream: Events, setup: Events, pos: np.ndarray, led: Ledger, repeat: int
+) -> float:
+    """Median seconds of :func:`~allocator._kernels.baselines.bare_checked` on ``stream``.
+
+    A commit or release gets the slot and quantity of the reserve it names (an unknown
+    reservation gets a quantity no slot can cover, so it is rejected as the ledger
+    rejects it)."""
+    kind = stream.kind.astype(np.int64)
+    qty = stream.qty.astype(np.int64)
+    slot = pos.astype(np.int64)
+    resolve = (kind == EventKind.COMMIT) | (kind == EventKind.RELEASE)
+    first_id = int(stream.id[0])
+    at = stream.ref - first_id
+    known = resolve & (at >= 0) & (at < len(stream))
+    known[known] = kind[at[known]] == EventKind.RESERVE
+    slot[known] = slot[at[known]]
+    qty[known] = qty[at[known]]
+    slot[resolve & ~known] = 0
+    qty[resolve & ~known] = np.iinfo(np.int64).max // 4
+    base = led.position_index(setup.sku, setup.location)
+    out = np.zeros(len(stream), dtype=np.uint8)
+
+    def once() -> None:
+        on_hand = np.zeros(led.num_positions, dtype=np.int64)
+        on_hand[base] = setup.qty
+        reserved = np.zeros_like(on_hand)
+        t = time.perf_counter()
+        B.bare_checked(kind, slot, qty, on_hand, reserved, out)
+        seconds.append(time.perf_counter() - t)
+
+    seconds: list[float] = []
+    for _ in range(repeat + 1):  # the first call compiles or loads the kernel
+        once()
+    return float(np.median(seconds[1:]))
 
 
 def _memory(num_positions: int) -> dict[str, Any]:
