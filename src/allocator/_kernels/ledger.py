@@ -262,7 +262,7 @@ U_RES = 1  # res[index, column] = old
 U_CREATED = 2  # reservation slot ``index`` was created in this group: void it
 
 
-@jit(_nrt=False)
+@jit(_nrt=False, inline="always")  # called with literal constants: one copy per site
 def log_undo(
     log: bool, meta: np.ndarray, undo: np.ndarray, what: int, index: int, col: int, old: int
 ) -> None:
@@ -560,10 +560,13 @@ def apply_one(
     reason = check_one(kind, sku, loc, chan, qty, ref, exp, meta)
     if reason != V_OK:
         return -100 - reason
-    if not room_for(meta, 2, 1, 1):
+    # typed values, not literals, so that each callee compiles one version for both paths
+    one = np.int64(1)
+    if not room_for(meta, np.int64(2), one, one):
         return NEED_ROOM
+    no = np.bool_(False)
     out, _ = apply_event(
-        state, ptab, itab, res, heap, meta, undo, False, False, ident, kind, sku, loc, chan, qty,
+        state, ptab, itab, res, heap, meta, undo, no, no, ident, kind, sku, loc, chan, qty,
         ref, exp,
     )  # fmt: skip
     return out
@@ -837,7 +840,7 @@ def check_one(
 ) -> int:
     """:func:`check_event` for one unlinked event against the ledger's network."""
     return check_event(
-        kind, sku, loc, chan, qty, ref, exp, False, meta[M_QTY_MAX], meta[M_NSKU], meta[M_NLOC],
+        kind, sku, loc, chan, qty, ref, exp, np.bool_(False), meta[M_QTY_MAX], meta[M_NSKU], meta[M_NLOC],
         meta[M_NCHAN],
     )  # fmt: skip
 
