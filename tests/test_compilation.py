@@ -25,7 +25,16 @@ ENTRY_POINTS = str(Path(__file__).parent / "entry_points.py")
 #: functions normalise dtypes, layouts and read-only flags, and kernels pass one
 #: another typed values rather than literals (numba compiles ``f(x, 0)`` and
 #: ``f(x, n)`` apart).
-ONE_SIGNATURE = ("sourcing.", "optimal.", "channels.", "replenish.", "forecast.", "atp.", "geo.")
+ONE_SIGNATURE = (
+    "ledger.",
+    "sourcing.",
+    "optimal.",
+    "channels.",
+    "replenish.",
+    "forecast.",
+    "atp.",
+    "geo.",
+)
 
 
 def _stable(text: str) -> str:
