@@ -840,8 +840,8 @@ def check_one(
 ) -> int:
     """:func:`check_event` for one unlinked event against the ledger's network."""
     return check_event(
-        kind, sku, loc, chan, qty, ref, exp, np.bool_(False), meta[M_QTY_MAX], meta[M_NSKU], meta[M_NLOC],
-        meta[M_NCHAN],
+        kind, sku, loc, chan, qty, ref, exp, np.bool_(False), meta[M_QTY_MAX], meta[M_NSKU],
+        meta[M_NLOC], meta[M_NCHAN],
     )  # fmt: skip
 
 
