@@ -22,7 +22,10 @@ Every figure is measured in the same run, on the same PostgreSQL server
 * ``failover_s``: after the measured window the leader is killed (``SIGKILL``) while
   the clients keep submitting; the time until the standby has committed a batch.
 
-The clients' compile (or cache load) time is reported apart as ``startup_s``.
+The clients' compile (or cache load) time is reported apart as ``startup_s``, and
+the CPU time each group of processes used in the measured window per acknowledged
+reserve as ``cpu_clients_us``, ``cpu_leader_us``, ``cpu_standby_us``,
+``cpu_follower_us`` and ``cpu_server_us`` (Linux; where the time goes).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ DESCRIPTION = (
 __all__ = ["DESCRIPTION", "add_arguments", "run"]
 
 _CHANNEL = 1  # "online"
+AMPLE = 1_000_000  # units of a position that does not sell out in a run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds measured per run")
     parser.add_argument("--skus", type=int, default=500, help="SKUs (x --locations positions)")
     parser.add_argument("--locations", type=int, default=10, help="locations")
-    parser.add_argument("--stock", type=int, default=4, help="units per position")
+    parser.add_argument(
+        "--stock", type=int, default=2, help="units of each scarce position (every 10th)"
+    )
     parser.add_argument("--lease", type=float, default=2.0, help="the leader's lease (s)")
     parser.add_argument(
         "--url", default=None, help="postgresql:// URL of a server to use (default: start one)"
@@ -228,23 +234,84 @@ def _child_baseline(conninfo: str, table: str, in_flight: int, positions: int, s
 
 
 # --------------------------------------------------------------------------- the parent
-def _start(procs: list[subprocess.Popen[str]], window: float) -> tuple[float, float]:
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes ``pids`` (Linux
+    ``/proc``; 0 for a process that is gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def _server_pids() -> list[int]:
+    """The PostgreSQL server's processes (the postmaster and its backends)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read()
+        except OSError:
+            continue
+        if cmd.startswith(b"postgres:") or b"/bin/postgres\0" in cmd:
+            pids.append(int(entry))
+    return pids
+
+
+class _Cpu:
+    """CPU seconds per group of processes over a window (``start``, ``stop``)."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.groups["server"] = _server_pids()
+        self.before = {k: _cpu_seconds(v) for k, v in self.groups.items()}
+
+    def stop(self) -> None:
+        self.groups["server"] = sorted(set(self.groups["server"]) | set(_server_pids()))
+        self.used = {k: _cpu_seconds(v) - self.before[k] for k, v in self.groups.items()}
+
+
+def _start(
+    procs: list[subprocess.Popen[str]], window: float, cpu: _Cpu | None = None
+) -> tuple[float, float]:
     """Start the ready ``procs`` together and let them run ``window`` seconds; returns
     the window ``(go, end)`` in wall-clock time (the procs go on until told to stop)."""
+    if cpu is not None:
+        cpu.start()
     go = time.time()
     for proc in procs:
         _tell(proc, "go")
     time.sleep(window)
-    return go, time.time()
+    end = time.time()
+    if cpu is not None:
+        cpu.stop()
+    return go, end
+
+
+def _stock(args: argparse.Namespace, positions: int) -> np.ndarray:
+    """Units per position: every 10th position is scarce (``--stock`` units, sold out
+    early in the run, where an oversell would show), the others ample."""
+    return np.where(np.arange(positions) % 10 == 0, args.stock, AMPLE).astype(np.int64)
 
 
 def _collect(
-    procs: list[subprocess.Popen[str]], go: float, end: float, stock: int, positions: int
+    procs: list[subprocess.Popen[str]], go: float, end: float, stock: np.ndarray
 ) -> dict[str, float]:
     for proc in procs:
         _tell(proc, "stop")
     latencies: list[float] = []
-    granted = np.zeros(positions, dtype=np.int64)
+    granted = np.zeros(len(stock), dtype=np.int64)
     errors = 0
     for proc in procs:
         doc = json.loads(_expect(proc, "result "))
@@ -276,8 +343,9 @@ def _baseline(conninfo: str, args: argparse.Namespace, positions: int) -> dict[s
             " reserved bigint NOT NULL)"
         )
         conn.execute(
-            f"INSERT INTO {table} SELECT p, %s, 0 FROM generate_series(0, %s) p",
-            (args.stock, positions - 1),
+            f"INSERT INTO {table} SELECT p, CASE WHEN p %% 10 = 0 THEN %s ELSE %s END, 0"
+            " FROM generate_series(0, %s) p",
+            (args.stock, AMPLE, positions - 1),
         )
     procs = [
         _spawn("baseline", conninfo, table, args.in_flight, positions, 100 + k)
@@ -287,7 +355,7 @@ def _baseline(conninfo: str, args: argparse.Namespace, positions: int) -> dict[s
         for proc in procs:
             _expect(proc, "ready")
         go, end = _start(procs, args.seconds)
-        figures = _collect(procs, go, end, args.stock, positions)
+        figures = _collect(procs, go, end, _stock(args, positions))
     finally:
         for proc in procs:
             _end(proc)
@@ -325,7 +393,7 @@ def _shared(url: str, args: argparse.Namespace, positions: int) -> dict[str, Any
     nl = args.locations
     with open_ledger(url, network, snapshot_every=None) as writer:  # creates and stocks
         keys = np.arange(positions + nl, dtype=np.int64)
-        qty = np.where(keys < positions, args.stock, 10**9)
+        qty = np.concatenate((_stock(args, positions), np.full(nl, AMPLE, dtype=np.int64)))
         writer.apply(Events.receive(keys // nl, keys % nl, qty, id=keys + 1))
     leaders = [_spawn("leader", url, args.lease) for _ in range(2)]
     follower = _spawn("follower", url)
@@ -337,7 +405,16 @@ def _shared(url: str, args: argparse.Namespace, positions: int) -> dict[str, Any
             _spawn("client", url, k + 1, args.in_flight, positions, k) for k in range(args.clients)
         ]
         startup = max(float(_expect(proc, "ready")) for proc in clients)
-        go, end = _start([*clients, follower], args.seconds)
+        lead_pid = _leader_pid(conninfo, schema)  # the clients' warm-up had a leader
+        cpu = _Cpu(
+            {
+                "clients": [p.pid for p in clients],
+                "leader": [lead_pid],
+                "standby": [p.pid for p in leaders if p.pid != lead_pid],
+                "follower": [follower.pid],
+            }
+        )
+        go, end = _start([*clients, follower], args.seconds, cpu)
         _tell(follower, "report")
         lags = json.loads(_expect(follower, "lags "))
         # failover under load: kill the leader, time until the standby commits a batch
@@ -353,7 +430,7 @@ def _shared(url: str, args: argparse.Namespace, positions: int) -> dict[str, Any
                 break
             time.sleep(0.005)
         time.sleep(0.3)  # the clients go on against the new leader a little
-        figures = _collect(clients, go, end, args.stock, positions)
+        figures = _collect(clients, go, end, _stock(args, positions))
     finally:
         for proc in [*clients, follower, *leaders]:
             _end(proc)
@@ -363,6 +440,9 @@ def _shared(url: str, args: argparse.Namespace, positions: int) -> dict[str, Any
         state_over = int(np.maximum(stock.reserved - stock.on_hand, 0).sum())
         batches = reader.seq
         events = reader.num_events
+    acknowledged = figures["per_s"] * (end - go)
+    for group, used in cpu.used.items():
+        figures[f"cpu_{group}_us"] = used / acknowledged * 1e6 if acknowledged else float("nan")
     figures.update(
         {
             "staleness_p99_ms": float(np.percentile(lags, 99)) * 1e3 if lags else float("nan"),
@@ -427,6 +507,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "events": ours["events"],
         "journal_ok": ours["journal_ok"],
         "startup_s": ours["startup_s"],
+        **{k: v for k, v in ours.items() if k.startswith("cpu_")},
     }
 
 

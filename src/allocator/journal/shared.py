@@ -113,7 +113,10 @@ class _Waiter:
         self.futures: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = []
         self._lock = threading.Lock()
 
-    def resolve(self, outcome: Any) -> None:
+    def resolve(self, outcome: Any, wake: dict[Any, list[Any]] | None = None) -> None:
+        """Hand over the outcome. The asyncio futures waiting for it are set on their
+        loops: at once, or, with ``wake``, collected per loop for :func:`_wake` (one
+        wake-up of each loop for all the waiters a batch resolves)."""
         with self._lock:
             if self.done.is_set():
                 return
@@ -121,10 +124,10 @@ class _Waiter:
             self.done.set()
             futures, self.futures = self.futures, []
         for loop, fut in futures:
-            try:
-                loop.call_soon_threadsafe(_set_future, fut, outcome)
-            except RuntimeError:  # the loop was closed meanwhile
-                pass
+            if wake is None:
+                _wake(loop, [(fut, outcome)])
+            else:
+                wake.setdefault(loop, []).append((fut, outcome))
 
     def future(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = loop.create_future()
@@ -134,6 +137,19 @@ class _Waiter:
                 return fut
         _set_future(fut, self.outcome)
         return fut
+
+
+def _wake(loop: asyncio.AbstractEventLoop, pairs: list[Any]) -> None:
+    """Set ``(future, outcome)`` pairs on their loop, with one thread-safe call."""
+    try:
+        loop.call_soon_threadsafe(_set_futures, pairs)
+    except RuntimeError:  # the loop was closed meanwhile
+        pass
+
+
+def _set_futures(pairs: list[Any]) -> None:
+    for fut, outcome in pairs:
+        _set_future(fut, outcome)
 
 
 def _set_future(fut: asyncio.Future[Any], outcome: Any) -> None:
@@ -413,26 +429,44 @@ class SharedLedger(BaseLedger):
         mine = parts[(parts[:, 0] >> 32) == (self._base >> 32)] if self._base else parts[:0]
         if not mine.shape[0]:
             return
-        for sub, start, closed, _size, error in mine.tolist():
-            with self._wlock:
-                waiter = self._waiters.pop(int(sub), None)
-            if waiter is None:
-                continue
-            if error:
-                self._need_results = True
+        wake: dict[Any, list[Any]] = {}
+        lists: tuple[list[Any], list[Any], list[Any]] | None = None
+        plain = not result.shortfalls  # single events need no shortfall slicing
+        try:
+            for sub, start, closed, _size, error in mine.tolist():
                 with self._wlock:
-                    self._waiters[int(sub)] = waiter
-                continue
-            prepared = Prepared(
-                events=None,  # type: ignore[arg-type]
-                ids=result.ids,
-                auto_id=0,
-                assigned=0,
-                version=0,
-                parts=[(int(start), int(closed), waiter.payload)],
-                errors={},
-            )
-            waiter.resolve(prepared.split(result)[0])
+                    waiter = self._waiters.pop(int(sub), None)
+                if waiter is None:
+                    continue
+                if error:
+                    self._need_results = True
+                    with self._wlock:
+                        self._waiters[int(sub)] = waiter
+                    continue
+                if plain and not isinstance(waiter.payload, Events):
+                    if lists is None:  # made once per batch, not once per waiter
+                        lists = (
+                            result.ids.tolist(),
+                            result.codes.tolist(),
+                            result.duplicate.tolist(),
+                        )
+                    ids, codes, dups = lists
+                    outcome: Any = EventResult(ids[start], CODES[codes[start]], dups[start])
+                else:
+                    prepared = Prepared(
+                        events=None,  # type: ignore[arg-type]
+                        ids=result.ids,
+                        auto_id=0,
+                        assigned=0,
+                        version=0,
+                        parts=[(int(start), int(closed), waiter.payload)],
+                        errors={},
+                    )
+                    outcome = prepared.split(result)[0]
+                waiter.resolve(outcome, wake)
+        finally:
+            for loop, pairs in wake.items():
+                _wake(loop, pairs)
 
     def _resolve_by_results(self, subs: list[int]) -> None:
         """Resolve waiters from the ``results`` table (errors, rebuilt replicas)."""
