@@ -389,12 +389,19 @@ class PgStore:
 
     def _fence(self, conn: Any) -> None:
         """Inside a write transaction: refuse it unless this store's epoch is current."""
+        self._fence_check(conn, self._fence_send(conn))
+
+    def _fence_send(self, conn: Any) -> Any:
+        """Send the epoch check (its outcome is read by :meth:`_fence_check`, which may
+        come after more statements of a pipeline)."""
         if self.epoch is None:
             raise JournalLockedError(f"{self.label}: this process does not lead the journal")
-        cur = conn.execute(
+        return conn.execute(
             f"UPDATE {self.q('lease')} SET renewed_at = now() WHERE id = 1 AND epoch = %s",
             (self.epoch,),
         )
+
+    def _fence_check(self, conn: Any, cur: Any) -> None:
         if cur.rowcount != 1:
             epoch = conn.execute(f"SELECT epoch FROM {self.q('lease')} WHERE id = 1").fetchone()[0]
             stale = self.epoch
@@ -570,41 +577,84 @@ class PgStore:
     ) -> None:
         """Commit one batch, its mark, and ``extra(conn)`` in one fenced transaction.
 
-        A transaction opened by :meth:`begin_write` (the leader took its inbox rows
-        in it) is continued and committed here.
+        A transaction opened by :meth:`take` (the leader took its inbox rows in it)
+        is continued and committed here.
         """
-        conn = self.begin_write()
+        conn = self.begin_write(fence=False)
+        fence = None
         try:
-            conn.execute(
-                f"INSERT INTO {self.q('batches')} ({ROW_COLUMNS}, epoch, parts) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    row.seq,
-                    row.first_event,
-                    row.num_events,
-                    row.auto_id,
-                    row.recorded_at,
-                    row.events,
-                    row.hash,
-                    row.codes,
-                    row.codes_check,
-                    self.epoch,
-                    row.extra,
-                ),
-            )
-            self._set_codes(conn, pending)
-            body, check = _pack_mark(
-                HighWaterMark(row.seq, row.first_event + row.num_events, row.hash)
-            )
-            conn.execute(
-                f"UPDATE {self.q('mark')} SET body = %s, check_ = %s WHERE id = 1", (body, check)
-            )
-            if extra is not None:
-                extra(conn)
-            conn.execute(
-                "SELECT pg_notify(%s, %s)", (channel_name(self.schema, "batch"), str(row.seq))
-            )
+            # one round trip for the epoch check and every write, one for the COMMIT
+            # (sent only once the check passed): a pipeline
+            with conn.pipeline():
+                if not self._fenced:
+                    fence = self._fence_send(conn)
+                self._append_rows(conn, row, pending, extra)
+            if fence is not None:
+                self._fence_check(conn, fence)
+                self._fenced = True
             conn.execute("COMMIT")
+        except BaseException as exc:
+            self.rollback()
+            if fence is not None and isinstance(exc, self.errors):
+                # a write of the pipeline failed before the check was read (a deposed
+                # writer's batch number is taken, say): name the deposition if it is one
+                self._raise_if_deposed(exc)
+            raise
+
+    def _raise_if_deposed(self, exc: BaseException) -> None:
+        try:
+            row = self._c().execute(f"SELECT epoch FROM {self.q('lease')} WHERE id = 1").fetchone()
+        except self.errors:
+            return  # the original error says more
+        if row is not None and self.epoch is not None and int(row[0]) != self.epoch:
+            stale, self.epoch = self.epoch, None
+            raise JournalLockedError(
+                f"{self.label}: deposed (epoch {stale} superseded by epoch {int(row[0])}); "
+                "the batch was refused"
+            ) from exc
+
+    def _append_rows(
+        self, conn: Any, row: Row, pending: list[Any], extra: Callable[[Any], None] | None
+    ) -> None:
+        conn.execute(
+            f"INSERT INTO {self.q('batches')} ({ROW_COLUMNS}, epoch, parts) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                row.seq,
+                row.first_event,
+                row.num_events,
+                row.auto_id,
+                row.recorded_at,
+                row.events,
+                row.hash,
+                row.codes,
+                row.codes_check,
+                self.epoch,
+                row.extra,
+            ),
+        )
+        self._set_codes(conn, pending)
+        body, check = _pack_mark(HighWaterMark(row.seq, row.first_event + row.num_events, row.hash))
+        conn.execute(
+            f"UPDATE {self.q('mark')} SET body = %s, check_ = %s WHERE id = 1", (body, check)
+        )
+        if extra is not None:
+            extra(conn)
+        conn.execute("SELECT pg_notify(%s, %s)", (channel_name(self.schema, "batch"), str(row.seq)))
+
+    def take(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Open a write transaction and run ``sql`` in it (the leader taking its inbox
+        rows), in one round trip; returns the rows. The epoch is checked when the
+        transaction writes (:meth:`append`)."""
+        conn = self._c()
+        if self.in_transaction():
+            raise JournalError(f"{self.label}: a transaction is already open")
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                cur = conn.execute(sql, args)
+            self._fenced = False
+            return list(cur.fetchall())
         except BaseException:
             self.rollback()
             raise

@@ -903,17 +903,13 @@ class Leader:
 
     def _cycle(self, durable: DurableLedger, store: Any) -> int:
         """Take the pending inbox, apply and journal it; returns the events taken."""
-        conn = store.begin_write(fence=False)  # an empty inbox costs no write
-        try:
-            rows = conn.execute(
-                f"DELETE FROM {store.q('inbox')} WHERE sub IN (SELECT sub FROM "
-                f"{store.q('inbox')} ORDER BY arrival LIMIT %s) RETURNING sub, pos, arrival, "
-                f"{_pgstore.INBOX_COLUMNS}",
-                (self.take,),
-            ).fetchall()
-        except BaseException:
-            store.rollback()
-            raise
+        rows = store.take(  # an empty inbox costs no write
+            f"DELETE FROM {store.q('inbox')} WHERE sub IN (SELECT sub FROM "
+            f"{store.q('inbox')} ORDER BY arrival LIMIT %s) RETURNING sub, pos, arrival, "
+            f"{_pgstore.INBOX_COLUMNS}",
+            (self.take,),
+        )
+        conn = store.conn
         if not rows:
             store.rollback()
             return 0
@@ -932,6 +928,7 @@ class Leader:
         try:
             outcomes = durable.commit_group(parts, attach)
             if store.in_transaction():  # nothing was journaled: refusals and empty batches
+                store.begin_write()  # still only under the current epoch
                 self._write_results(store, conn, subs, outcomes, rejected, durable.seq)
                 conn.execute("COMMIT")
         except BaseException:
