@@ -462,9 +462,26 @@ def test_dropped_connections_and_a_server_restart(pg_server: Any, pg_url: str) -
         finally:
             load.finish()
         client.sync(timeout=60)
+        # the server down: a write fails at once with a typed error, and its retry
+        # by id once the server is back is applied exactly once
+        pg_server.stop("fast")
+        try:
+            with pytest.raises(StorageError, match="retry with the same ids"):
+                client.reserve(2, 2, 1, channel=1, id=999_999)
+        finally:
+            pg_server.start()
+        while True:
+            try:
+                again = client.reserve(2, 2, 1, channel=1, id=999_999)
+                break
+            except (LedgerBusyError, StorageError):
+                time.sleep(0.05)  # the leader and the replica reconnect
+        assert again.accepted
+        client.sync(timeout=60)
         digest = client.state_digest()
     assert load.answers
     assert set(load.errors) <= {"LedgerBusyError", "StorageError"}
+    assert _journal_counts(pg_url)[999_999] == 1
     counts = _journal_counts(pg_url)
     for ident in load.answers:
         assert counts.get(ident) == 1, ident

@@ -27,7 +27,9 @@ Every figure is measured in the same run, on the same PostgreSQL server
 The leader and client processes run with ``sys.setswitchinterval(--switch-interval)``
 (default 0.5 ms instead of Python's 5 ms: a thread that a network reply woke gets
 the interpreter sooner, which shortens every hop of a call), as a latency-sensitive
-deployment would. The clients' compile (or cache load) time is reported apart as
+deployment would, and call ``gc.freeze()`` once started (the objects of the start-up,
+numba's included, then stay out of the collector's full passes, which otherwise stop
+a process for tens of milliseconds). The clients' compile (or cache load) time is reported apart as
 ``startup_s``, and the CPU time each group of processes used in the measured window
 per acknowledged reserve as ``cpu_clients_us``, ``cpu_leader_us``,
 ``cpu_standby_us``, ``cpu_follower_us`` and ``cpu_server_us`` (Linux; where the
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -153,6 +156,7 @@ def _child_leader(url: str, lease: float) -> None:
     from allocator.journal import open_ledger
 
     led = open_ledger(url, role="leader", lease=lease, poll=0.2)
+    gc.freeze()
     print("ready", flush=True)
     sys.stdin.readline()  # runs until told to stop (or killed)
     led.close()
@@ -162,6 +166,7 @@ def _child_follower(url: str) -> None:
     from allocator.journal import open_ledger
 
     led = open_ledger(url, role="follower", poll=0.05)
+    gc.freeze()
     print("ready", flush=True)
     sys.stdin.readline()  # go
     first = len(led.lags())
@@ -181,6 +186,7 @@ def _child_client(url: str, k: int, in_flight: int, positions: int, seed: int) -
     warm_id = (k << 40) | (0xFFFF << 24) | 1  # no task's id
     led.reserve(warm_position // led.network.num_locations, 0, 1, channel=_CHANNEL, id=warm_id)
     startup = time.perf_counter() - t0
+    gc.freeze()
     print(f"ready {startup}", flush=True)
     stop = threading.Event()
     sys.stdin.readline()  # go

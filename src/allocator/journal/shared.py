@@ -534,7 +534,10 @@ class SharedLedger(BaseLedger):
                     self._base = _pgstore.submission_base(self._inbox, self._schema)
             except self._reader.errors as exc:
                 self._inbox = None
-                err = StorageError(f"shared ledger {self.url}: inbox unreachable ({exc})")
+                err = StorageError(
+                    f"shared ledger {self.url}: inbox unreachable ({exc}); nothing was "
+                    "submitted, retry with the same ids"
+                )
                 return [err] * len(parts)
         waiters = []
         cols: list[list[Any]] = [[] for _ in range(11)]
