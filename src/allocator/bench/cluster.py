@@ -540,10 +540,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _child(argv: list[str]) -> None:
-    interval = float(os.environ.get(_SWITCH, "0"))
-    if interval > 0:
-        sys.setswitchinterval(interval)
     role = argv[0]
+    interval = float(os.environ.get(_SWITCH, "0"))
+    if interval > 0 and role != "baseline":  # the baseline keeps its best setting
+        sys.setswitchinterval(interval)
     if role == "leader":
         _child_leader(argv[1], float(argv[2]))
     elif role == "follower":
