@@ -26,16 +26,16 @@ from allocator.exceptions import JournalLockedError, LedgerBusyError, StorageErr
 from allocator.journal import _pgstore, open_ledger, replay_journal, verify_journal
 from allocator.journal.shared import SharedLedger
 from tests.conftest import make_small_network
-from tests.journal_backends import PostgresBackend
+from tests.journal.backends import PostgresBackend
 
 OK = ResultCode.OK
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _child(*args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.shared_child", *args],
+        [sys.executable, "-m", "tests.journal.shared_child", *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -294,7 +294,7 @@ def _leader_pid(url: str) -> int:
 
 
 class _Candidates:
-    """Leader candidates forked by a zygote (``tests.shared_child zygote``): a new
+    """Leader candidates forked by a zygote (``tests.journal.shared_child zygote``): a new
     candidate costs a fork, not an interpreter start and a kernel load."""
 
     def __init__(self, url: str) -> None:

@@ -33,7 +33,7 @@ from allocator.journal import (
     verify_journal,
 )
 from tests.conftest import make_small_network
-from tests.journal_backends import Backend, PostgresBackend, SqliteBackend
+from tests.journal.backends import Backend, PostgresBackend, SqliteBackend
 
 OK = ResultCode.OK
 

@@ -1,4 +1,4 @@
-"""Child processes of the shared-ledger tests: ``python -m tests.shared_child MODE ...``.
+"""Child processes of the shared-ledger tests: ``python -m tests.journal.shared_child MODE ...``.
 
 * ``leader URL``: a candidate for leadership; prints ``ready`` and runs until killed.
 * ``race URL CHILD OPS SEED``: a client racing for scarce positions from 4 threads;
