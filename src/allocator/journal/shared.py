@@ -190,6 +190,37 @@ def _inbox_columns(payload: Any) -> list[tuple[int, ...]]:
     return [(*payload, False)]
 
 
+_INBOX_TYPES = ("bigint", "int", "bigint", "smallint", *["bigint"] * 6, "boolean")
+
+
+def _insert_sql(schema: str, cols: list[list[Any]]) -> tuple[str, tuple[Any, ...]]:
+    """The statement inserting a group's inbox rows (columns ``sub, pos,
+    INBOX_COLUMNS``) and notifying the leader. A column whose rows all hold one value
+    (``pos``, ``kind``, ``qty``, ... of single reserves) is sent as that value, the
+    others as arrays: fewer values for the driver to adapt."""
+    names = ["sub", "pos", *_pgstore.INBOX_COLUMNS.split(", ")]
+    select: list[str] = []
+    scalars: list[Any] = []
+    arrays: list[Any] = []
+    for k, (col, typ) in enumerate(zip(cols, _INBOX_TYPES, strict=True)):
+        if col.count(col[0]) == len(col):
+            select.append(f"%s::{typ}")
+            scalars.append(col[0])
+        else:
+            select.append(f"t.c{k}")
+            arrays.append((k, typ, col))
+    source = ""
+    if arrays:
+        unnest = ", ".join(f"%s::{typ}[]" for _, typ, _ in arrays)
+        source = f" FROM unnest({unnest}) AS t({', '.join(f'c{k}' for k, _, _ in arrays)})"
+    query = (
+        f"WITH ins AS (INSERT INTO {schema}.inbox ({', '.join(names)})"
+        f" SELECT {', '.join(select)}{source} RETURNING 1)"
+        " SELECT pg_notify(%s, '') FROM (SELECT count(*) FROM ins) c"
+    )
+    return query, (*scalars, *(col for _, _, col in arrays), _pgstore.channel_name(schema, "inbox"))
+
+
 # --------------------------------------------------------------------------- the client
 class SharedLedger(BaseLedger):
     """A ledger shared through PostgreSQL; open one with :func:`open_shared`.
@@ -556,15 +587,9 @@ class SharedLedger(BaseLedger):
             for w in waiters:
                 self._waiters[w.sub] = w
         s = self._schema
+        query, args = _insert_sql(s, cols)
         try:
-            self._inbox.execute(
-                f"WITH ins AS (INSERT INTO {s}.inbox (sub, pos, {_pgstore.INBOX_COLUMNS})"
-                " SELECT * FROM unnest(%s::bigint[], %s::int[], %s::bigint[], %s::smallint[],"
-                " %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
-                " %s::bigint[], %s::boolean[]) RETURNING 1)"
-                " SELECT pg_notify(%s, '') FROM (SELECT count(*) FROM ins) c",
-                (*cols, _pgstore.channel_name(s, "inbox")),
-            )
+            self._inbox.execute(query, args)
         except self._reader.errors as exc:
             with self._wlock:
                 for w in waiters:
