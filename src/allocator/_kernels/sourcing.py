@@ -220,8 +220,7 @@ def stable_order(key: np.ndarray, out: np.ndarray) -> None:
         in_buf = not in_buf
         width *= 2
     if in_buf:
-        for i in range(n):
-            out[i] = buf[i]
+        out[:] = buf
 
 
 @jit
@@ -290,8 +289,7 @@ def prepare_orders(
         stable_order(neg, seq)
     m = sku.shape[0]
     idx = np.empty(m, dtype=np.int64)
-    # a writable copy: a read-only key would compile stable_order a second time
-    stable_order(sku.copy(), idx)
+    stable_order(sku, idx)
     k = -1
     prev = -1
     for t in range(m):
@@ -435,7 +433,7 @@ def refresh_avail(q: int, wav: np.ndarray, nch: int) -> None:
     """``wav[q, c]`` for every channel from the entry's (free, unused fence, cap room)
     through the ATP formula (:func:`allocator._kernels.atp.atp`)."""
     free = wav[q, nch]
-    fsum = np.int64(0)
+    fsum = 0
     for cc in range(nch):
         fsum += wav[q, nch + 1 + cc]
     for cc in range(nch):
@@ -795,8 +793,6 @@ def cover_lists(
     px = math.cos(p1) * math.cos(l1)
     py = math.cos(p1) * math.sin(l1)
     pz = math.sin(p1)
-    exact = np.bool_(True)
-    bound = np.bool_(False)
     first = True
     while total > 0 and used < max_locs:
         # -- whole-order candidates, along the shortest remaining list
@@ -810,9 +806,9 @@ def cover_lists(
                     jd = j
                     best_len = ln
         fb_cost = np.inf
-        fb_loc = np.int64(-1)
+        fb_loc = -1
         f2_cost = np.inf
-        f2_loc = np.int64(-1)
+        f2_loc = -1
         base = c_pkg + c_unit * total
         sd = l_sku[b + jd]
         for qd in range(s_ptr[sd], s_ptr[sd + 1]):
@@ -825,7 +821,7 @@ def cover_lists(
             thr = f2_cost if first else fb_cost
             if thr < np.inf:
                 spu = ship_cost_unit(
-                    loc, bound, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost, c_km,
+                    loc, False, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost, c_km,
                     loc_lat, loc_lon, xyz, tag, km_tag, km_val,
                 )  # fmt: skip
                 if loc_mult[loc] * base + spu * total > thr:
@@ -849,7 +845,7 @@ def cover_lists(
             if not full:
                 continue
             spu = ship_cost_unit(
-                loc, exact, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost, c_km,
+                loc, True, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost, c_km,
                 loc_lat, loc_lon, xyz, tag, km_tag, km_val,
             )  # fmt: skip
             cost = loc_mult[loc] * (c_pkg + c_unit * total) + spu * total
@@ -907,7 +903,7 @@ def cover_lists(
             nb_s = 0
             nb_cost = np.inf
             nb_known = True
-            nb_loc = np.int64(-1)
+            nb_loc = -1
             for sweep in range(2):
                 for k in range(nc):
                     u = cand_ub[k]
@@ -920,13 +916,13 @@ def cover_lists(
                         # can at best tie on supply: compare a cost bound first
                         if not nb_known:
                             spu = ship_cost_unit(
-                                nb_loc, exact, lat, lon, px, py, pz, zo, use_zone, loc_zone,
+                                nb_loc, True, lat, lon, px, py, pz, zo, use_zone, loc_zone,
                                 zone_cost, c_km, loc_lat, loc_lon, xyz, tag, km_tag, km_val,
                             )  # fmt: skip
                             nb_cost = loc_mult[nb_loc] * (c_pkg + c_unit * nb_s) + spu * nb_s
                             nb_known = True
                         spu = ship_cost_unit(
-                            loc, bound, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost,
+                            loc, False, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost,
                             c_km, loc_lat, loc_lon, xyz, tag, km_tag, km_val,
                         )  # fmt: skip
                         if loc_mult[loc] * (c_pkg + c_unit * u) + spu * u > nb_cost:
@@ -952,13 +948,13 @@ def cover_lists(
                         continue
                     if not nb_known:
                         spu = ship_cost_unit(
-                            nb_loc, exact, lat, lon, px, py, pz, zo, use_zone, loc_zone,
+                            nb_loc, True, lat, lon, px, py, pz, zo, use_zone, loc_zone,
                             zone_cost, c_km, loc_lat, loc_lon, xyz, tag, km_tag, km_val,
                         )  # fmt: skip
                         nb_cost = loc_mult[nb_loc] * (c_pkg + c_unit * nb_s) + spu * nb_s
                         nb_known = True
                     spu = ship_cost_unit(
-                        loc, exact, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost,
+                        loc, True, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost,
                         c_km, loc_lat, loc_lon, xyz, tag, km_tag, km_val,
                     )  # fmt: skip
                     cost = loc_mult[loc] * (c_pkg + c_unit * s) + spu * s
@@ -1077,7 +1073,6 @@ def greedy(
     nloc = loc_lat.shape[0]
     alt = np.empty(2, dtype=np.float64)
     use_zone = zone_cost.shape[0] > 0
-    no_transfer = np.bool_(False)
     for t in range(start, seq.shape[0]):
         o = seq[t]
         b = o_ptr[o]
@@ -1090,7 +1085,7 @@ def greedy(
         lat = o_lat[o]
         lon = o_lon[o]
         zo = o_zone[o]
-        total = np.int64(0)
+        total = 0
         for j in range(nl):
             rem[j] = l_qty[b + j]
             total += l_qty[b + j]
@@ -1098,9 +1093,9 @@ def greedy(
         o_alt_cost[o] = np.nan
         io[1] += 1
         tag = io[1]
-        used = np.int64(0)
+        used = 0
         nc = 0
-        p = np.int64(-1)
+        p = -1
         unavailable = False
         lists = False
         alt[0] = -1.0
@@ -1120,7 +1115,7 @@ def greedy(
                     b,
                     c,
                     o,
-                    no_transfer,
+                    False,
                     rem,
                     cap_rem,
                     wav,
@@ -1139,7 +1134,7 @@ def greedy(
                 )
                 total -= took
                 if took > 0:
-                    used = np.int64(1)
+                    used = 1
                 lists = total > 0
         elif svc == S_SAME_DAY:
             nc = gather_same_day(
@@ -1169,7 +1164,7 @@ def greedy(
                 else:
                     cand_spu[k] = c_km * cand_km[k]
             used, total = cover(
-                nc, nl, b, c, o, used, max_locs, no_transfer, cand_loc, cand_pos, cand_spu, wav,
+                nc, nl, b, c, o, used, max_locs, False, cand_loc, cand_pos, cand_spu, wav,
                 s_row, on_hand, safety, fence, lcap, reserved, cap_rem, loc_mult, c_pkg,
                 c_unit, rem, total, qsel, r_order, r_line, r_loc, r_qty, r_transfer, io, alt,
             )  # fmt: skip
@@ -1373,7 +1368,7 @@ def candidates(
                 b,
                 nl,
                 c,
-                np.int64(-1),
+                -1,
                 o,
                 l_sku,
                 s_ptr,
@@ -1424,7 +1419,7 @@ def position_atp(
     """available(c) of ledger position ``row`` from the ledger's per-position views
     (the parts of :func:`allocator._kernels.atp.atp`)."""
     total = 0
-    unused = np.int64(0)
+    unused = 0
     for cc in range(fence.shape[1]):
         r = reserved[row, cc]
         total += r
