@@ -15,6 +15,7 @@ The greedy rules are documented in ``docs/sourcing.md``; the pure-Python twin is
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,6 +43,185 @@ G_LON0 = 1
 G_CELL = 2
 G_NROWS = 3
 G_NCOLS = 4
+
+
+# ---------------------------------------------------------------------------
+# bundles: the kernels' data, grouped by what it describes (numba named tuples;
+# each is built in one place on the Python side, with fixed dtypes and layouts)
+class Stock(NamedTuple):
+    """The ledger's per-position arrays that the ATP rule reads, ``P`` positions by ``C``
+    channels, in numba's ``A`` layout (see :func:`allocator.sourcing.problem.ledger_views`)."""
+
+    on_hand: np.ndarray  # (P,) int64
+    safety: np.ndarray  # (P,) int64
+    fence: np.ndarray  # (P, C) int64
+    cap: np.ndarray  # (P, C) int64
+    reserved: np.ndarray  # (P, C) int64, reserved by channel
+
+
+class Lists(NamedTuple):
+    """Per-SKU position lists (CSR): the entries of SKU ``s`` are ``ptr[s]:ptr[s + 1]``,
+    ``loc`` their locations (ascending within a SKU), ``row`` their ledger rows."""
+
+    ptr: np.ndarray  # (S + 1,) int64
+    loc: np.ndarray  # (E,) int64
+    row: np.ndarray  # (E,) int64
+
+
+class Avail(NamedTuple):
+    """Working availability per list entry, read from the ledger on first use (see
+    :func:`avail_at`): ``wav`` is ``(E, 3C + 1)`` int64, ``row`` the ledger row of each
+    entry and ``stock`` the ledger's arrays."""
+
+    wav: np.ndarray
+    row: np.ndarray
+    stock: Stock
+
+
+class Sites(NamedTuple):
+    """The network's locations (``L`` of them) as sourcing reads them."""
+
+    lat: np.ndarray  # (L,) degrees
+    lon: np.ndarray  # (L,) degrees
+    xyz: np.ndarray  # (L, 3) unit vectors
+    ok: np.ndarray  # (L, 2C) bool: col 2c open and serves channel c; 2c + 1 also ships
+    pickup: np.ndarray  # (L,) bool: a pick-up point
+    same_day_km: np.ndarray  # (L,) same-day radius, 0 = no same-day
+
+
+class Grid(NamedTuple):
+    """The uniform latitude/longitude grid of the locations (CSR by cell, see the module
+    docstring) and the largest same-day radius of an open location."""
+
+    params: np.ndarray  # (5,) float64: the G_* slots
+    ptr: np.ndarray  # (cells + 1,) int64
+    loc: np.ndarray  # (L,) int64
+    same_day_max: float
+
+
+class Tariff(NamedTuple):
+    """The cost model as the kernels price it: a package from location ``l`` carrying
+    ``u`` units costs ``mult[l] * (per_package + per_unit * u)`` plus shipping, which is
+    ``zone_cost[zone[l], zone_o]`` per unit when both zones are set (``zone_cost`` is
+    empty when zones are unused), else ``per_km`` per unit and great-circle km."""
+
+    per_package: float
+    per_unit: float
+    per_km: float
+    mult: np.ndarray  # (L,) float64
+    zone: np.ndarray  # (L,) int64, -1 = none
+    zone_cost: np.ndarray  # (Z, Z) float64
+
+
+class OrderData(NamedTuple):
+    """The orders of one call: lines of order ``o`` are ``ptr[o]:ptr[o + 1]``; ``sku`` is
+    each line's SKU (its index into the call's :class:`Lists`); ``lat``, ``lon`` and
+    ``zone`` are each order's destination (the pick-up store for pick-up orders)."""
+
+    ptr: np.ndarray  # (N + 1,) int64
+    sku: np.ndarray  # (lines,) int64
+    qty: np.ndarray  # (lines,) int64
+    channel: np.ndarray  # (N,) int64
+    service: np.ndarray  # (N,) int64, S_*
+    lat: np.ndarray  # (N,) float64
+    lon: np.ndarray  # (N,) float64
+    pickup: np.ndarray  # (N,) int64, -1 = none
+    zone: np.ndarray  # (N,) int64, -1 = none
+
+
+class Dest(NamedTuple):
+    """One order's destination: degrees, unit vector, zone, and the tag under which its
+    distances are cached in :attr:`Scratch.km_val`."""
+
+    lat: float
+    lon: float
+    x: float
+    y: float
+    z: float
+    zone: int
+    tag: int
+
+
+class Scratch(NamedTuple):
+    """Working buffers of one thread (``L`` locations, orders of up to ``M`` lines).
+
+    ``io[0]`` counts the rows written, ``io[1]`` is the stamp counter: ``stamp`` marks
+    the locations of the current candidate set, ``km_tag`` the current order's cached
+    distances. ``cand_*`` is the candidate table (``cand_pos[k, j]``: line ``j``'s list
+    entry at candidate ``k``, -1 if absent), ``rem`` the remaining units per line, ``pq``
+    and ``qsel`` list entries per line, ``alt`` the runner-up ``(location, cost)``.
+    """
+
+    io: np.ndarray  # (2,) int64
+    stamp: np.ndarray  # (L,) int64
+    cslot: np.ndarray  # (L,) int64: a stamped location's row in the candidate table
+    km_tag: np.ndarray  # (L,) int64
+    km_val: np.ndarray  # (L,) float64
+    cand_loc: np.ndarray  # (L,) int64
+    cand_pos: np.ndarray  # (L, M) int64
+    cand_km: np.ndarray  # (L,) float64
+    cand_spu: np.ndarray  # (L,) float64: shipping cost per unit
+    cand_ub: np.ndarray  # (L,) int64: upper bound on units
+    rem: np.ndarray  # (M,) int64
+    pq: np.ndarray  # (M,) int64
+    qsel: np.ndarray  # (M,) int64
+    alt: np.ndarray  # (2,) float64
+
+
+class Rows(NamedTuple):
+    """Allocation rows written by the greedy kernel (``Scratch.io[0]`` of them)."""
+
+    order: np.ndarray  # int64
+    line: np.ndarray  # int64, global line index
+    loc: np.ndarray  # int64
+    qty: np.ndarray  # int64
+    transfer: np.ndarray  # bool: moves to the pick-up store first
+
+
+class Outcome(NamedTuple):
+    """Per-line and per-order results of the greedy kernel."""
+
+    line_unfilled: np.ndarray  # (lines,) int64
+    line_reason: np.ndarray  # (lines,) int8, R_*
+    alt_loc: np.ndarray  # (N,) int64: the runner-up whole-order location, -1 = none
+    alt_cost: np.ndarray  # (N,) float64: its cost, NaN = none
+
+
+class Table(NamedTuple):
+    """Every order's candidates (CSR, see :class:`allocator.sourcing.problem.Candidates`);
+    ``counts`` = [candidates, line entries]."""
+
+    counts: np.ndarray
+    ptr: np.ndarray
+    location: np.ndarray
+    km: np.ndarray
+    spu: np.ndarray
+    transfer: np.ndarray
+    line_ptr: np.ndarray
+    entry: np.ndarray
+
+
+class RowCosts(NamedTuple):
+    """Cost parts per allocation row."""
+
+    km: np.ndarray
+    unit: np.ndarray
+    ship: np.ndarray
+
+
+class OrderCosts(NamedTuple):
+    """Cost parts per order (zeroed by the caller; see :func:`price`)."""
+
+    packages: np.ndarray  # int64
+    units: np.ndarray  # int64
+    km: np.ndarray
+    package_cost: np.ndarray
+    unit_cost: np.ndarray
+    shipping_cost: np.ndarray
+    split_cost: np.ndarray
+    unfilled_units: np.ndarray  # int64
+    unfilled_cost: np.ndarray
+    cost: np.ndarray
 
 
 # ---------------------------------------------------------------------------
@@ -327,17 +507,12 @@ def prepare_orders(
 def gather_from_skus(
     b: int,
     nl: int,
-    c: int,
     exclude: int,
     tag: int,
     l_sku: np.ndarray,
-    s_ptr: np.ndarray,
-    s_loc: np.ndarray,
+    lists: Lists,
     ok: np.ndarray,
-    stamp: np.ndarray,
-    cslot: np.ndarray,
-    cand_loc: np.ndarray,
-    cand_pos: np.ndarray,
+    sc: Scratch,
 ) -> int:
     """Candidates of one order from the per-SKU lists of its lines.
 
@@ -346,6 +521,8 @@ def gather_from_skus(
     entry of line ``j`` at candidate ``k`` (-1 if the location does not hold the SKU).
     Returns the number of candidates.
     """
+    s_ptr, s_loc = lists.ptr, lists.loc
+    stamp, cslot, cand_loc, cand_pos = sc.stamp, sc.cslot, sc.cand_loc, sc.cand_pos
     nc = 0
     for j in range(nl):
         s = l_sku[b + j]
@@ -371,22 +548,18 @@ def gather_same_day(
     lat: float,
     lon: float,
     l_sku: np.ndarray,
-    s_ptr: np.ndarray,
-    s_loc: np.ndarray,
+    lists: Lists,
     ok: np.ndarray,
-    loc_lat: np.ndarray,
-    loc_lon: np.ndarray,
-    loc_sd: np.ndarray,
-    sd_max: float,
-    params: np.ndarray,
-    g_ptr: np.ndarray,
-    g_loc: np.ndarray,
-    cand_loc: np.ndarray,
-    cand_pos: np.ndarray,
-    cand_km: np.ndarray,
+    sites: Sites,
+    grid: Grid,
+    sc: Scratch,
 ) -> int:
     """Same-day candidates: locations within their own radius of the destination,
     found through the grid, holding at least one of the order's SKUs."""
+    s_ptr, s_loc = lists.ptr, lists.loc
+    loc_lat, loc_lon, loc_sd = sites.lat, sites.lon, sites.same_day_km
+    sd_max, params, g_ptr, g_loc = grid.same_day_max, grid.params, grid.ptr, grid.loc
+    cand_loc, cand_pos, cand_km = sc.cand_loc, sc.cand_pos, sc.cand_km
     nc = 0
     if sd_max <= 0.0:
         return 0
@@ -441,17 +614,10 @@ def refresh_avail(q: int, wav: np.ndarray, nch: int) -> None:
 
 
 @jit
-def load_entry(
-    q: int,
-    wav: np.ndarray,
-    rows: np.ndarray,
-    on_hand: np.ndarray,
-    safety: np.ndarray,
-    fence: np.ndarray,
-    lcap: np.ndarray,
-    reserved: np.ndarray,
-) -> None:
+def load_entry(q: int, av: Avail) -> None:
     """Read list entry ``q``'s state from ledger row ``rows[q]``."""
+    wav, rows = av.wav, av.row
+    on_hand, safety, fence, lcap, reserved = av.stock
     nch = fence.shape[1]
     row = rows[q]
     total = 0
@@ -476,68 +642,52 @@ def consume(q: int, c: int, t: int, wav: np.ndarray, nch: int) -> None:
 
 
 @jit
-def avail_at(
-    q: int,
-    c: int,
-    wav: np.ndarray,
-    rows: np.ndarray,
-    on_hand: np.ndarray,
-    safety: np.ndarray,
-    fence: np.ndarray,
-    lcap: np.ndarray,
-    reserved: np.ndarray,
-) -> int:
+def avail_at(q: int, c: int, av: Avail) -> int:
     """Working availability of list entry ``q`` for channel ``c`` (read on first use)."""
-    v = wav[q, c]
+    v = av.wav[q, c]
     if v < 0:
-        load_entry(q, wav, rows, on_hand, safety, fence, lcap, reserved)
-        v = wav[q, c]
+        load_entry(q, av)
+        v = av.wav[q, c]
     return v
 
 
 @jit
-def km_lower(loc: int, px: float, py: float, pz: float, xyz: np.ndarray) -> float:
-    """A lower bound on :func:`haversine_km` from location ``loc`` to the unit vector
-    ``(px, py, pz)``: ``R · chord ≤ 2R asin(chord / 2)``, less a margin for rounding."""
-    dx = xyz[loc, 0] - px
-    dy = xyz[loc, 1] - py
-    dz = xyz[loc, 2] - pz
+def destination(lat: float, lon: float, zone: int, tag: int) -> Dest:
+    """The :class:`Dest` of a point in degrees."""
+    p1 = lat * DEG
+    l1 = lon * DEG
+    x = math.cos(p1) * math.cos(l1)
+    y = math.cos(p1) * math.sin(l1)
+    return Dest(lat, lon, x, y, math.sin(p1), zone, tag)
+
+
+@jit
+def km_lower(loc: int, dest: Dest, xyz: np.ndarray) -> float:
+    """A lower bound on :func:`haversine_km` from location ``loc`` to the destination's
+    unit vector: ``R · chord ≤ 2R asin(chord / 2)``, less a margin for rounding."""
+    dx = xyz[loc, 0] - dest.x
+    dy = xyz[loc, 1] - dest.y
+    dz = xyz[loc, 2] - dest.z
     return EARTH_RADIUS_KM * math.sqrt(dx * dx + dy * dy + dz * dz) * (1.0 - 1e-9) - 1e-6
 
 
 @jit
 def ship_cost_unit(
-    loc: int,
-    exact: bool,
-    lat: float,
-    lon: float,
-    px: float,
-    py: float,
-    pz: float,
-    zo: int,
-    use_zone: bool,
-    loc_zone: np.ndarray,
-    zone_cost: np.ndarray,
-    c_km: float,
-    loc_lat: np.ndarray,
-    loc_lon: np.ndarray,
-    xyz: np.ndarray,
-    tag: int,
-    km_tag: np.ndarray,
-    km_val: np.ndarray,
+    loc: int, exact: bool, dest: Dest, tariff: Tariff, sites: Sites, sc: Scratch
 ) -> float:
     """Shipping cost per unit from ``loc`` to the order's destination: the zone matrix
-    entry when both zones are set, else ``c_km`` times the haversine km (``exact``,
-    cached per order under ``tag``) or times :func:`km_lower` (a lower bound)."""
-    zl = loc_zone[loc]
-    if use_zone and zo >= 0 and zl >= 0:
-        return zone_cost[zl, zo]
+    entry when both zones are set, else ``per_km`` times the haversine km (``exact``,
+    cached per order under ``dest.tag``) or times :func:`km_lower` (a lower bound)."""
+    zl = tariff.zone[loc]
+    zo = dest.zone
+    if tariff.zone_cost.shape[0] > 0 and zo >= 0 and zl >= 0:
+        return tariff.zone_cost[zl, zo]
     if not exact:
-        return c_km * km_lower(loc, px, py, pz, xyz)
-    if km_tag[loc] != tag:
-        km_tag[loc] = tag
-        km_val[loc] = haversine_km(loc_lat[loc], loc_lon[loc], lat, lon)
-    return c_km * km_val[loc]
+        return tariff.per_km * km_lower(loc, dest, sites.xyz)
+    if sc.km_tag[loc] != dest.tag:
+        sc.km_tag[loc] = dest.tag
+        sc.km_val[loc] = haversine_km(sites.lat[loc], sites.lon[loc], dest.lat, dest.lon)
+    return tariff.per_km * sc.km_val[loc]
 
 
 @jit
@@ -549,24 +699,15 @@ def take_from(
     c: int,
     o: int,
     transfer: bool,
-    rem: np.ndarray,
     cap_rem: np.ndarray,
-    wav: np.ndarray,
-    rows: np.ndarray,
-    on_hand: np.ndarray,
-    safety: np.ndarray,
-    fence: np.ndarray,
-    lcap: np.ndarray,
-    reserved: np.ndarray,
-    r_order: np.ndarray,
-    r_line: np.ndarray,
-    r_loc: np.ndarray,
-    r_qty: np.ndarray,
-    r_transfer: np.ndarray,
-    io: np.ndarray,
+    av: Avail,
+    sc: Scratch,
+    rows: Rows,
 ) -> int:
     """Take all ``loc`` can give of the remaining lines (line order, within its pick
     capacity); ``qsel[j]`` is line ``j``'s list entry at ``loc`` or -1. Returns units."""
+    rem, io = sc.rem, sc.io
+    r_order, r_line, r_loc, r_qty, r_transfer = rows
     budget = cap_rem[loc]
     took = 0
     for j in range(nl):
@@ -574,14 +715,14 @@ def take_from(
         q = qsel[j]
         if rj <= 0 or q < 0:
             continue
-        t = avail_at(q, c, wav, rows, on_hand, safety, fence, lcap, reserved)
+        t = avail_at(q, c, av)
         if t > rj:
             t = rj
         if budget >= 0 and t > budget - took:
             t = budget - took
         if t <= 0:
             continue
-        consume(q, c, t, wav, fence.shape[1])
+        consume(q, c, t, av.wav, av.stock.fence.shape[1])
         rem[j] -= t
         took += t
         n = io[0]
@@ -606,30 +747,12 @@ def cover(
     used: int,
     max_locs: int,
     transfer: bool,
-    cand_loc: np.ndarray,
-    cand_pos: np.ndarray,
-    cand_spu: np.ndarray,
-    wav: np.ndarray,
-    rows: np.ndarray,
-    on_hand: np.ndarray,
-    safety: np.ndarray,
-    fence: np.ndarray,
-    lcap: np.ndarray,
-    reserved: np.ndarray,
-    cap_rem: np.ndarray,
-    loc_mult: np.ndarray,
-    c_pkg: float,
-    c_unit: float,
-    rem: np.ndarray,
     total: int,
-    qsel: np.ndarray,
-    r_order: np.ndarray,
-    r_line: np.ndarray,
-    r_loc: np.ndarray,
-    r_qty: np.ndarray,
-    r_transfer: np.ndarray,
-    io: np.ndarray,
-    alt: np.ndarray,
+    cap_rem: np.ndarray,
+    av: Avail,
+    tariff: Tariff,
+    sc: Scratch,
+    rows: Rows,
 ) -> tuple:
     """Cover the remaining lines from an explicit candidate table, one location at a time.
 
@@ -640,6 +763,9 @@ def cover(
     whole-order candidate of the first step. Returns ``(used, remaining units)``.
     Used for same-day orders, whose few candidates come from the grid.
     """
+    cand_loc, cand_pos, cand_spu = sc.cand_loc, sc.cand_pos, sc.cand_spu
+    rem, qsel, alt = sc.rem, sc.qsel, sc.alt
+    loc_mult, c_pkg, c_unit = tariff.mult, tariff.per_package, tariff.per_unit
     first = True
     while total > 0 and used < max_locs:
         fb = -1
@@ -659,7 +785,7 @@ def cover(
                 if rj > 0:
                     q = cand_pos[k, j]
                     if q >= 0:
-                        a = avail_at(q, c, wav, rows, on_hand, safety, fence, lcap, reserved)
+                        a = avail_at(q, c, av)
                         s += a if a < rj else rj
             cr = cap_rem[loc]
             if cr >= 0 and s > cr:
@@ -686,30 +812,7 @@ def cover(
             break
         for j in range(nl):
             qsel[j] = cand_pos[best, j]
-        took = take_from(
-            cand_loc[best],
-            qsel,
-            nl,
-            b,
-            c,
-            o,
-            transfer,
-            rem,
-            cap_rem,
-            wav,
-            rows,
-            on_hand,
-            safety,
-            fence,
-            lcap,
-            reserved,
-            r_order,
-            r_line,
-            r_loc,
-            r_qty,
-            r_transfer,
-            io,
-        )
+        took = take_from(cand_loc[best], qsel, nl, b, c, o, transfer, cap_rem, av, sc, rows)
         total -= took
         used += 1
     return used, total
@@ -725,49 +828,17 @@ def cover_lists(
     max_locs: int,
     transfer: bool,
     exclude: int,
-    ok: np.ndarray,
-    l_sku: np.ndarray,
-    s_ptr: np.ndarray,
-    s_loc: np.ndarray,
-    wav: np.ndarray,
-    rows: np.ndarray,
-    on_hand: np.ndarray,
-    safety: np.ndarray,
-    fence: np.ndarray,
-    lcap: np.ndarray,
-    reserved: np.ndarray,
-    cap_rem: np.ndarray,
-    loc_mult: np.ndarray,
-    c_pkg: float,
-    c_unit: float,
-    c_km: float,
-    lat: float,
-    lon: float,
-    zo: int,
-    use_zone: bool,
-    loc_zone: np.ndarray,
-    zone_cost: np.ndarray,
-    loc_lat: np.ndarray,
-    loc_lon: np.ndarray,
-    xyz: np.ndarray,
-    tag: int,
-    km_tag: np.ndarray,
-    km_val: np.ndarray,
-    stamp: np.ndarray,
-    cslot: np.ndarray,
-    cand_loc: np.ndarray,
-    cand_pos: np.ndarray,
-    cand_ub: np.ndarray,
-    rem: np.ndarray,
     total: int,
-    qsel: np.ndarray,
-    r_order: np.ndarray,
-    r_line: np.ndarray,
-    r_loc: np.ndarray,
-    r_qty: np.ndarray,
-    r_transfer: np.ndarray,
-    io: np.ndarray,
-    alt: np.ndarray,
+    ok: np.ndarray,
+    dest: Dest,
+    l_sku: np.ndarray,
+    lists: Lists,
+    cap_rem: np.ndarray,
+    av: Avail,
+    tariff: Tariff,
+    sites: Sites,
+    sc: Scratch,
+    rows: Rows,
 ) -> tuple:
     """:func:`cover` over the candidates implied by the per-SKU lists: every location
     ``l`` with ``ok[l]``, ``l != exclude``, holding a SKU of a remaining line.
@@ -788,11 +859,12 @@ def cover_lists(
     :func:`cover`, and the comparisons are strict total orders (cost, then location),
     so the visiting order does not change the result.
     """
-    p1 = lat * DEG
-    l1 = lon * DEG
-    px = math.cos(p1) * math.cos(l1)
-    py = math.cos(p1) * math.sin(l1)
-    pz = math.sin(p1)
+    s_ptr, s_loc = lists.ptr, lists.loc
+    stamp, cslot, cand_loc, cand_pos, cand_ub = (
+        sc.stamp, sc.cslot, sc.cand_loc, sc.cand_pos, sc.cand_ub
+    )  # fmt: skip
+    rem, qsel, alt, io = sc.rem, sc.qsel, sc.alt, sc.io
+    loc_mult, c_pkg, c_unit = tariff.mult, tariff.per_package, tariff.per_unit
     first = True
     while total > 0 and used < max_locs:
         # -- whole-order candidates, along the shortest remaining list
@@ -820,10 +892,7 @@ def cover_lists(
                 continue
             thr = f2_cost if first else fb_cost
             if thr < np.inf:
-                spu = ship_cost_unit(
-                    loc, False, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost, c_km,
-                    loc_lat, loc_lon, xyz, tag, km_tag, km_val,
-                )  # fmt: skip
+                spu = ship_cost_unit(loc, False, dest, tariff, sites, sc)
                 if loc_mult[loc] * base + spu * total > thr:
                     continue
             full = True
@@ -839,15 +908,12 @@ def cover_lists(
                     if q < 0:
                         full = False
                         break
-                if avail_at(q, c, wav, rows, on_hand, safety, fence, lcap, reserved) < rj:
+                if avail_at(q, c, av) < rj:
                     full = False
                     break
             if not full:
                 continue
-            spu = ship_cost_unit(
-                loc, True, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost, c_km,
-                loc_lat, loc_lon, xyz, tag, km_tag, km_val,
-            )  # fmt: skip
+            spu = ship_cost_unit(loc, True, dest, tariff, sites, sc)
             cost = loc_mult[loc] * (c_pkg + c_unit * total) + spu * total
             if cost < fb_cost or (cost == fb_cost and loc < fb_loc):
                 f2_cost = fb_cost
@@ -915,16 +981,10 @@ def cover_lists(
                     if u == nb_s:
                         # can at best tie on supply: compare a cost bound first
                         if not nb_known:
-                            spu = ship_cost_unit(
-                                nb_loc, True, lat, lon, px, py, pz, zo, use_zone, loc_zone,
-                                zone_cost, c_km, loc_lat, loc_lon, xyz, tag, km_tag, km_val,
-                            )  # fmt: skip
+                            spu = ship_cost_unit(nb_loc, True, dest, tariff, sites, sc)
                             nb_cost = loc_mult[nb_loc] * (c_pkg + c_unit * nb_s) + spu * nb_s
                             nb_known = True
-                        spu = ship_cost_unit(
-                            loc, False, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost,
-                            c_km, loc_lat, loc_lon, xyz, tag, km_tag, km_val,
-                        )  # fmt: skip
+                        spu = ship_cost_unit(loc, False, dest, tariff, sites, sc)
                         if loc_mult[loc] * (c_pkg + c_unit * u) + spu * u > nb_cost:
                             continue
                     s = 0
@@ -933,9 +993,7 @@ def cover_lists(
                         if rj > 0:
                             q = cand_pos[k, j]
                             if q >= 0:
-                                a = avail_at(
-                                    q, c, wav, rows, on_hand, safety, fence, lcap, reserved
-                                )
+                                a = avail_at(q, c, av)
                                 s += a if a < rj else rj
                     cr = cap_rem[loc]
                     if cr >= 0 and s > cr:
@@ -947,16 +1005,10 @@ def cover_lists(
                         nb_known = False
                         continue
                     if not nb_known:
-                        spu = ship_cost_unit(
-                            nb_loc, True, lat, lon, px, py, pz, zo, use_zone, loc_zone,
-                            zone_cost, c_km, loc_lat, loc_lon, xyz, tag, km_tag, km_val,
-                        )  # fmt: skip
+                        spu = ship_cost_unit(nb_loc, True, dest, tariff, sites, sc)
                         nb_cost = loc_mult[nb_loc] * (c_pkg + c_unit * nb_s) + spu * nb_s
                         nb_known = True
-                    spu = ship_cost_unit(
-                        loc, True, lat, lon, px, py, pz, zo, use_zone, loc_zone, zone_cost,
-                        c_km, loc_lat, loc_lon, xyz, tag, km_tag, km_val,
-                    )  # fmt: skip
+                    spu = ship_cost_unit(loc, True, dest, tariff, sites, sc)
                     cost = loc_mult[loc] * (c_pkg + c_unit * s) + spu * s
                     if cost < nb_cost or (cost == nb_cost and loc < nb_loc):
                         nb, nb_cost, nb_loc = k, cost, loc
@@ -965,30 +1017,7 @@ def cover_lists(
             best_loc = nb_loc
             for j in range(nl):
                 qsel[j] = cand_pos[nb, j]
-        took = take_from(
-            best_loc,
-            qsel,
-            nl,
-            b,
-            c,
-            o,
-            transfer,
-            rem,
-            cap_rem,
-            wav,
-            rows,
-            on_hand,
-            safety,
-            fence,
-            lcap,
-            reserved,
-            r_order,
-            r_line,
-            r_loc,
-            r_qty,
-            r_transfer,
-            io,
-        )
+        took = take_from(best_loc, qsel, nl, b, c, o, transfer, cap_rem, av, sc, rows)
         total -= took
         used += 1
     return used, total
@@ -998,190 +1027,96 @@ def cover_lists(
 def greedy(
     seq: np.ndarray,
     start: int,
-    o_ptr: np.ndarray,
-    l_sku: np.ndarray,
-    l_qty: np.ndarray,
-    o_chan: np.ndarray,
-    o_service: np.ndarray,
-    o_lat: np.ndarray,
-    o_lon: np.ndarray,
-    o_pickup: np.ndarray,
-    o_zone: np.ndarray,
-    s_ptr: np.ndarray,
-    s_loc: np.ndarray,
-    s_row: np.ndarray,
-    wav: np.ndarray,
-    on_hand: np.ndarray,
-    safety: np.ndarray,
-    fence: np.ndarray,
-    lcap: np.ndarray,
-    reserved: np.ndarray,
-    loc_lat: np.ndarray,
-    loc_lon: np.ndarray,
-    xyz: np.ndarray,
-    ok_ship: np.ndarray,
-    loc_pickup: np.ndarray,
-    loc_sd: np.ndarray,
-    loc_mult: np.ndarray,
-    loc_zone: np.ndarray,
+    orders: OrderData,
+    lists: Lists,
+    av: Avail,
+    sites: Sites,
+    grid: Grid,
+    tariff: Tariff,
     cap_rem: np.ndarray,
-    params: np.ndarray,
-    g_ptr: np.ndarray,
-    g_loc: np.ndarray,
-    sd_max: float,
-    c_pkg: float,
-    c_unit: float,
-    c_km: float,
-    zone_cost: np.ndarray,
     max_locs: int,
-    stamp: np.ndarray,
-    cslot: np.ndarray,
-    km_tag: np.ndarray,
-    km_val: np.ndarray,
-    cand_loc: np.ndarray,
-    cand_pos: np.ndarray,
-    cand_km: np.ndarray,
-    cand_spu: np.ndarray,
-    cand_ub: np.ndarray,
-    rem: np.ndarray,
-    pq: np.ndarray,
-    qsel: np.ndarray,
-    r_order: np.ndarray,
-    r_line: np.ndarray,
-    r_loc: np.ndarray,
-    r_qty: np.ndarray,
-    r_transfer: np.ndarray,
-    io: np.ndarray,
-    line_unfilled: np.ndarray,
-    line_reason: np.ndarray,
-    o_alt_loc: np.ndarray,
-    o_alt_cost: np.ndarray,
+    sc: Scratch,
+    rows: Rows,
+    out: Outcome,
 ) -> int:
     """Greedy sourcing of ``seq[start:]`` in that order; returns where it stopped.
 
-    ``ok_ship`` is ``(num_locations, 2 * num_channels)`` bool: column ``2c`` says the
-    location is open (not excluded) and serves channel ``c``, column ``2c + 1`` that it
-    also ships online orders. ``wav`` (lazy per-entry availability state of width
-    ``3 * num_channels + 1``, see :func:`avail_at`) and ``cap_rem`` are consumed in
-    place; ``on_hand`` ... ``reserved`` are the ledger's per-position arrays and
-    ``s_row`` the ledger row of each list entry. ``io[0]``
-    counts the rows written, ``io[1]`` is the stamp counter (``stamp`` for candidate
-    sets, ``km_tag`` for the per-order distance cache). Stops early (returning the next
-    position in ``seq``) when the row buffers might not hold the next order; the
+    ``av`` (the lazy per-entry availability state) and ``cap_rem`` (pick capacity left
+    per location, -1 = unlimited) are consumed in place. Stops early (returning the
+    next position in ``seq``) when the row buffers might not hold the next order; the
     caller grows them and resumes.
     """
-    nloc = loc_lat.shape[0]
-    alt = np.empty(2, dtype=np.float64)
+    o_ptr, l_sku, l_qty = orders.ptr, orders.sku, orders.qty
+    s_ptr, s_loc = lists.ptr, lists.loc
+    ok_ship, zone_cost = sites.ok, tariff.zone_cost
+    rem, pq, cand_loc, cand_pos, cand_spu, io, alt = (
+        sc.rem, sc.pq, sc.cand_loc, sc.cand_pos, sc.cand_spu, sc.io, sc.alt
+    )  # fmt: skip
+    line_unfilled, line_reason = out.line_unfilled, out.line_reason
+    nloc = sites.lat.shape[0]
     use_zone = zone_cost.shape[0] > 0
     for t in range(start, seq.shape[0]):
         o = seq[t]
         b = o_ptr[o]
         nl = o_ptr[o + 1] - b
         bound = nl * (max_locs if max_locs < nloc else nloc)
-        if io[0] + bound > r_order.shape[0]:
+        if io[0] + bound > rows.order.shape[0]:
             return t
-        c = o_chan[o]
-        svc = o_service[o]
-        lat = o_lat[o]
-        lon = o_lon[o]
-        zo = o_zone[o]
+        c = orders.channel[o]
+        svc = orders.service[o]
         total = 0
         for j in range(nl):
             rem[j] = l_qty[b + j]
             total += l_qty[b + j]
-        o_alt_loc[o] = -1
-        o_alt_cost[o] = np.nan
+        out.alt_loc[o] = -1
+        out.alt_cost[o] = np.nan
         io[1] += 1
-        tag = io[1]
+        dest = destination(orders.lat[o], orders.lon[o], orders.zone[o], io[1])
+        zo = dest.zone
         used = 0
         nc = 0
         p = -1
         unavailable = False
-        lists = False
+        from_lists = False
         alt[0] = -1.0
         alt[1] = np.nan
         if svc == S_PICKUP:
-            p = o_pickup[o]
-            if not ok_ship[p, 2 * c] or not loc_pickup[p]:
+            p = orders.pickup[o]
+            if not ok_ship[p, 2 * c] or not sites.pickup[p]:
                 unavailable = True
             else:
                 for j in range(nl):
                     s = l_sku[b + j]
                     pq[j] = find_location(s_loc, s_ptr[s], s_ptr[s + 1], p)
-                took = take_from(
-                    p,
-                    pq,
-                    nl,
-                    b,
-                    c,
-                    o,
-                    False,
-                    rem,
-                    cap_rem,
-                    wav,
-                    s_row,
-                    on_hand,
-                    safety,
-                    fence,
-                    lcap,
-                    reserved,
-                    r_order,
-                    r_line,
-                    r_loc,
-                    r_qty,
-                    r_transfer,
-                    io,
-                )
+                took = take_from(p, pq, nl, b, c, o, False, cap_rem, av, sc, rows)
                 total -= took
                 if took > 0:
                     used = 1
-                lists = total > 0
+                from_lists = total > 0
         elif svc == S_SAME_DAY:
             nc = gather_same_day(
-                b,
-                nl,
-                lat,
-                lon,
-                l_sku,
-                s_ptr,
-                s_loc,
-                ok_ship[:, 2 * c],
-                loc_lat,
-                loc_lon,
-                loc_sd,
-                sd_max,
-                params,
-                g_ptr,
-                g_loc,
-                cand_loc,
-                cand_pos,
-                cand_km,
+                b, nl, dest.lat, dest.lon, l_sku, lists, ok_ship[:, 2 * c], sites, grid, sc
             )
             for k in range(nc):
-                zl = loc_zone[cand_loc[k]]
+                zl = tariff.zone[cand_loc[k]]
                 if use_zone and zo >= 0 and zl >= 0:
                     cand_spu[k] = zone_cost[zl, zo]
                 else:
-                    cand_spu[k] = c_km * cand_km[k]
+                    cand_spu[k] = tariff.per_km * sc.cand_km[k]
             used, total = cover(
-                nc, nl, b, c, o, used, max_locs, False, cand_loc, cand_pos, cand_spu, wav,
-                s_row, on_hand, safety, fence, lcap, reserved, cap_rem, loc_mult, c_pkg,
-                c_unit, rem, total, qsel, r_order, r_line, r_loc, r_qty, r_transfer, io, alt,
-            )  # fmt: skip
+                nc, nl, b, c, o, used, max_locs, False, total, cap_rem, av, tariff, sc, rows
+            )
         else:
-            lists = True
-        if lists:
+            from_lists = True
+        if from_lists:
             # ship orders, and what the pick-up store lacks (transfers, store excluded)
             used, total = cover_lists(
-                nl, b, c, o, used, max_locs, svc == S_PICKUP, p, ok_ship[:, 2 * c + 1], l_sku,
-                s_ptr, s_loc, wav, s_row, on_hand, safety, fence, lcap, reserved, cap_rem,
-                loc_mult, c_pkg, c_unit, c_km, lat, lon, zo, use_zone, loc_zone, zone_cost,
-                loc_lat, loc_lon, xyz, tag, km_tag, km_val, stamp, cslot, cand_loc, cand_pos,
-                cand_ub, rem, total, qsel, r_order, r_line, r_loc, r_qty, r_transfer, io, alt,
+                nl, b, c, o, used, max_locs, svc == S_PICKUP, p, total, ok_ship[:, 2 * c + 1],
+                dest, l_sku, lists, cap_rem, av, tariff, sites, sc, rows,
             )  # fmt: skip
         if svc != S_PICKUP and alt[0] >= 0:
-            o_alt_loc[o] = int(alt[0])
-            o_alt_cost[o] = alt[1]
+            out.alt_loc[o] = int(alt[0])
+            out.alt_cost[o] = alt[1]
         limited = total > 0 and used >= max_locs
         for j in range(nl):
             line_unfilled[b + j] = rem[j]
@@ -1196,7 +1131,7 @@ def greedy(
             has_open = False
             has_blocked = False
             if p >= 0 and pq[j] >= 0:
-                if avail_at(pq[j], c, wav, s_row, on_hand, safety, fence, lcap, reserved) > 0:
+                if avail_at(pq[j], c, av) > 0:
                     if cap_rem[p] != 0:
                         has_open = True
                     else:
@@ -1214,7 +1149,7 @@ def greedy(
                         continue
                     if not open_ and has_blocked:
                         continue
-                    if avail_at(q, c, wav, s_row, on_hand, safety, fence, lcap, reserved) > 0:
+                    if avail_at(q, c, av) > 0:
                         if open_:
                             has_open = True
                         else:
@@ -1231,7 +1166,7 @@ def greedy(
                         continue
                     if not open_ and has_blocked:
                         continue
-                    if avail_at(q, c, wav, s_row, on_hand, safety, fence, lcap, reserved) > 0:
+                    if avail_at(q, c, av) > 0:
                         if open_:
                             has_open = True
                         else:
@@ -1246,7 +1181,7 @@ def greedy(
                     for q in range(s_ptr[s], s_ptr[s + 1]):
                         if not ok_ship[s_loc[q], 2 * c]:
                             continue
-                        if avail_at(q, c, wav, s_row, on_hand, safety, fence, lcap, reserved) > 0:
+                        if avail_at(q, c, av) > 0:
                             reason = R_RADIUS
                             break
                 line_reason[b + j] = reason
@@ -1255,45 +1190,24 @@ def greedy(
 
 @jit
 def candidates(
-    o_ptr: np.ndarray,
-    l_sku: np.ndarray,
-    o_chan: np.ndarray,
-    o_service: np.ndarray,
-    o_lat: np.ndarray,
-    o_lon: np.ndarray,
-    o_pickup: np.ndarray,
-    o_zone: np.ndarray,
-    s_ptr: np.ndarray,
-    s_loc: np.ndarray,
-    loc_lat: np.ndarray,
-    loc_lon: np.ndarray,
-    ok: np.ndarray,
-    loc_pickup: np.ndarray,
-    loc_sd: np.ndarray,
-    loc_zone: np.ndarray,
-    params: np.ndarray,
-    g_ptr: np.ndarray,
-    g_loc: np.ndarray,
-    sd_max: float,
-    c_km: float,
-    zone_cost: np.ndarray,
-    stamp: np.ndarray,
-    cslot: np.ndarray,
-    cand_loc: np.ndarray,
-    cand_pos: np.ndarray,
-    cand_km: np.ndarray,
-    counts: np.ndarray,
-    ptr: np.ndarray,
-    location: np.ndarray,
-    km: np.ndarray,
-    spu: np.ndarray,
-    transfer: np.ndarray,
-    line_ptr: np.ndarray,
-    entry: np.ndarray,
+    orders: OrderData,
+    lists: Lists,
+    sites: Sites,
+    grid: Grid,
+    tariff: Tariff,
+    sc: Scratch,
+    table: Table,
     fill: bool,
 ) -> None:
     """Candidate table of every order (two passes: ``fill=False`` only counts into
     ``counts`` = [candidates, line entries])."""
+    o_ptr, l_sku, o_chan, o_service = orders.ptr, orders.sku, orders.channel, orders.service
+    o_lat, o_lon, o_pickup, o_zone = orders.lat, orders.lon, orders.pickup, orders.zone
+    s_ptr, s_loc = lists.ptr, lists.loc
+    loc_lat, loc_lon, ok, loc_pickup = sites.lat, sites.lon, sites.ok, sites.pickup
+    c_km, loc_zone, zone_cost = tariff.per_km, tariff.zone, tariff.zone_cost
+    cand_loc, cand_pos, cand_km = sc.cand_loc, sc.cand_pos, sc.cand_km
+    counts, ptr, location, km, spu, transfer, line_ptr, entry = table
     use_zone = zone_cost.shape[0] > 0
     nk = 0
     ne = 0
@@ -1325,60 +1239,13 @@ def candidates(
             nk += 1
             ne += nl
             first = 1
-            nc = gather_from_skus(
-                b,
-                nl,
-                c,
-                p,
-                o,
-                l_sku,
-                s_ptr,
-                s_loc,
-                ok[:, 2 * c + 1],
-                stamp,
-                cslot,
-                cand_loc,
-                cand_pos,
-            )
+            nc = gather_from_skus(b, nl, p, o, l_sku, lists, ok[:, 2 * c + 1], sc)
             for k in range(nc):
                 cand_km[k] = haversine_km(loc_lat[cand_loc[k]], loc_lon[cand_loc[k]], lat, lon)
         elif svc == S_SAME_DAY:
-            nc = gather_same_day(
-                b,
-                nl,
-                lat,
-                lon,
-                l_sku,
-                s_ptr,
-                s_loc,
-                ok[:, 2 * c],
-                loc_lat,
-                loc_lon,
-                loc_sd,
-                sd_max,
-                params,
-                g_ptr,
-                g_loc,
-                cand_loc,
-                cand_pos,
-                cand_km,
-            )
+            nc = gather_same_day(b, nl, lat, lon, l_sku, lists, ok[:, 2 * c], sites, grid, sc)
         else:
-            nc = gather_from_skus(
-                b,
-                nl,
-                c,
-                -1,
-                o,
-                l_sku,
-                s_ptr,
-                s_loc,
-                ok[:, 2 * c + 1],
-                stamp,
-                cslot,
-                cand_loc,
-                cand_pos,
-            )
+            nc = gather_from_skus(b, nl, -1, o, l_sku, lists, ok[:, 2 * c + 1], sc)
             for k in range(nc):
                 cand_km[k] = haversine_km(loc_lat[cand_loc[k]], loc_lon[cand_loc[k]], lat, lon)
         if fill:
@@ -1407,17 +1274,10 @@ def candidates(
 
 
 @jit
-def position_atp(
-    on_hand: np.ndarray,
-    safety: np.ndarray,
-    fence: np.ndarray,
-    cap: np.ndarray,
-    reserved: np.ndarray,
-    row: int,
-    c: int,
-) -> int:
+def position_atp(stock: Stock, row: int, c: int) -> int:
     """available(c) of ledger position ``row`` from the ledger's per-position views
     (the parts of :func:`allocator._kernels.atp.atp`)."""
+    on_hand, safety, fence, cap, reserved = stock
     total = 0
     unused = 0
     for cc in range(fence.shape[1]):
@@ -1433,24 +1293,15 @@ def position_atp(
 @jit
 def nearby(
     skus: np.ndarray,
-    s_ptr: np.ndarray,
-    s_row: np.ndarray,
-    s_loc: np.ndarray,
-    on_hand: np.ndarray,
-    safety: np.ndarray,
-    fence: np.ndarray,
-    cap: np.ndarray,
-    reserved: np.ndarray,
+    lists: Lists,
+    stock: Stock,
     c: int,
     ok: np.ndarray,
-    xyz: np.ndarray,
     lat: float,
     lon: float,
     radius: float,
     same_day: bool,
-    loc_sd: np.ndarray,
-    loc_lat: np.ndarray,
-    loc_lon: np.ndarray,
+    sites: Sites,
     out_loc: np.ndarray,
     out_av: np.ndarray,
     out_km: np.ndarray,
@@ -1462,12 +1313,11 @@ def nearby(
     order as great-circle distance, without trigonometry); ties keep the lower
     location index. ``radius < 0`` means no radius.
     """
+    s_ptr, s_loc, s_row = lists
+    xyz, loc_sd, loc_lat, loc_lon = sites.xyz, sites.same_day_km, sites.lat, sites.lon
     k = out_loc.shape[1]
-    p1 = lat * DEG
-    l1 = lon * DEG
-    px = math.cos(p1) * math.cos(l1)
-    py = math.cos(p1) * math.sin(l1)
-    pz = math.sin(p1)
+    dest = destination(lat, lon, -1, -1)
+    px, py, pz = dest.x, dest.y, dest.z
     best = np.empty(k, dtype=np.float64)
     for i in range(skus.shape[0]):
         s = skus[i]
@@ -1482,7 +1332,7 @@ def nearby(
             d2 = dx * dx + dy * dy + dz * dz
             if cnt == k and d2 >= best[k - 1]:
                 continue
-            a = position_atp(on_hand, safety, fence, cap, reserved, s_row[q], c)
+            a = position_atp(stock, s_row[q], c)
             if a <= 0:
                 continue
             if radius >= 0.0 or same_day:
@@ -1509,22 +1359,13 @@ def nearby(
 
 
 @jit
-def atp_rows(
-    on_hand: np.ndarray,
-    safety: np.ndarray,
-    fence: np.ndarray,
-    cap: np.ndarray,
-    reserved: np.ndarray,
-    rows: np.ndarray,
-    channels: np.ndarray,
-    out: np.ndarray,
-) -> None:
+def atp_rows(stock: Stock, rows: np.ndarray, channels: np.ndarray, out: np.ndarray) -> None:
     """``out[i, c] = available(c)`` of ledger position ``rows[i]`` for each ``c`` in
     ``channels`` (other columns untouched)."""
     for i in range(rows.shape[0]):
         for t in range(channels.shape[0]):
             c = channels[t]
-            out[i, c] = position_atp(on_hand, safety, fence, cap, reserved, rows[i], c)
+            out[i, c] = position_atp(stock, rows[i], c)
 
 
 # ---------------------------------------------------------------------------
@@ -1534,36 +1375,15 @@ def price(
     order: np.ndarray,
     location: np.ndarray,
     qty: np.ndarray,
-    o_ptr: np.ndarray,
-    o_service: np.ndarray,
-    o_pickup: np.ndarray,
-    o_lat: np.ndarray,
-    o_lon: np.ndarray,
-    o_zone: np.ndarray,
+    orders: OrderData,
     l_pen: np.ndarray,
     line_unfilled: np.ndarray,
     loc_lat: np.ndarray,
     loc_lon: np.ndarray,
-    loc_mult: np.ndarray,
-    loc_zone: np.ndarray,
-    zone_cost: np.ndarray,
-    c_pkg: float,
-    c_unit: float,
-    c_km: float,
+    tariff: Tariff,
     c_split: float,
-    row_km: np.ndarray,
-    row_unit: np.ndarray,
-    row_ship: np.ndarray,
-    packages: np.ndarray,
-    units: np.ndarray,
-    km: np.ndarray,
-    package_cost: np.ndarray,
-    unit_cost: np.ndarray,
-    shipping_cost: np.ndarray,
-    split_cost: np.ndarray,
-    unfilled_units: np.ndarray,
-    unfilled_cost: np.ndarray,
-    cost: np.ndarray,
+    row: RowCosts,
+    per: OrderCosts,
 ) -> int:
     """Cost parts of allocation rows ``(order, location, qty)`` and per-order totals
     (the formula of :func:`allocator.sourcing.plan_costs`; an unfilled unit of line
@@ -1571,6 +1391,15 @@ def price(
     Per-order outputs must be zeroed by the caller. A package is a distinct
     ``(order, location)`` pair; rows need not be sorted. Returns -1, or the first row
     whose order or location is out of range (nothing is written then)."""
+    o_ptr, o_service, o_pickup = orders.ptr, orders.service, orders.pickup
+    o_lat, o_lon, o_zone = orders.lat, orders.lon, orders.zone
+    loc_mult, loc_zone, zone_cost = tariff.mult, tariff.zone, tariff.zone_cost
+    c_pkg, c_unit, c_km = tariff.per_package, tariff.per_unit, tariff.per_km
+    row_km, row_unit, row_ship = row
+    (
+        packages, units, km, package_cost, unit_cost, shipping_cost, split_cost,
+        unfilled_units, unfilled_cost, cost,
+    ) = per  # fmt: skip
     n = o_ptr.shape[0] - 1
     nloc = loc_lat.shape[0]
     use_zone = zone_cost.shape[0] > 0

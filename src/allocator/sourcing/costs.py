@@ -49,6 +49,8 @@ _ORDER_PARTS = (
     "cost",
 )
 _COUNTS = ("packages", "units", "unfilled_units")
+# per-row parts, likewise
+_ROW_PARTS = ("row_km", "row_unit_cost", "row_shipping_cost")
 
 
 @functools.lru_cache(maxsize=16)
@@ -212,6 +214,18 @@ class CostModel:
             return _no_zones(network.num_locations)
         return np.asarray(self.location_zone), np.asarray(self.zone_cost)
 
+    def tariff(self, network: NetworkData) -> K.Tariff:
+        """The model as the sourcing kernels price it (``allocator._kernels.sourcing.Tariff``)."""
+        zone, zone_cost = self.arrays(network)
+        return K.Tariff(
+            self.per_package,
+            self.per_unit,
+            self.per_unit_km,
+            network.cost_multiplier,
+            zone,
+            zone_cost,
+        )
+
     def sku_penalty(self, network: NetworkData) -> np.ndarray:
         """Cost per unfilled unit of every SKU under the rule (``"per_line"``: the
         ``"price"`` figures, which lines without a penalty of their own use)."""
@@ -324,34 +338,32 @@ def plan_costs(
             field="line_unfilled",
             code="length_mismatch",
         )
-    zones, zone_cost = costs.arrays(network)
-    parts: dict[str, np.ndarray] = {
-        name: np.empty(nr) for name in ("row_km", "row_unit_cost", "row_shipping_cost")
-    }
+    parts: dict[str, np.ndarray] = {name: np.empty(nr) for name in _ROW_PARTS}
     for name in _ORDER_PARTS:
         parts[name] = np.zeros(n, dtype=np.int64 if name in _COUNTS else np.float64)
     bad = K.price(
         order,
         location,
         qty,
-        orders.indptr,
-        orders.service,
-        orders.pickup_location,
-        orders.lat,
-        orders.lon,
-        orders.zone,
+        K.OrderData(
+            orders.indptr,
+            orders.sku,
+            orders.qty,
+            orders.channel,
+            orders.service,
+            orders.lat,
+            orders.lon,
+            orders.pickup_location,
+            orders.zone,
+        ),
         costs.line_penalty(network, orders),
         line_unfilled,
         network.lat,
         network.lon,
-        network.cost_multiplier,
-        zones,
-        zone_cost,
-        costs.per_package,
-        costs.per_unit,
-        costs.per_unit_km,
+        costs.tariff(network),
         costs.split_penalty,
-        *parts.values(),
+        K.RowCosts(*(parts[name] for name in _ROW_PARTS)),
+        K.OrderCosts(*(parts[name] for name in _ORDER_PARTS)),
     )
     if bad >= 0:
         field = "location" if 0 <= order[bad] < n else "order"

@@ -25,83 +25,34 @@ def solve_greedy(problem: SourcingProblem) -> SourcingPlan:
     n = orders.num_orders
     n_lines = orders.num_lines
     max_lines = problem.max_lines
-    views = ledger_views(problem.ledger)
     # working availability state per list entry, read from the ledger on first use
     # (-1: not read yet): available(c) per channel, free, unused fences, cap rooms
-    nch = net.num_channels
-    wav = np.full((problem.sku_loc.shape[0], 3 * nch + 1), -1, dtype=np.int64)
+    wav = np.full((problem.sku_loc.shape[0], 3 * net.num_channels + 1), -1, dtype=np.int64)
+    av = K.Avail(wav, problem.sku_row, ledger_views(problem.ledger))
     cap = problem.capacity.copy()
     ix = problem.locations
-    loc_zone, zone_cost = problem.costs.arrays(net)
-    costs = problem.costs
     sc = ix.scratch(max_lines)
     size = 2 * n_lines + max_lines * min(problem.max_locations, max(nloc, 1))
     rows = _rows(size)
     io = sc.io
     io[0] = 0
     # written for every line and order by the kernel
-    line_unfilled = np.empty(n_lines, dtype=np.int64)
-    line_reason = np.empty(n_lines, dtype=np.int8)
-    alt_loc = np.empty(n, dtype=np.int64)
-    alt_cost = np.empty(n)
+    out = K.Outcome(
+        np.empty(n_lines, dtype=np.int64),
+        np.empty(n_lines, dtype=np.int8),
+        np.empty(n, dtype=np.int64),
+        np.empty(n),
+    )
+    args = (problem.order_data, problem.lists, av, ix.sites, ix.grid)
+    costs = problem.costs
+    tariff = costs.tariff(net)
     start = 0
     while start < n:
         start = K.greedy(
-            problem.sequence,
-            start,
-            orders.indptr,
-            problem.line_sku,
-            orders.qty,
-            orders.channel,
-            orders.service,
-            problem.dest_lat,
-            problem.dest_lon,
-            orders.pickup_location,
-            problem.dest_zone,
-            problem.sku_ptr,
-            problem.sku_loc,
-            problem.sku_row,
-            wav,
-            *views,
-            net.lat,
-            net.lon,
-            ix.xyz,
-            ix.ok,
-            net.pickup,
-            net.same_day_radius_km,
-            net.cost_multiplier,
-            loc_zone,
-            cap,
-            ix.params,
-            ix.g_ptr,
-            ix.g_loc,
-            ix.sd_max,
-            costs.per_package,
-            costs.per_unit,
-            costs.per_unit_km,
-            zone_cost,
-            problem.max_locations,
-            sc.stamp,
-            sc.cslot,
-            sc.km_tag,
-            sc.km_val,
-            sc.cand_loc,
-            sc.cand_pos,
-            sc.cand_km,
-            sc.cand_spu,
-            sc.cand_ub,
-            sc.rem,
-            sc.pq,
-            sc.qsel,
-            *rows,
-            io,
-            line_unfilled,
-            line_reason,
-            alt_loc,
-            alt_cost,
+            problem.sequence, start, *args, tariff, cap, problem.max_locations, sc, rows, out
         )
         if start < n:
-            grown = _rows(2 * rows[0].shape[0])
+            grown = _rows(2 * rows.order.shape[0])
             for new, old in zip(grown, rows, strict=True):
                 new[: io[0]] = old[: io[0]]
             rows = grown
@@ -117,17 +68,17 @@ def solve_greedy(problem: SourcingProblem) -> SourcingPlan:
         location=location,
         qty=qty,
         transfer=transfer,
-        line_unfilled=line_unfilled,
-        line_reason=line_reason,
-        alt_location=alt_loc,
-        alt_cost=alt_cost,
+        line_unfilled=out.line_unfilled,
+        line_reason=out.line_reason,
+        alt_location=out.alt_loc,
+        alt_cost=out.alt_cost,
         status=PlanStatus.HEURISTIC,
         runtime_s=time.perf_counter() - t0,
     )
 
 
-def _rows(size: int) -> tuple[np.ndarray, ...]:
-    return (
+def _rows(size: int) -> K.Rows:
+    return K.Rows(
         np.empty(size, dtype=np.int64),
         np.empty(size, dtype=np.int64),
         np.empty(size, dtype=np.int64),

@@ -5,7 +5,7 @@ structures. A :class:`~allocator.sourcing.Sourcer` holds both between calls.
   ascending), built in O(positions) by a counting sort.
 * :class:`LocationIndex`: per-network eligibility masks, a uniform lat/lon grid
   (same-day radius queries in the greedy kernel) and unit vectors (``nearby`` ranks
-  by chord length), with the greedy kernel's per-thread :class:`Scratch`.
+  by chord length), with the greedy kernel's per-thread scratch buffers (:func:`new_scratch`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from allocator.sourcing.orders import Service
 if TYPE_CHECKING:
     from allocator.ledger import BaseLedger
 
-__all__ = ["LocationIndex", "PositionIndex", "Scratch"]
+__all__ = ["LocationIndex", "PositionIndex", "new_scratch"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +56,11 @@ class PositionIndex:
         )
         return cls(n, readonly(ptr), readonly(row), readonly(loc))
 
+    @property
+    def lists(self) -> K.Lists:
+        """The lists as the kernels read them."""
+        return K.Lists(self.ptr, self.loc, self.row)
+
     def subset(self, skus: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ptr, row, loc)`` restricted to ``skus`` (local SKU ``i`` is ``skus[i]``)."""
         deg = self.ptr[skus + 1] - self.ptr[skus]
@@ -67,30 +72,31 @@ class PositionIndex:
         return ptr, row, loc
 
 
-class Scratch:
-    """Working buffers of the greedy kernel, kept per thread between calls.
+def new_scratch(num_locations: int, max_lines: int) -> K.Scratch:
+    """Working buffers of the sourcing kernels (``allocator._kernels.sourcing.Scratch``) for ``num_locations``
+    locations and orders of up to ``max_lines`` lines.
 
     ``io[1]`` keeps counting across calls, so candidate stamps and the per-order
     distance cache (``stamp``, ``km_tag``) left by earlier calls never match a new
     order; the other buffers are overwritten before they are read.
     """
-
-    def __init__(self, num_locations: int, max_lines: int) -> None:
-        n = max(num_locations, 1)
-        self.max_lines = max_lines
-        self.io = np.zeros(2, dtype=np.int64)
-        self.stamp = np.full(n, -1, dtype=np.int64)
-        self.km_tag = np.full(n, -1, dtype=np.int64)
-        self.cslot = np.empty(n, dtype=np.int64)
-        self.km_val = np.empty(n, dtype=np.float64)
-        self.cand_loc = np.empty(n, dtype=np.int64)
-        self.cand_pos = np.empty((n, max_lines), dtype=np.int64)
-        self.cand_km = np.empty(n, dtype=np.float64)
-        self.cand_spu = np.empty(n, dtype=np.float64)
-        self.cand_ub = np.empty(n, dtype=np.int64)
-        self.rem = np.empty(max_lines, dtype=np.int64)
-        self.pq = np.full(max_lines, -1, dtype=np.int64)
-        self.qsel = np.empty(max_lines, dtype=np.int64)
+    n = max(num_locations, 1)
+    return K.Scratch(
+        io=np.zeros(2, dtype=np.int64),
+        stamp=np.full(n, -1, dtype=np.int64),
+        cslot=np.empty(n, dtype=np.int64),
+        km_tag=np.full(n, -1, dtype=np.int64),
+        km_val=np.empty(n, dtype=np.float64),
+        cand_loc=np.empty(n, dtype=np.int64),
+        cand_pos=np.empty((n, max_lines), dtype=np.int64),
+        cand_km=np.empty(n, dtype=np.float64),
+        cand_spu=np.empty(n, dtype=np.float64),
+        cand_ub=np.empty(n, dtype=np.int64),
+        rem=np.empty(max_lines, dtype=np.int64),
+        pq=np.full(max_lines, -1, dtype=np.int64),
+        qsel=np.empty(max_lines, dtype=np.int64),
+        alt=np.empty(2, dtype=np.float64),
+    )
 
 
 class LocationIndex:
@@ -131,14 +137,20 @@ class LocationIndex:
         self.xyz = np.column_stack(
             (np.cos(rlat) * np.cos(rlon), np.cos(rlat) * np.sin(rlon), np.sin(rlat))
         )
+        #: The locations as the sourcing kernels read them.
+        self.sites = K.Sites(
+            network.lat, network.lon, self.xyz, ok, network.pickup, network.same_day_radius_km
+        )
+        #: The grid of :attr:`params`, :attr:`g_ptr` and :attr:`g_loc`, for the kernels.
+        self.grid = K.Grid(self.params, self.g_ptr, self.g_loc, self.sd_max)
         self._eligible: dict[tuple[int, int], np.ndarray] = {}
         self._local = threading.local()
 
-    def scratch(self, max_lines: int) -> Scratch:
-        """This thread's :class:`Scratch` for orders of up to ``max_lines`` lines."""
-        sc: Scratch | None = getattr(self._local, "scratch", None)
-        if sc is None or sc.max_lines < max_lines:
-            sc = Scratch(self.network.num_locations, max(max_lines, 8))
+    def scratch(self, max_lines: int) -> K.Scratch:
+        """This thread's :func:`new_scratch` buffers for orders of up to ``max_lines`` lines."""
+        sc: K.Scratch | None = getattr(self._local, "scratch", None)
+        if sc is None or sc.rem.shape[0] < max_lines:
+            sc = new_scratch(self.network.num_locations, max(max_lines, 8))
             self._local.scratch = sc
         return sc
 

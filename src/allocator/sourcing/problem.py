@@ -22,7 +22,7 @@ from allocator.exceptions import ValidationError
 from allocator.ledger import BaseLedger
 from allocator.network import NetworkData
 from allocator.sourcing.costs import CostModel
-from allocator.sourcing.indexes import LocationIndex, PositionIndex
+from allocator.sourcing.indexes import LocationIndex, PositionIndex, new_scratch
 from allocator.sourcing.orders import Orders
 
 __all__ = ["Candidates", "SourcingProblem", "availability", "check_ledger", "ledger_views"]
@@ -31,7 +31,7 @@ __all__ = ["Candidates", "SourcingProblem", "availability", "check_ledger", "led
 _DENSE_SHARE = 0.125
 
 
-def ledger_views(ledger: BaseLedger) -> tuple[np.ndarray, ...]:
+def ledger_views(ledger: BaseLedger) -> K.Stock:
     """``(on_hand, safety_stock, fence, cap, reserved_by_channel)`` of ``ledger`` for
     the kernels, always in numba's ``A`` (strided) layout.
 
@@ -57,7 +57,7 @@ def ledger_views(ledger: BaseLedger) -> tuple[np.ndarray, ...]:
             view.flags.writeable = False
             a = view
         out.append(a)
-    return tuple(out)
+    return K.Stock(*out)
 
 
 def check_ledger(network: NetworkData, ledger: BaseLedger) -> None:
@@ -85,12 +85,7 @@ def availability(
     if m:
         # the rows are known, so read the ledger's per-position arrays directly
         # (the ledger's ATP formula) instead of hashing (sku, location) keys again
-        K.atp_rows(
-            *ledger_views(ledger),
-            row,
-            channels.astype(np.int64),
-            out,
-        )
+        K.atp_rows(ledger_views(ledger), row, channels.astype(np.int64), out)
     return out
 
 
@@ -167,6 +162,27 @@ class SourcingProblem:
     dest_zone: np.ndarray
     locations: LocationIndex
     max_lines: int = 1
+
+    @cached_property
+    def lists(self) -> K.Lists:
+        """The per-SKU position lists as the kernels read them."""
+        return K.Lists(self.sku_ptr, self.sku_loc, self.sku_row)
+
+    @cached_property
+    def order_data(self) -> K.OrderData:
+        """The orders as the kernels read them (lines by local SKU, destinations)."""
+        o = self.orders
+        return K.OrderData(
+            o.indptr,
+            self.line_sku,
+            o.qty,
+            o.channel,
+            o.service,
+            self.dest_lat,
+            self.dest_lon,
+            o.pickup_location,
+            self.dest_zone,
+        )
 
     @cached_property
     def avail(self) -> np.ndarray:
@@ -269,66 +285,43 @@ class SourcingProblem:
         """Every order's candidate locations (the same rules the greedy kernel uses,
         without looking at availability or capacity)."""
         o = self.orders
-        net = self.network
-        loc_zone, zone_cost = self.costs.arrays(net)
-        ix = self.locations
-        nloc = net.num_locations
         max_lines = int(np.diff(o.indptr).max()) if o.num_orders else 1
-        scratch = (
-            np.full(nloc, -1, dtype=np.int64),
-            np.zeros(nloc, dtype=np.int64),
-            np.zeros(nloc, dtype=np.int64),
-            np.zeros((nloc, max(max_lines, 1)), dtype=np.int64),
-            np.zeros(nloc, dtype=np.float64),
-        )
+        # its own buffers: candidate stamps here are order indexes, not the counter
+        scratch = new_scratch(self.network.num_locations, max(max_lines, 1))
         args = (
-            o.indptr,
-            self.line_sku,
-            o.channel,
-            o.service,
-            self.dest_lat,
-            self.dest_lon,
-            o.pickup_location,
-            self.dest_zone,
-            self.sku_ptr,
-            self.sku_loc,
-            net.lat,
-            net.lon,
-            ix.ok,
-            net.pickup,
-            net.same_day_radius_km,
-            loc_zone,
-            ix.params,
-            ix.g_ptr,
-            ix.g_loc,
-            ix.sd_max,
-            self.costs.per_unit_km,
-            zone_cost,
-            *scratch,
+            self.order_data,
+            self.lists,
+            self.locations.sites,
+            self.locations.grid,
+            self.costs.tariff(self.network),
+            scratch,
         )
         counts = np.zeros(2, dtype=np.int64)
         K.candidates(
             *args,
-            counts,
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(0),
-            np.zeros(0),
-            np.zeros(0, dtype=np.bool_),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(0, dtype=np.int64),
+            K.Table(
+                counts,
+                np.zeros(1, dtype=np.int64),
+                np.zeros(1, dtype=np.int64),
+                np.zeros(0),
+                np.zeros(0),
+                np.zeros(0, dtype=np.bool_),
+                np.zeros(1, dtype=np.int64),
+                np.zeros(0, dtype=np.int64),
+            ),
             False,
         )
         n_cand, n_entry = int(counts[0]), int(counts[1])
-        ptr = np.zeros(o.num_orders + 1, dtype=np.int64)
-        location = np.empty(n_cand, dtype=np.int64)
-        km = np.empty(n_cand)
-        spu = np.empty(n_cand)
-        transfer = np.empty(n_cand, dtype=np.bool_)
-        line_ptr = np.zeros(n_cand + 1, dtype=np.int64)
-        entry = np.empty(n_entry, dtype=np.int64)
-        scratch[0].fill(-1)  # fresh candidate stamps for the second pass
-        K.candidates(*args, counts, ptr, location, km, spu, transfer, line_ptr, entry, True)
-        return Candidates(
-            *(readonly(a) for a in (ptr, location, km, spu, transfer, line_ptr, entry))
+        table = K.Table(
+            counts,
+            np.zeros(o.num_orders + 1, dtype=np.int64),
+            np.empty(n_cand, dtype=np.int64),
+            np.empty(n_cand),
+            np.empty(n_cand),
+            np.empty(n_cand, dtype=np.bool_),
+            np.zeros(n_cand + 1, dtype=np.int64),
+            np.empty(n_entry, dtype=np.int64),
         )
+        scratch.stamp.fill(-1)  # fresh candidate stamps for the second pass
+        K.candidates(*args, table, True)
+        return Candidates(*(readonly(a) for a in table[1:]))
