@@ -1,4 +1,5 @@
-"""Private numba kernels. Kernels take arrays and scalars, never objects.
+"""Private numba kernels. Kernels take arrays, scalars and named tuples of them
+(bundles such as :class:`allocator._kernels.sourcing.Stock`), never objects.
 
 Every kernel is compiled through :func:`jit`, which holds the numba flags in one
 place: ``nogil`` so batch jobs can run kernels on threads, and ``cache`` so a

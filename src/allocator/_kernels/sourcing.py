@@ -652,13 +652,18 @@ def avail_at(q: int, c: int, av: Avail) -> int:
 
 
 @jit
-def destination(lat: float, lon: float, zone: int, tag: int) -> Dest:
-    """The :class:`Dest` of a point in degrees."""
+def unit_vector(lat: float, lon: float) -> tuple:
+    """The point at ``(lat, lon)`` degrees as a unit vector ``(x, y, z)``."""
     p1 = lat * DEG
     l1 = lon * DEG
-    x = math.cos(p1) * math.cos(l1)
-    y = math.cos(p1) * math.sin(l1)
-    return Dest(lat, lon, x, y, math.sin(p1), zone, tag)
+    return math.cos(p1) * math.cos(l1), math.cos(p1) * math.sin(l1), math.sin(p1)
+
+
+@jit
+def destination(lat: float, lon: float, zone: int, tag: int) -> Dest:
+    """The :class:`Dest` of a point in degrees."""
+    x, y, z = unit_vector(lat, lon)
+    return Dest(lat, lon, x, y, z, zone, tag)
 
 
 @jit
@@ -759,7 +764,7 @@ def cover(
     Each step takes the cheapest candidate that can supply everything remaining, or
     else the one that supplies the most units (ties: lower cost, then lower location
     index), and takes all it can. Stops when filled, when no candidate supplies
-    anything, or after ``max_locs`` locations. ``alt`` receives the second-cheapest
+    anything, or after ``max_locs`` locations. ``sc.alt`` receives the second-cheapest
     whole-order candidate of the first step. Returns ``(used, remaining units)``.
     Used for same-day orders, whose few candidates come from the grid.
     """
@@ -1316,8 +1321,7 @@ def nearby(
     s_ptr, s_loc, s_row = lists
     xyz, loc_sd, loc_lat, loc_lon = sites.xyz, sites.same_day_km, sites.lat, sites.lon
     k = out_loc.shape[1]
-    dest = destination(lat, lon, -1, -1)
-    px, py, pz = dest.x, dest.y, dest.z
+    px, py, pz = unit_vector(lat, lon)
     best = np.empty(k, dtype=np.float64)
     for i in range(skus.shape[0]):
         s = skus[i]
