@@ -743,6 +743,24 @@ def take_from(
 
 
 @jit
+def supply(k: int, nl: int, c: int, cap_rem: np.ndarray, av: Avail, sc: Scratch) -> int:
+    """Units candidate ``k`` of the table in ``sc`` can give of the remaining lines for
+    channel ``c``, within its pick capacity."""
+    s = 0
+    for j in range(nl):
+        rj = sc.rem[j]
+        if rj > 0:
+            q = sc.cand_pos[k, j]
+            if q >= 0:
+                a = avail_at(q, c, av)
+                s += a if a < rj else rj
+    cr = cap_rem[sc.cand_loc[k]]
+    if cr >= 0 and s > cr:
+        s = cr
+    return s
+
+
+@jit
 def cover(
     nc: int,
     nl: int,
@@ -769,7 +787,7 @@ def cover(
     Used for same-day orders, whose few candidates come from the grid.
     """
     cand_loc, cand_pos, cand_spu = sc.cand_loc, sc.cand_pos, sc.cand_spu
-    rem, qsel, alt = sc.rem, sc.qsel, sc.alt
+    qsel, alt = sc.qsel, sc.alt
     loc_mult, c_pkg, c_unit = tariff.mult, tariff.per_package, tariff.per_unit
     first = True
     while total > 0 and used < max_locs:
@@ -784,17 +802,7 @@ def cover(
         nb_loc = -1
         for k in range(nc):
             loc = cand_loc[k]
-            s = 0
-            for j in range(nl):
-                rj = rem[j]
-                if rj > 0:
-                    q = cand_pos[k, j]
-                    if q >= 0:
-                        a = avail_at(q, c, av)
-                        s += a if a < rj else rj
-            cr = cap_rem[loc]
-            if cr >= 0 and s > cr:
-                s = cr
+            s = supply(k, nl, c, cap_rem, av, sc)
             if s <= 0:
                 continue
             cost = loc_mult[loc] * (c_pkg + c_unit * s) + cand_spu[k] * s
@@ -992,17 +1000,7 @@ def cover_lists(
                         spu = ship_cost_unit(loc, False, dest, tariff, sites, sc)
                         if loc_mult[loc] * (c_pkg + c_unit * u) + spu * u > nb_cost:
                             continue
-                    s = 0
-                    for j in range(nl):
-                        rj = rem[j]
-                        if rj > 0:
-                            q = cand_pos[k, j]
-                            if q >= 0:
-                                a = avail_at(q, c, av)
-                                s += a if a < rj else rj
-                    cr = cap_rem[loc]
-                    if cr >= 0 and s > cr:
-                        s = cr
+                    s = supply(k, nl, c, cap_rem, av, sc)
                     if s <= 0 or s < nb_s:
                         continue
                     if s > nb_s:
