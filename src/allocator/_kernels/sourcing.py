@@ -678,7 +678,13 @@ def km_lower(loc: int, dest: Dest, xyz: np.ndarray) -> float:
 
 @jit
 def ship_cost_unit(
-    loc: int, exact: bool, dest: Dest, tariff: Tariff, sites: Sites, sc: Scratch
+    loc: int,
+    exact: bool,
+    dest: Dest,
+    tariff: Tariff,
+    sites: Sites,
+    km_tag: np.ndarray,
+    km_val: np.ndarray,
 ) -> float:
     """Shipping cost per unit from ``loc`` to the order's destination: the zone matrix
     entry when both zones are set, else ``per_km`` times the haversine km (``exact``,
@@ -689,10 +695,10 @@ def ship_cost_unit(
         return tariff.zone_cost[zl, zo]
     if not exact:
         return tariff.per_km * km_lower(loc, dest, sites.xyz)
-    if sc.km_tag[loc] != dest.tag:
-        sc.km_tag[loc] = dest.tag
-        sc.km_val[loc] = haversine_km(sites.lat[loc], sites.lon[loc], dest.lat, dest.lon)
-    return tariff.per_km * sc.km_val[loc]
+    if km_tag[loc] != dest.tag:
+        km_tag[loc] = dest.tag
+        km_val[loc] = haversine_km(sites.lat[loc], sites.lon[loc], dest.lat, dest.lon)
+    return tariff.per_km * km_val[loc]
 
 
 @jit
@@ -704,14 +710,15 @@ def take_from(
     c: int,
     o: int,
     transfer: bool,
+    rem: np.ndarray,
     cap_rem: np.ndarray,
     av: Avail,
-    sc: Scratch,
     rows: Rows,
+    io: np.ndarray,
 ) -> int:
-    """Take all ``loc`` can give of the remaining lines (line order, within its pick
-    capacity); ``qsel[j]`` is line ``j``'s list entry at ``loc`` or -1. Returns units."""
-    rem, io = sc.rem, sc.io
+    """Take all ``loc`` can give of the remaining lines ``rem`` (line order, within its
+    pick capacity); ``qsel[j]`` is line ``j``'s list entry at ``loc`` or -1. Rows go to
+    ``rows`` from ``io[0]`` on. Returns units."""
     r_order, r_line, r_loc, r_qty, r_transfer = rows
     budget = cap_rem[loc]
     took = 0
@@ -743,18 +750,27 @@ def take_from(
 
 
 @jit
-def supply(k: int, nl: int, c: int, cap_rem: np.ndarray, av: Avail, sc: Scratch) -> int:
-    """Units candidate ``k`` of the table in ``sc`` can give of the remaining lines for
-    channel ``c``, within its pick capacity."""
+def supply(
+    k: int,
+    nl: int,
+    c: int,
+    rem: np.ndarray,
+    cand_loc: np.ndarray,
+    cand_pos: np.ndarray,
+    cap_rem: np.ndarray,
+    av: Avail,
+) -> int:
+    """Units candidate ``k`` can give of the remaining lines ``rem`` for channel ``c``,
+    within its pick capacity."""
     s = 0
     for j in range(nl):
-        rj = sc.rem[j]
+        rj = rem[j]
         if rj > 0:
-            q = sc.cand_pos[k, j]
+            q = cand_pos[k, j]
             if q >= 0:
                 a = avail_at(q, c, av)
                 s += a if a < rj else rj
-    cr = cap_rem[sc.cand_loc[k]]
+    cr = cap_rem[cand_loc[k]]
     if cr >= 0 and s > cr:
         s = cr
     return s
@@ -787,7 +803,7 @@ def cover(
     Used for same-day orders, whose few candidates come from the grid.
     """
     cand_loc, cand_pos, cand_spu = sc.cand_loc, sc.cand_pos, sc.cand_spu
-    qsel, alt = sc.qsel, sc.alt
+    rem, qsel, alt, io = sc.rem, sc.qsel, sc.alt, sc.io
     loc_mult, c_pkg, c_unit = tariff.mult, tariff.per_package, tariff.per_unit
     first = True
     while total > 0 and used < max_locs:
@@ -802,7 +818,7 @@ def cover(
         nb_loc = -1
         for k in range(nc):
             loc = cand_loc[k]
-            s = supply(k, nl, c, cap_rem, av, sc)
+            s = supply(k, nl, c, rem, cand_loc, cand_pos, cap_rem, av)
             if s <= 0:
                 continue
             cost = loc_mult[loc] * (c_pkg + c_unit * s) + cand_spu[k] * s
@@ -825,7 +841,7 @@ def cover(
             break
         for j in range(nl):
             qsel[j] = cand_pos[best, j]
-        took = take_from(cand_loc[best], qsel, nl, b, c, o, transfer, cap_rem, av, sc, rows)
+        took = take_from(cand_loc[best], qsel, nl, b, c, o, transfer, rem, cap_rem, av, rows, io)
         total -= took
         used += 1
     return used, total
@@ -877,6 +893,7 @@ def cover_lists(
         sc.stamp, sc.cslot, sc.cand_loc, sc.cand_pos, sc.cand_ub
     )  # fmt: skip
     rem, qsel, alt, io = sc.rem, sc.qsel, sc.alt, sc.io
+    km_tag, km_val = sc.km_tag, sc.km_val
     loc_mult, c_pkg, c_unit = tariff.mult, tariff.per_package, tariff.per_unit
     first = True
     while total > 0 and used < max_locs:
@@ -905,7 +922,7 @@ def cover_lists(
                 continue
             thr = f2_cost if first else fb_cost
             if thr < np.inf:
-                spu = ship_cost_unit(loc, False, dest, tariff, sites, sc)
+                spu = ship_cost_unit(loc, False, dest, tariff, sites, km_tag, km_val)
                 if loc_mult[loc] * base + spu * total > thr:
                     continue
             full = True
@@ -926,7 +943,7 @@ def cover_lists(
                     break
             if not full:
                 continue
-            spu = ship_cost_unit(loc, True, dest, tariff, sites, sc)
+            spu = ship_cost_unit(loc, True, dest, tariff, sites, km_tag, km_val)
             cost = loc_mult[loc] * (c_pkg + c_unit * total) + spu * total
             if cost < fb_cost or (cost == fb_cost and loc < fb_loc):
                 f2_cost = fb_cost
@@ -994,13 +1011,13 @@ def cover_lists(
                     if u == nb_s:
                         # can at best tie on supply: compare a cost bound first
                         if not nb_known:
-                            spu = ship_cost_unit(nb_loc, True, dest, tariff, sites, sc)
+                            spu = ship_cost_unit(nb_loc, True, dest, tariff, sites, km_tag, km_val)
                             nb_cost = loc_mult[nb_loc] * (c_pkg + c_unit * nb_s) + spu * nb_s
                             nb_known = True
-                        spu = ship_cost_unit(loc, False, dest, tariff, sites, sc)
+                        spu = ship_cost_unit(loc, False, dest, tariff, sites, km_tag, km_val)
                         if loc_mult[loc] * (c_pkg + c_unit * u) + spu * u > nb_cost:
                             continue
-                    s = supply(k, nl, c, cap_rem, av, sc)
+                    s = supply(k, nl, c, rem, cand_loc, cand_pos, cap_rem, av)
                     if s <= 0 or s < nb_s:
                         continue
                     if s > nb_s:
@@ -1008,10 +1025,10 @@ def cover_lists(
                         nb_known = False
                         continue
                     if not nb_known:
-                        spu = ship_cost_unit(nb_loc, True, dest, tariff, sites, sc)
+                        spu = ship_cost_unit(nb_loc, True, dest, tariff, sites, km_tag, km_val)
                         nb_cost = loc_mult[nb_loc] * (c_pkg + c_unit * nb_s) + spu * nb_s
                         nb_known = True
-                    spu = ship_cost_unit(loc, True, dest, tariff, sites, sc)
+                    spu = ship_cost_unit(loc, True, dest, tariff, sites, km_tag, km_val)
                     cost = loc_mult[loc] * (c_pkg + c_unit * s) + spu * s
                     if cost < nb_cost or (cost == nb_cost and loc < nb_loc):
                         nb, nb_cost, nb_loc = k, cost, loc
@@ -1020,7 +1037,7 @@ def cover_lists(
             best_loc = nb_loc
             for j in range(nl):
                 qsel[j] = cand_pos[nb, j]
-        took = take_from(best_loc, qsel, nl, b, c, o, transfer, cap_rem, av, sc, rows)
+        took = take_from(best_loc, qsel, nl, b, c, o, transfer, rem, cap_rem, av, rows, io)
         total -= took
         used += 1
     return used, total
@@ -1091,7 +1108,7 @@ def greedy(
                 for j in range(nl):
                     s = l_sku[b + j]
                     pq[j] = find_location(s_loc, s_ptr[s], s_ptr[s + 1], p)
-                took = take_from(p, pq, nl, b, c, o, False, cap_rem, av, sc, rows)
+                took = take_from(p, pq, nl, b, c, o, False, rem, cap_rem, av, rows, io)
                 total -= took
                 if took > 0:
                     used = 1
