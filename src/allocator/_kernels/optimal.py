@@ -279,7 +279,8 @@ def use(con: int, t: int, rem: np.ndarray, j_ptr: np.ndarray, j_row: np.ndarray)
 def prices(m: Model, mult: Multipliers, out: np.ndarray) -> None:
     """``out[e] = e_cost[e] + lam[con] + Σ_{joint rows r of con} lam[r] + mu[e_loc[e]]``
     with ``con = e_con[e]`` (``inf`` when unusable)."""
-    e_cost, e_con, e_loc, j_ptr, j_row = m.e_cost, m.e_con, m.e_loc, m.j_ptr, m.j_row
+    e_cost, e_con, e_loc = m.e_cost, m.e_con, m.e_loc
+    j_ptr, j_row = m.j_ptr, m.j_row
     lam, mu = mult.lam, mult.mu
     joint = j_row.shape[0] > 0
     for e in range(e_cost.shape[0]):
@@ -301,8 +302,9 @@ def pickup_first(seq: np.ndarray, o_pick: np.ndarray, m: Model, st: State, fix: 
     order, within the store's remaining pick capacity (the greedy method's step).
     ``m`` is the model before the rule (full line quantities, the store entries
     usable); ``fix[e]`` receives the units per entry; ``st`` is consumed."""
-    o_ptr, l_qty, c_ptr, c_loc, c_eptr = m.o_ptr, m.l_qty, m.c_ptr, m.c_loc, m.c_eptr
-    e_con, j_ptr, j_row = m.e_con, m.j_ptr, m.j_row
+    o_ptr, l_qty, c_ptr = m.o_ptr, m.l_qty, m.c_ptr
+    c_loc, c_eptr, e_con = m.c_loc, m.c_eptr, m.e_con
+    j_ptr, j_row = m.j_ptr, m.j_row
     rem, cap_rem = st.rem, st.cap_rem
     for t in range(seq.shape[0]):
         o = seq[t]
@@ -354,14 +356,15 @@ def order_dp(o: int, model: Model, p: np.ndarray, use_rem: bool, st: State, scr:
     """
     # (``model``, not ``m``: here ``m`` is a subset of lines)
     o_ptr, l_qty, l_pen = model.o_ptr, model.l_qty, model.l_pen
-    c_ptr, c_loc = model.c_ptr, model.c_loc
-    c_eptr, e_con, j_ptr, j_row = model.c_eptr, model.e_con, model.j_ptr, model.j_row
+    c_ptr, c_loc, c_eptr = model.c_ptr, model.c_loc, model.c_eptr
+    e_con, j_ptr, j_row = model.e_con, model.j_ptr, model.j_row
     open_ = model.o_open[o]
     c_pkg = model.c_pkg_split if open_ > 0 else model.c_pkg
     max_locs = model.max_locs - open_
     split = 0.0 if open_ > 0 else model.split
     rem, cap_rem = st.rem, st.cap_rem
-    best_g, best_k, f, back, choice = scr.best_g, scr.best_k, scr.f, scr.back, scr.choice
+    best_g, best_k, f = scr.best_g, scr.best_k, scr.f
+    back, choice = scr.back, scr.choice
     b = o_ptr[o]
     nl = o_ptr[o + 1] - b
     kb = c_ptr[o]
@@ -519,9 +522,11 @@ def lagrange_pass(m: Model, p: np.ndarray, out: Subproblems, scr: Scratch) -> No
     each stock row (joint rows included) and location to ``out.use_con`` and
     ``out.use_loc`` (the subgradient before subtracting the right-hand sides).
     """
-    o_ptr, l_qty, c_loc, c_eptr = m.o_ptr, m.l_qty, m.c_loc, m.c_eptr
-    e_con, o_fixed, j_ptr, j_row = m.e_con, m.o_fixed, m.j_ptr, m.j_row
-    sub_val, use_con, use_loc, line_choice = out.value, out.use_con, out.use_loc, out.line_choice
+    o_ptr, l_qty, c_loc = m.o_ptr, m.l_qty, m.c_loc
+    c_eptr, e_con, o_fixed = m.c_eptr, m.e_con, m.o_fixed
+    j_ptr, j_row = m.j_ptr, m.j_row
+    sub_val, use_con = out.value, out.use_con
+    use_loc, line_choice = out.use_loc, out.line_choice
     choice = scr.choice
     use_con[:] = 0
     use_loc[:] = 0
@@ -545,7 +550,8 @@ def order_cost(o: int, m: Model, p: np.ndarray, x: np.ndarray) -> float:
     """Cost of order ``o``'s allocation ``x`` at prices ``p``: the fixed part
     (``o_fixed[o]``, ``o_open[o]`` packages), packages, units, split penalty and
     unfilled penalty."""
-    o_ptr, l_qty, l_pen, c_ptr, c_pkg = m.o_ptr, m.l_qty, m.l_pen, m.c_ptr, m.c_pkg
+    o_ptr, l_qty, l_pen = m.o_ptr, m.l_qty, m.l_pen
+    c_ptr, c_pkg = m.c_ptr, m.c_pkg
     c_eptr, split = m.c_eptr, m.split
     fixed = m.o_fixed[o]
     open_ = m.o_open[o]
@@ -578,8 +584,9 @@ def order_cost(o: int, m: Model, p: np.ndarray, x: np.ndarray) -> float:
 def take(o: int, m: Model, st: State, x: np.ndarray, sign: int) -> None:
     """Remove (``sign = 1``) from ``st`` or return (``sign = -1``) to it order ``o``'s
     units ``x``."""
-    o_ptr, c_ptr, c_loc, c_eptr = m.o_ptr, m.c_ptr, m.c_loc, m.c_eptr
-    e_con, j_ptr, j_row = m.e_con, m.j_ptr, m.j_row
+    o_ptr, c_ptr, c_loc = m.o_ptr, m.c_ptr, m.c_loc
+    c_eptr, e_con = m.c_eptr, m.e_con
+    j_ptr, j_row = m.j_ptr, m.j_row
     rem, cap_rem = st.rem, st.cap_rem
     nl = o_ptr[o + 1] - o_ptr[o]
     for k in range(c_ptr[o], c_ptr[o + 1]):
@@ -607,8 +614,10 @@ def fill(
     step helps, or ``max_locs`` locations are used (``o_open[o]`` fixed packages
     included). Uses ``scr.need`` and ``scr.cap_used``.
     """
-    o_ptr, l_qty, l_pen, c_ptr, c_loc = m.o_ptr, m.l_qty, m.l_pen, m.c_ptr, m.c_loc
-    c_pkg, c_eptr, e_con, j_ptr, j_row = m.c_pkg, m.c_eptr, m.e_con, m.j_ptr, m.j_row
+    o_ptr, l_qty, l_pen = m.o_ptr, m.l_qty, m.l_pen
+    c_ptr, c_loc, c_pkg = m.c_ptr, m.c_loc, m.c_pkg
+    c_eptr, e_con = m.c_eptr, m.e_con
+    j_ptr, j_row = m.j_ptr, m.j_row
     max_locs, split = m.max_locs, m.split
     open_ = m.o_open[o]
     rem, cap_rem = st.rem, st.cap_rem
@@ -726,7 +735,8 @@ def respond(
     ``scr.xa`` holds each candidate in turn; ``variants`` (1-3) says how many of the
     three are tried, in that order.
     """
-    o_ptr, l_qty, c_ptr, c_loc, c_eptr = m.o_ptr, m.l_qty, m.c_ptr, m.c_loc, m.c_eptr
+    o_ptr, l_qty, c_ptr = m.o_ptr, m.l_qty, m.c_ptr
+    c_loc, c_eptr = m.c_loc, m.c_eptr
     cap_rem = st.cap_rem
     xa, choice = scr.xa, scr.choice
     eb = c_eptr[c_ptr[o]]
@@ -833,8 +843,10 @@ def repair(seq: np.ndarray, m: Model, st: State, x_in: np.ndarray, x: np.ndarray
     still give)``, and an order opens no location beyond ``max_locs`` (``o_open``
     fixed packages included). ``x`` (zero on entry) receives the plan, ``st`` (the
     empty plan's state on entry) is consumed. Returns the units dropped."""
-    o_ptr, l_qty, c_ptr, c_loc, c_eptr = m.o_ptr, m.l_qty, m.c_ptr, m.c_loc, m.c_eptr
-    e_con, max_locs, o_open, j_ptr, j_row = m.e_con, m.max_locs, m.o_open, m.j_ptr, m.j_row
+    o_ptr, l_qty, c_ptr = m.o_ptr, m.l_qty, m.c_ptr
+    c_loc, c_eptr, e_con = m.c_loc, m.c_eptr, m.e_con
+    max_locs, o_open = m.max_locs, m.o_open
+    j_ptr, j_row = m.j_ptr, m.j_row
     rem, cap_rem = st.rem, st.cap_rem
     dropped = 0
     for t in range(seq.shape[0]):
@@ -887,8 +899,9 @@ def component_labels(
     draw on one binding stock row (joint rows included, ``con_bind``) or one binding
     capacity (``loc_bind``). ``label[o]`` receives the labels, consecutive from 0 in
     order of first appearance; returns their count."""
-    o_ptr, c_ptr, c_loc, c_eptr = m.o_ptr, m.c_ptr, m.c_loc, m.c_eptr
-    e_con, j_ptr, j_row = m.e_con, m.j_ptr, m.j_row
+    o_ptr, c_ptr, c_loc = m.o_ptr, m.c_ptr, m.c_loc
+    c_eptr, e_con = m.c_eptr, m.e_con
+    j_ptr, j_row = m.j_ptr, m.j_row
     n = o_ptr.shape[0] - 1
     parent = np.arange(n)
     con_first = np.full(con_bind.shape[0], -1, dtype=np.int64)
@@ -966,10 +979,13 @@ def unfilled_reasons(
     Reads ``m.e_pos``, the stock constraint of each entry's position whatever its
     availability or capacity (-1: no position).
     """
-    o_ptr, l_qty, c_ptr, c_loc, c_eptr = m.o_ptr, m.l_qty, m.c_ptr, m.c_loc, m.c_eptr
-    e_pos, max_locs, o_open, j_ptr, j_row = m.e_pos, m.max_locs, m.o_open, m.j_ptr, m.j_row
-    l_sku, o_chan, o_same_day, o_unavailable = rd.l_sku, rd.o_chan, rd.o_same_day, rd.o_unavailable
-    s_ptr, s_loc, ok, nch = rd.s_ptr, rd.s_loc, rd.ok, rd.nch
+    o_ptr, l_qty, c_ptr = m.o_ptr, m.l_qty, m.c_ptr
+    c_loc, c_eptr, e_pos = m.c_loc, m.c_eptr, m.e_pos
+    max_locs, o_open = m.max_locs, m.o_open
+    j_ptr, j_row = m.j_ptr, m.j_row
+    l_sku, o_chan, o_same_day = rd.l_sku, rd.o_chan, rd.o_same_day
+    o_unavailable, s_ptr, s_loc = rd.o_unavailable, rd.s_ptr, rd.s_loc
+    ok, nch = rd.ok, rd.nch
     rem, cap_rem = st.rem, st.cap_rem
     for o in range(o_ptr.shape[0] - 1):
         b = o_ptr[o]
