@@ -25,9 +25,19 @@ State of a plan: ``x[e]`` units per entry, ``rem[row]`` stock left per row and
 Prices ``p`` are either the true per-unit costs or those costs plus Lagrangian prices
 on stock and capacity; package and split costs are never priced. The slow twins are in
 ``allocator._reference.optimal``.
+
+The kernels take their arrays in named tuples (numba types each as one argument):
+:class:`Model` (the batch, never written), :class:`State` (stock and capacity left),
+:class:`Multipliers` (the Lagrangian prices of rows and locations), :class:`Plan`
+and :class:`Subproblems` (results) and :class:`Scratch` (work space). A bundle keeps
+one numba type only when it is always built with the same dtypes, layouts and
+read-only flags: the solver builds each once per solve (``Model.kernel`` and
+:meth:`Scratch.allocate`), so every kernel compiles for one signature.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,6 +48,179 @@ from allocator._kernels.atp import atp, unused_fence
 LMAX = 8
 #: Stand-in for unlimited capacity.
 BIG = 1 << 60
+
+
+class Model(NamedTuple):
+    """The batch as the kernels read it (layout in the module docstring).
+
+    With ``n`` orders, ``nl`` lines, ``nc`` candidates, ``ne`` entries, ``ncon``
+    (position, channel) stock rows and ``nj`` joint-row memberships:
+
+    * ``o_ptr`` int64 ``(n + 1,)``: the lines of order ``o`` are ``o_ptr[o]:o_ptr[o + 1]``;
+    * ``l_qty`` int64 ``(nl,)``: units each line still needs (the pick-up rule's
+      fixed units taken out);
+    * ``l_pen`` float64 ``(nl,)``: per-unit penalty of leaving the line unfilled;
+    * ``o_open`` int64 ``(n,)``: 1 when the order's pick-up store package is fixed,
+      else 0;
+    * ``o_fixed`` float64 ``(n,)``: the cost of that fixed part;
+    * ``c_ptr`` int64 ``(n + 1,)``: the candidates of order ``o`` are
+      ``c_ptr[o]:c_ptr[o + 1]``;
+    * ``c_loc`` int64 ``(nc,)``: each candidate's location;
+    * ``c_pkg`` float64 ``(nc,)``: its package cost, and ``c_pkg_split`` that plus the
+      split penalty (the package cost of an order with a fixed package open);
+    * ``c_eptr`` int64 ``(nc + 1,)``: the entries of candidate ``k`` start at
+      ``c_eptr[k]``, one per line of its order;
+    * ``e_con`` int64 ``(ne,)``: each entry's stock row (-1: unusable);
+    * ``e_pos`` int64 ``(ne,)``: the stock row of the entry's position whatever its
+      availability or capacity (-1: no position);
+    * ``e_cost`` float64 ``(ne,)``: each entry's true per-unit cost;
+    * ``e_loc`` int64 ``(ne,)``: each entry's location;
+    * ``j_ptr`` int64 ``(ncon + 1,)`` and ``j_row`` int64 ``(nj,)``: the joint rows of
+      row ``con`` are ``j_row[j_ptr[con]:j_ptr[con + 1]]``;
+    * ``max_locs`` int: most locations per order, a fixed package included;
+    * ``split`` float: penalty per location beyond an order's first.
+
+    Kernels never write it; the solver passes every array read-only.
+    """
+
+    o_ptr: np.ndarray
+    l_qty: np.ndarray
+    l_pen: np.ndarray
+    o_open: np.ndarray
+    o_fixed: np.ndarray
+    c_ptr: np.ndarray
+    c_loc: np.ndarray
+    c_pkg: np.ndarray
+    c_pkg_split: np.ndarray
+    c_eptr: np.ndarray
+    e_con: np.ndarray
+    e_pos: np.ndarray
+    e_cost: np.ndarray
+    e_loc: np.ndarray
+    j_ptr: np.ndarray
+    j_row: np.ndarray
+    max_locs: int
+    split: float
+
+
+class State(NamedTuple):
+    """What a plan leaves, updated in place by the kernels that take or give back units.
+
+    * ``rem`` int64 ``(rows,)``: stock left per row, the ``ncon`` (position, channel)
+      rows then the joint rows;
+    * ``cap_rem`` int64 ``(num_locations,)``: pick capacity left per location
+      (``BIG`` when unlimited).
+    """
+
+    rem: np.ndarray
+    cap_rem: np.ndarray
+
+
+class Multipliers(NamedTuple):
+    """Lagrangian prices: ``lam`` float64 ``(rows,)`` per stock row (joint rows
+    included) and ``mu`` float64 ``(num_locations,)`` per location's capacity."""
+
+    lam: np.ndarray
+    mu: np.ndarray
+
+
+class Plan(NamedTuple):
+    """A plan: ``x`` int64 ``(ne,)`` units per entry and ``val`` float64 ``(n,)`` each
+    order's true cost under it (its fixed part included)."""
+
+    x: np.ndarray
+    val: np.ndarray
+
+
+class Subproblems(NamedTuple):
+    """What :func:`lagrange_pass` writes, at the prices it was given.
+
+    * ``value`` float64 ``(n,)``: each order's subproblem value, its fixed cost
+      included;
+    * ``use_con`` int64 ``(rows,)``: units the choices draw from each stock row (joint
+      rows included);
+    * ``use_loc`` int64 ``(num_locations,)``: units they draw from each location;
+    * ``line_choice`` int64 ``(nl,)``: the candidate chosen for each line (-1:
+      unfilled).
+    """
+
+    value: np.ndarray
+    use_con: np.ndarray
+    use_loc: np.ndarray
+    line_choice: np.ndarray
+
+
+class Scratch(NamedTuple):
+    """Work space of the per-order kernels (contents undefined between calls).
+
+    * ``best_g`` float64 and ``best_k`` int64 ``(2**LMAX,)``: cheapest candidate per
+      subset of lines (:func:`order_dp`);
+    * ``f`` float64 and ``back`` int64 ``(LMAX + 1, 2**LMAX)``: the subset DP and its
+      choices;
+    * ``choice`` int64 ``(max_lines,)``: the candidate of each line of the order
+      solved last (-1: unfilled);
+    * ``need`` int64 ``(max_lines,)``: units each line still misses (:func:`fill`);
+    * ``cap_used`` int64 ``(max_cands,)``: units per candidate of the order (:func:`fill`);
+    * ``xa`` and ``xb`` int64 ``(ne,)``: tentative allocations (:func:`respond`,
+      :func:`improve`).
+
+    ``max_lines`` and ``max_cands`` are the most lines and candidates of one order
+    (at least 1).
+    """
+
+    best_g: np.ndarray
+    best_k: np.ndarray
+    f: np.ndarray
+    back: np.ndarray
+    choice: np.ndarray
+    need: np.ndarray
+    cap_used: np.ndarray
+    xa: np.ndarray
+    xb: np.ndarray
+
+    @classmethod
+    def allocate(cls, max_lines: int, max_cands: int, num_entries: int) -> Scratch:
+        """Scratch for orders of up to ``max_lines`` lines and ``max_cands`` candidates
+        in a model of ``num_entries`` entries."""
+        size = 1 << LMAX
+        lines = max(max_lines, 1)
+        return cls(
+            best_g=np.empty(size),
+            best_k=np.empty(size, dtype=np.int64),
+            f=np.empty((LMAX + 1, size)),
+            back=np.empty((LMAX + 1, size), dtype=np.int64),
+            choice=np.empty(lines, dtype=np.int64),
+            need=np.empty(lines, dtype=np.int64),
+            cap_used=np.empty(max(max_cands, 1), dtype=np.int64),
+            xa=np.zeros(num_entries, dtype=np.int64),
+            xb=np.zeros(num_entries, dtype=np.int64),
+        )
+
+
+class ReasonData(NamedTuple):
+    """What :func:`unfilled_reasons` needs beyond the model.
+
+    * ``l_sku`` int64 ``(nl,)``: each line's SKU;
+    * ``o_chan`` int64 ``(n,)``: each order's channel;
+    * ``o_same_day`` bool ``(n,)``: same-day orders;
+    * ``o_unavailable`` bool ``(n,)``: pick-up orders without a pick-up store
+      candidate;
+    * ``s_ptr`` int64 ``(num_skus + 1,)`` and ``s_loc`` int64 ``(positions,)``: the
+      position list entries ``q`` of SKU ``s`` are ``s_ptr[s]:s_ptr[s + 1]``, at
+      location ``s_loc[q]`` (stock row ``q * nch + c`` for channel ``c``);
+    * ``ok`` bool ``(num_locations, 2 * nch)``: ``ok[loc, 2 * c]``, the location is open
+      and serves channel ``c`` (``2 * c + 1``: and ships);
+    * ``nch`` int: the number of channels.
+    """
+
+    l_sku: np.ndarray
+    o_chan: np.ndarray
+    o_same_day: np.ndarray
+    o_unavailable: np.ndarray
+    s_ptr: np.ndarray
+    s_loc: np.ndarray
+    ok: np.ndarray
+    nch: int
 
 
 @jit
@@ -93,18 +276,12 @@ def use(con: int, t: int, rem: np.ndarray, j_ptr: np.ndarray, j_row: np.ndarray)
 
 
 @jit
-def prices(
-    e_cost: np.ndarray,
-    e_con: np.ndarray,
-    e_loc: np.ndarray,
-    lam: np.ndarray,
-    mu: np.ndarray,
-    j_ptr: np.ndarray,
-    j_row: np.ndarray,
-    out: np.ndarray,
-) -> None:
+def prices(m: Model, mult: Multipliers, out: np.ndarray) -> None:
     """``out[e] = e_cost[e] + lam[con] + Σ_{joint rows r of con} lam[r] + mu[e_loc[e]]``
     with ``con = e_con[e]`` (``inf`` when unusable)."""
+    e_cost, e_con, e_loc = m.e_cost, m.e_con, m.e_loc
+    j_ptr, j_row = m.j_ptr, m.j_row
+    lam, mu = mult.lam, mult.mu
     joint = j_row.shape[0] > 0
     for e in range(e_cost.shape[0]):
         con = e_con[e]
@@ -119,25 +296,16 @@ def prices(
 
 
 @jit
-def pickup_first(
-    seq: np.ndarray,
-    o_pick: np.ndarray,
-    o_ptr: np.ndarray,
-    l_qty: np.ndarray,
-    c_ptr: np.ndarray,
-    c_loc: np.ndarray,
-    c_eptr: np.ndarray,
-    e_con: np.ndarray,
-    rem: np.ndarray,
-    j_ptr: np.ndarray,
-    j_row: np.ndarray,
-    cap_rem: np.ndarray,
-    fix: np.ndarray,
-) -> None:
+def pickup_first(seq: np.ndarray, o_pick: np.ndarray, m: Model, st: State, fix: np.ndarray) -> None:
     """The pick-up rule: every pick-up order (``o_pick``), in ``seq`` order, takes from
     its pick-up store (its first candidate) all the store has of each line, lines in
     order, within the store's remaining pick capacity (the greedy method's step).
-    ``fix[e]`` receives the units per entry; ``rem`` and ``cap_rem`` are consumed."""
+    ``m`` is the model before the rule (full line quantities, the store entries
+    usable); ``fix[e]`` receives the units per entry; ``st`` is consumed."""
+    o_ptr, l_qty, c_ptr = m.o_ptr, m.l_qty, m.c_ptr
+    c_loc, c_eptr, e_con = m.c_loc, m.c_eptr, m.e_con
+    j_ptr, j_row = m.j_ptr, m.j_row
+    rem, cap_rem = st.rem, st.cap_rem
     for t in range(seq.shape[0]):
         o = seq[t]
         if not o_pick[o] or c_ptr[o + 1] == c_ptr[o]:
@@ -164,49 +332,39 @@ def pickup_first(
 
 
 @jit
-def order_dp(
-    o: int,
-    o_ptr: np.ndarray,
-    l_qty: np.ndarray,
-    l_pen: np.ndarray,
-    c_ptr: np.ndarray,
-    c_loc: np.ndarray,
-    c_pkg: np.ndarray,
-    c_eptr: np.ndarray,
-    e_con: np.ndarray,
-    p: np.ndarray,
-    max_locs: int,
-    split: float,
-    use_rem: bool,
-    rem: np.ndarray,
-    j_ptr: np.ndarray,
-    j_row: np.ndarray,
-    cap_rem: np.ndarray,
-    best_g: np.ndarray,
-    best_k: np.ndarray,
-    f: np.ndarray,
-    back: np.ndarray,
-    choice: np.ndarray,
-) -> float:
+def order_dp(o: int, model: Model, p: np.ndarray, use_rem: bool, st: State, scr: Scratch) -> float:
     """Cheapest way to serve order ``o`` when each line comes whole from one location.
 
     Enumerates, for every subset ``G`` of lines, the cheapest candidate holding all of
     ``G`` (``best_g[G] = min_k c_pkg[k] + Σ_{j∈G} q_j p[k, j]``), then partitions the
     lines into at most ``max_locs`` such groups plus an unfilled rest by a subset DP
     (``f[t, mask]``: ``mask`` covered by exactly ``t`` groups). With ``use_rem`` a
-    line may only go where ``rem`` holds its whole quantity and a group only where
-    ``cap_rem`` holds its units. ``choice[j]`` receives the candidate of line ``j``
-    (-1: unfilled). Returns the cost; ``inf`` when the order has more than ``LMAX``
-    lines and ``use_rem`` is set (the caller falls back to other moves).
+    line may only go where ``st.rem`` holds its whole quantity and a group only where
+    ``st.cap_rem`` holds its units (without it ``st`` is not read). ``scr.choice[j]``
+    receives the candidate of line ``j`` (-1: unfilled). Returns the cost (the fixed
+    part ``o_fixed`` excluded); ``inf`` when the order has more than ``LMAX`` lines
+    and ``use_rem`` is set (the caller falls back to other moves).
 
-    An order with a fixed package already open (the pick-up store's) is solved with
-    ``max_locs − 1``, a split penalty of 0 and ``c_pkg + split`` per package (every
-    new package then adds one split); :func:`lagrange_pass` and :func:`respond` do so.
+    An order with a fixed package already open (``o_open[o] = 1``, the pick-up
+    store's) is solved with ``max_locs − 1``, a split penalty of 0 and
+    ``c_pkg_split = c_pkg + split`` per package (every new package then adds one
+    split).
 
     Without ``use_rem`` this is the exact Lagrangian subproblem of the order (local
     stock limits dropped); orders above ``LMAX`` lines get the valid weaker bound
     ``min(Σ q pen, min_k c_pkg + Σ_j q_j min(pen_j, min_k p[k, j]))``.
     """
+    # (``model``, not ``m``: here ``m`` is a subset of lines)
+    o_ptr, l_qty, l_pen = model.o_ptr, model.l_qty, model.l_pen
+    c_ptr, c_loc, c_eptr = model.c_ptr, model.c_loc, model.c_eptr
+    e_con, j_ptr, j_row = model.e_con, model.j_ptr, model.j_row
+    open_ = model.o_open[o]
+    c_pkg = model.c_pkg_split if open_ > 0 else model.c_pkg
+    max_locs = model.max_locs - open_
+    split = 0.0 if open_ > 0 else model.split
+    rem, cap_rem = st.rem, st.cap_rem
+    best_g, best_k, f = scr.best_g, scr.best_k, scr.f
+    back, choice = scr.back, scr.choice
     b = o_ptr[o]
     nl = o_ptr[o + 1] - b
     kb = c_ptr[o]
@@ -356,70 +514,27 @@ def order_dp(
 
 
 @jit
-def lagrange_pass(
-    o_ptr: np.ndarray,
-    l_qty: np.ndarray,
-    l_pen: np.ndarray,
-    c_ptr: np.ndarray,
-    c_loc: np.ndarray,
-    c_pkg: np.ndarray,
-    c_pkg_split: np.ndarray,
-    c_eptr: np.ndarray,
-    e_con: np.ndarray,
-    p: np.ndarray,
-    max_locs: int,
-    split: float,
-    o_open: np.ndarray,
-    o_fixed: np.ndarray,
-    j_ptr: np.ndarray,
-    j_row: np.ndarray,
-    sub_val: np.ndarray,
-    use_con: np.ndarray,
-    use_loc: np.ndarray,
-    line_choice: np.ndarray,
-    best_g: np.ndarray,
-    best_k: np.ndarray,
-    f: np.ndarray,
-    back: np.ndarray,
-    choice: np.ndarray,
-) -> None:
+def lagrange_pass(m: Model, p: np.ndarray, out: Subproblems, scr: Scratch) -> None:
     """Solve every order's Lagrangian subproblem at prices ``p``.
 
-    Writes each order's value (its fixed cost included) to ``sub_val``, the chosen
-    candidate of each line to ``line_choice`` and the units the choices draw from each
-    stock row (joint rows included) and location to ``use_con`` and ``use_loc`` (the
-    subgradient before subtracting the right-hand sides).
+    Writes each order's value (its fixed cost included) to ``out.value``, the chosen
+    candidate of each line to ``out.line_choice`` and the units the choices draw from
+    each stock row (joint rows included) and location to ``out.use_con`` and
+    ``out.use_loc`` (the subgradient before subtracting the right-hand sides).
     """
+    o_ptr, l_qty, c_loc = m.o_ptr, m.l_qty, m.c_loc
+    c_eptr, e_con, o_fixed = m.c_eptr, m.e_con, m.o_fixed
+    j_ptr, j_row = m.j_ptr, m.j_row
+    sub_val, use_con = out.value, out.use_con
+    use_loc, line_choice = out.use_loc, out.line_choice
+    choice = scr.choice
     use_con[:] = 0
     use_loc[:] = 0
     dummy = np.zeros(1, dtype=np.int64)
+    unlimited = State(dummy, dummy)
     use_rem = np.bool_(False)
     for o in range(o_ptr.shape[0] - 1):
-        opened = o_open[o] > 0
-        sub_val[o] = o_fixed[o] + order_dp(
-            o,
-            o_ptr,
-            l_qty,
-            l_pen,
-            c_ptr,
-            c_loc,
-            c_pkg_split if opened else c_pkg,
-            c_eptr,
-            e_con,
-            p,
-            max_locs - 1 if opened else max_locs,
-            0.0 if opened else split,
-            use_rem,
-            dummy,
-            j_ptr,
-            j_row,
-            dummy,
-            best_g,
-            best_k,
-            f,
-            back,
-            choice,
-        )
+        sub_val[o] = o_fixed[o] + order_dp(o, m, p, use_rem, unlimited, scr)
         b = o_ptr[o]
         for j in range(o_ptr[o + 1] - b):
             k = choice[j]
@@ -431,23 +546,15 @@ def lagrange_pass(
 
 
 @jit
-def order_cost(
-    o: int,
-    o_ptr: np.ndarray,
-    l_qty: np.ndarray,
-    l_pen: np.ndarray,
-    c_ptr: np.ndarray,
-    c_pkg: np.ndarray,
-    c_eptr: np.ndarray,
-    p: np.ndarray,
-    split: float,
-    open_: int,
-    fixed: float,
-    x: np.ndarray,
-) -> float:
+def order_cost(o: int, m: Model, p: np.ndarray, x: np.ndarray) -> float:
     """Cost of order ``o``'s allocation ``x`` at prices ``p``: the fixed part
-    (``fixed``, ``open_`` packages), packages, units, split penalty and unfilled
-    penalty."""
+    (``o_fixed[o]``, ``o_open[o]`` packages), packages, units, split penalty and
+    unfilled penalty."""
+    o_ptr, l_qty, l_pen = m.o_ptr, m.l_qty, m.l_pen
+    c_ptr, c_pkg = m.c_ptr, m.c_pkg
+    c_eptr, split = m.c_eptr, m.split
+    fixed = m.o_fixed[o]
+    open_ = m.o_open[o]
     b = o_ptr[o]
     nl = o_ptr[o + 1] - b
     total = fixed
@@ -474,21 +581,13 @@ def order_cost(
 
 
 @jit
-def take(
-    o: int,
-    o_ptr: np.ndarray,
-    c_ptr: np.ndarray,
-    c_loc: np.ndarray,
-    c_eptr: np.ndarray,
-    e_con: np.ndarray,
-    rem: np.ndarray,
-    j_ptr: np.ndarray,
-    j_row: np.ndarray,
-    cap_rem: np.ndarray,
-    x: np.ndarray,
-    sign: int,
-) -> None:
-    """Remove (``sign = 1``) or return (``sign = -1``) order ``o``'s units ``x``."""
+def take(o: int, m: Model, st: State, x: np.ndarray, sign: int) -> None:
+    """Remove (``sign = 1``) from ``st`` or return (``sign = -1``) to it order ``o``'s
+    units ``x``."""
+    o_ptr, c_ptr, c_loc = m.o_ptr, m.c_ptr, m.c_loc
+    c_eptr, e_con = m.c_eptr, m.e_con
+    j_ptr, j_row = m.j_ptr, m.j_row
+    rem, cap_rem = st.rem, st.cap_rem
     nl = o_ptr[o + 1] - o_ptr[o]
     for k in range(c_ptr[o], c_ptr[o + 1]):
         eb = c_eptr[k]
@@ -502,39 +601,27 @@ def take(
 
 @jit
 def fill(
-    o: int,
-    o_ptr: np.ndarray,
-    l_qty: np.ndarray,
-    l_pen: np.ndarray,
-    c_ptr: np.ndarray,
-    c_loc: np.ndarray,
-    c_pkg: np.ndarray,
-    c_eptr: np.ndarray,
-    e_con: np.ndarray,
-    p: np.ndarray,
-    max_locs: int,
-    split: float,
-    open_: int,
-    rem: np.ndarray,
-    j_ptr: np.ndarray,
-    j_row: np.ndarray,
-    cap_rem: np.ndarray,
-    cover_rule: bool,
-    x: np.ndarray,
-    need: np.ndarray,
-    cap_used: np.ndarray,
+    o: int, m: Model, p: np.ndarray, st: State, cover_rule: bool, x: np.ndarray, scr: Scratch
 ) -> None:
     """Extend order ``o``'s tentative allocation ``x`` one location at a time.
 
-    ``rem`` and ``cap_rem`` exclude ``x`` (they are the state before this order).
-    Savings rule (``cover_rule`` False): take the candidate whose units save the most
-    against leaving them unfilled, counting its package (and split penalty) when it
-    is new; each line only where its price is below its penalty. Cover rule: the
-    greedy method's step (cheapest candidate that supplies everything missing, else
-    the one supplying most units) on the remaining lines. Stops when nothing is
-    missing, no step helps, or ``max_locs`` locations are used (``open_`` fixed
-    packages included).
+    ``st`` excludes ``x`` (it is the state before this order). Savings rule
+    (``cover_rule`` False): take the candidate whose units save the most against
+    leaving them unfilled, counting its package (and split penalty) when it is new;
+    each line only where its price is below its penalty. Cover rule: the greedy
+    method's step (cheapest candidate that supplies everything missing, else the one
+    supplying most units) on the remaining lines. Stops when nothing is missing, no
+    step helps, or ``max_locs`` locations are used (``o_open[o]`` fixed packages
+    included). Uses ``scr.need`` and ``scr.cap_used``.
     """
+    o_ptr, l_qty, l_pen = m.o_ptr, m.l_qty, m.l_pen
+    c_ptr, c_loc, c_pkg = m.c_ptr, m.c_loc, m.c_pkg
+    c_eptr, e_con = m.c_eptr, m.e_con
+    j_ptr, j_row = m.j_ptr, m.j_row
+    max_locs, split = m.max_locs, m.split
+    open_ = m.o_open[o]
+    rem, cap_rem = st.rem, st.cap_rem
+    need, cap_used = scr.need, scr.cap_used
     b = o_ptr[o]
     nl = o_ptr[o + 1] - b
     kb = c_ptr[o]
@@ -637,45 +724,21 @@ def fill(
 
 @jit
 def respond(
-    o: int,
-    o_ptr: np.ndarray,
-    l_qty: np.ndarray,
-    l_pen: np.ndarray,
-    c_ptr: np.ndarray,
-    c_loc: np.ndarray,
-    c_pkg: np.ndarray,
-    c_pkg_split: np.ndarray,
-    c_eptr: np.ndarray,
-    e_con: np.ndarray,
-    p: np.ndarray,
-    max_locs: int,
-    split: float,
-    open_: int,
-    fixed: float,
-    rem: np.ndarray,
-    j_ptr: np.ndarray,
-    j_row: np.ndarray,
-    cap_rem: np.ndarray,
-    x: np.ndarray,
-    xa: np.ndarray,
-    best_g: np.ndarray,
-    best_k: np.ndarray,
-    f: np.ndarray,
-    back: np.ndarray,
-    choice: np.ndarray,
-    need: np.ndarray,
-    cap_used: np.ndarray,
-    variants: int,
+    o: int, m: Model, p: np.ndarray, st: State, x: np.ndarray, scr: Scratch, variants: int
 ) -> float:
-    """Best response of order ``o`` to the state ``rem``/``cap_rem`` (which exclude
-    its own units) at prices ``p``.
+    """Best response of order ``o`` to the state ``st`` (which excludes its own units)
+    at prices ``p``.
 
     Candidates: the subset-DP pattern of whole lines extended by the savings rule
     (partial lines), the savings rule alone, and the greedy cover rule. The cheapest
     at prices ``p`` is written into ``x`` (the order's entries only); returns its cost.
-    ``xa`` is scratch of the same size as ``x``; ``variants`` (1-3) says how many of the
+    ``scr.xa`` holds each candidate in turn; ``variants`` (1-3) says how many of the
     three are tried, in that order.
     """
+    o_ptr, l_qty, c_ptr = m.o_ptr, m.l_qty, m.c_ptr
+    c_loc, c_eptr = m.c_loc, m.c_eptr
+    cap_rem = st.cap_rem
+    xa, choice = scr.xa, scr.choice
     eb = c_eptr[c_ptr[o]]
     ee = c_eptr[c_ptr[o + 1]]
     nl = o_ptr[o + 1] - o_ptr[o]
@@ -685,30 +748,7 @@ def respond(
         for e in range(eb, ee):
             xa[e] = 0
         if variant == 0:
-            v = order_dp(
-                o,
-                o_ptr,
-                l_qty,
-                l_pen,
-                c_ptr,
-                c_loc,
-                c_pkg_split if open_ > 0 else c_pkg,
-                c_eptr,
-                e_con,
-                p,
-                max_locs - open_,
-                0.0 if open_ > 0 else split,
-                use_rem,
-                rem,
-                j_ptr,
-                j_row,
-                cap_rem,
-                best_g,
-                best_k,
-                f,
-                back,
-                choice,
-            )
+            v = order_dp(o, m, p, use_rem, st, scr)
             if v == np.inf:
                 continue
             b = o_ptr[o]
@@ -723,30 +763,8 @@ def respond(
                         if t > 0:
                             xa[c_eptr[k] + j] = t
                             room -= t
-        fill(
-            o,
-            o_ptr,
-            l_qty,
-            l_pen,
-            c_ptr,
-            c_loc,
-            c_pkg,
-            c_eptr,
-            e_con,
-            p,
-            max_locs,
-            split,
-            open_,
-            rem,
-            j_ptr,
-            j_row,
-            cap_rem,
-            variant == 2,
-            xa,
-            need,
-            cap_used,
-        )
-        v = order_cost(o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p, split, open_, fixed, xa)
+        fill(o, m, p, st, variant == 2, xa, scr)
+        v = order_cost(o, m, p, xa)
         if v < best - 1e-9:
             best = v
             for e in range(eb, ee):
@@ -757,117 +775,43 @@ def respond(
 @jit
 def construct(
     seq: np.ndarray,
-    o_ptr: np.ndarray,
-    l_qty: np.ndarray,
-    l_pen: np.ndarray,
-    c_ptr: np.ndarray,
-    c_loc: np.ndarray,
-    c_pkg: np.ndarray,
-    c_pkg_split: np.ndarray,
-    c_eptr: np.ndarray,
-    e_con: np.ndarray,
+    m: Model,
     p: np.ndarray,
     p_true: np.ndarray,
-    max_locs: int,
-    split: float,
-    o_open: np.ndarray,
-    o_fixed: np.ndarray,
-    rem: np.ndarray,
-    j_ptr: np.ndarray,
-    j_row: np.ndarray,
-    cap_rem: np.ndarray,
-    x: np.ndarray,
-    val: np.ndarray,
-    xa: np.ndarray,
-    best_g: np.ndarray,
-    best_k: np.ndarray,
-    f: np.ndarray,
-    back: np.ndarray,
-    choice: np.ndarray,
-    need: np.ndarray,
-    cap_used: np.ndarray,
+    st: State,
+    plan: Plan,
+    scr: Scratch,
 ) -> None:
     """Build a plan order by order (``seq``): each order takes its best response at
-    prices ``p`` given what the earlier ones took; ``val[o]`` gets its true cost.
-    ``x``, ``rem`` and ``cap_rem`` must describe the empty plan on entry."""
+    prices ``p`` given what the earlier ones took; ``plan.val[o]`` gets its true cost
+    (prices ``p_true``). ``plan.x`` and ``st`` must describe the empty plan on entry."""
+    x, val = plan.x, plan.val
     variants = np.int64(2)
     remove = np.int64(1)
     for t in range(seq.shape[0]):
         o = seq[t]
-        respond(
-            o,
-            o_ptr,
-            l_qty,
-            l_pen,
-            c_ptr,
-            c_loc,
-            c_pkg,
-            c_pkg_split,
-            c_eptr,
-            e_con,
-            p,
-            max_locs,
-            split,
-            o_open[o],
-            o_fixed[o],
-            rem,
-            j_ptr,
-            j_row,
-            cap_rem,
-            x,
-            xa,
-            best_g,
-            best_k,
-            f,
-            back,
-            choice,
-            need,
-            cap_used,
-            variants,
-        )
-        take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, j_ptr, j_row, cap_rem, x, remove)
-        val[o] = order_cost(
-            o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p_true, split, o_open[o], o_fixed[o], x
-        )
+        respond(o, m, p, st, x, scr, variants)
+        take(o, m, st, x, remove)
+        val[o] = order_cost(o, m, p_true, x)
 
 
 @jit
 def improve(
     seq: np.ndarray,
     passes: int,
-    o_ptr: np.ndarray,
-    l_qty: np.ndarray,
-    l_pen: np.ndarray,
-    c_ptr: np.ndarray,
-    c_loc: np.ndarray,
-    c_pkg: np.ndarray,
-    c_pkg_split: np.ndarray,
-    c_eptr: np.ndarray,
-    e_con: np.ndarray,
+    m: Model,
     p_true: np.ndarray,
-    max_locs: int,
-    split: float,
-    o_open: np.ndarray,
-    o_fixed: np.ndarray,
-    rem: np.ndarray,
-    j_ptr: np.ndarray,
-    j_row: np.ndarray,
-    cap_rem: np.ndarray,
-    x: np.ndarray,
-    val: np.ndarray,
-    xb: np.ndarray,
-    xa: np.ndarray,
-    best_g: np.ndarray,
-    best_k: np.ndarray,
-    f: np.ndarray,
-    back: np.ndarray,
-    choice: np.ndarray,
-    need: np.ndarray,
-    cap_used: np.ndarray,
+    st: State,
+    plan: Plan,
+    scr: Scratch,
 ) -> float:
-    """Local search: re-source one order at a time against the others (true costs),
-    keeping strict improvements, for up to ``passes`` sweeps over ``seq``.
-    Returns the total saving."""
+    """Local search: re-source one order at a time against the others (true costs
+    ``p_true``), keeping strict improvements, for up to ``passes`` sweeps over
+    ``seq``. ``plan`` and its state ``st`` are updated in place (``scr.xb`` holds each
+    response). Returns the total saving."""
+    c_ptr, c_eptr = m.c_ptr, m.c_eptr
+    x, val = plan.x, plan.val
+    xb = scr.xb
     saved = 0.0
     variants = np.int64(3)
     remove = np.int64(1)
@@ -876,38 +820,8 @@ def improve(
         gain = 0.0
         for t in range(seq.shape[0]):
             o = seq[t]
-            take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, j_ptr, j_row, cap_rem, x, give_back)
-            v = respond(
-                o,
-                o_ptr,
-                l_qty,
-                l_pen,
-                c_ptr,
-                c_loc,
-                c_pkg,
-                c_pkg_split,
-                c_eptr,
-                e_con,
-                p_true,
-                max_locs,
-                split,
-                o_open[o],
-                o_fixed[o],
-                rem,
-                j_ptr,
-                j_row,
-                cap_rem,
-                xb,
-                xa,
-                best_g,
-                best_k,
-                f,
-                back,
-                choice,
-                need,
-                cap_used,
-                variants,
-            )
+            take(o, m, st, x, give_back)
+            v = respond(o, m, p_true, st, xb, scr, variants)
             if v < val[o] - 1e-7:
                 eb = c_eptr[c_ptr[o]]
                 ee = c_eptr[c_ptr[o + 1]]
@@ -915,7 +829,7 @@ def improve(
                     x[e] = xb[e]
                 gain += val[o] - v
                 val[o] = v
-            take(o, o_ptr, c_ptr, c_loc, c_eptr, e_con, rem, j_ptr, j_row, cap_rem, x, remove)
+            take(o, m, st, x, remove)
         saved += gain
         if gain <= 1e-7:
             break
@@ -923,29 +837,17 @@ def improve(
 
 
 @jit
-def repair(
-    seq: np.ndarray,
-    o_ptr: np.ndarray,
-    l_qty: np.ndarray,
-    c_ptr: np.ndarray,
-    c_loc: np.ndarray,
-    c_eptr: np.ndarray,
-    e_con: np.ndarray,
-    max_locs: int,
-    o_open: np.ndarray,
-    rem: np.ndarray,
-    j_ptr: np.ndarray,
-    j_row: np.ndarray,
-    cap_rem: np.ndarray,
-    x_in: np.ndarray,
-    x: np.ndarray,
-) -> int:
+def repair(seq: np.ndarray, m: Model, st: State, x_in: np.ndarray, x: np.ndarray) -> int:
     """Make a plan feasible by keeping what fits: orders in ``seq`` order, each entry
     keeps ``min(x_in[e], what its line still needs, what its stock rows and location
     still give)``, and an order opens no location beyond ``max_locs`` (``o_open``
-    fixed packages included). ``x`` (zero on entry) receives the plan, ``rem`` and
-    ``cap_rem`` (the empty plan's state on entry) are consumed. Returns the units
-    dropped."""
+    fixed packages included). ``x`` (zero on entry) receives the plan, ``st`` (the
+    empty plan's state on entry) is consumed. Returns the units dropped."""
+    o_ptr, l_qty, c_ptr = m.o_ptr, m.l_qty, m.c_ptr
+    c_loc, c_eptr, e_con = m.c_loc, m.c_eptr, m.e_con
+    max_locs, o_open = m.max_locs, m.o_open
+    j_ptr, j_row = m.j_ptr, m.j_row
+    rem, cap_rem = st.rem, st.cap_rem
     dropped = 0
     for t in range(seq.shape[0]):
         o = seq[t]
@@ -991,21 +893,15 @@ def repair(
 
 @jit
 def component_labels(
-    o_ptr: np.ndarray,
-    l_qty: np.ndarray,
-    c_ptr: np.ndarray,
-    c_loc: np.ndarray,
-    c_eptr: np.ndarray,
-    e_con: np.ndarray,
-    j_ptr: np.ndarray,
-    j_row: np.ndarray,
-    con_bind: np.ndarray,
-    loc_bind: np.ndarray,
-    label: np.ndarray,
+    m: Model, con_bind: np.ndarray, loc_bind: np.ndarray, label: np.ndarray
 ) -> int:
     """Label orders by connected component: two orders are joined when both could
-    draw on one binding stock row (joint rows included) or one binding capacity.
-    Labels are consecutive from 0 in order of first appearance; returns their count."""
+    draw on one binding stock row (joint rows included, ``con_bind``) or one binding
+    capacity (``loc_bind``). ``label[o]`` receives the labels, consecutive from 0 in
+    order of first appearance; returns their count."""
+    o_ptr, c_ptr, c_loc = m.o_ptr, m.c_ptr, m.c_loc
+    c_eptr, e_con = m.c_eptr, m.e_con
+    j_ptr, j_row = m.j_ptr, m.j_row
     n = o_ptr.shape[0] - 1
     parent = np.arange(n)
     con_first = np.full(con_bind.shape[0], -1, dtype=np.int64)
@@ -1066,58 +962,31 @@ def _union(parent: np.ndarray, a: int, b: int) -> None:
 
 
 @jit
-def order_costs(
-    o_ptr: np.ndarray,
-    l_qty: np.ndarray,
-    l_pen: np.ndarray,
-    c_ptr: np.ndarray,
-    c_pkg: np.ndarray,
-    c_eptr: np.ndarray,
-    p: np.ndarray,
-    split: float,
-    o_open: np.ndarray,
-    o_fixed: np.ndarray,
-    x: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """:func:`order_cost` of every order."""
-    for o in range(o_ptr.shape[0] - 1):
-        out[o] = order_cost(
-            o, o_ptr, l_qty, l_pen, c_ptr, c_pkg, c_eptr, p, split, o_open[o], o_fixed[o], x
-        )
+def order_costs(m: Model, p: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
+    """:func:`order_cost` of every order, into ``out``."""
+    for o in range(m.o_ptr.shape[0] - 1):
+        out[o] = order_cost(o, m, p, x)
 
 
 @jit
 def unfilled_reasons(
-    o_ptr: np.ndarray,
-    l_qty: np.ndarray,
-    l_sku: np.ndarray,
-    o_chan: np.ndarray,
-    o_same_day: np.ndarray,
-    o_unavailable: np.ndarray,
-    c_ptr: np.ndarray,
-    c_loc: np.ndarray,
-    c_eptr: np.ndarray,
-    e_pos: np.ndarray,
-    nch: int,
-    s_ptr: np.ndarray,
-    s_loc: np.ndarray,
-    ok: np.ndarray,
-    max_locs: int,
-    o_open: np.ndarray,
-    rem: np.ndarray,
-    j_ptr: np.ndarray,
-    j_row: np.ndarray,
-    cap_rem: np.ndarray,
-    x: np.ndarray,
-    reason: np.ndarray,
+    m: Model, rd: ReasonData, st: State, x: np.ndarray, reason: np.ndarray
 ) -> None:
-    """Reason code of every short line in the final state (codes as in
-    :mod:`allocator._kernels.sourcing`, plus 6: cheaper to leave unfilled).
+    """Reason code of every short line of plan ``x`` in its final state ``st``, into
+    ``reason`` (codes as in :mod:`allocator._kernels.sourcing`, plus 6: cheaper to
+    leave unfilled).
 
-    ``e_pos[e]`` is the stock constraint of the entry's position whatever its
+    Reads ``m.e_pos``, the stock constraint of each entry's position whatever its
     availability or capacity (-1: no position).
     """
+    o_ptr, l_qty, c_ptr = m.o_ptr, m.l_qty, m.c_ptr
+    c_loc, c_eptr, e_pos = m.c_loc, m.c_eptr, m.e_pos
+    max_locs, o_open = m.max_locs, m.o_open
+    j_ptr, j_row = m.j_ptr, m.j_row
+    l_sku, o_chan, o_same_day = rd.l_sku, rd.o_chan, rd.o_same_day
+    o_unavailable, s_ptr, s_loc = rd.o_unavailable, rd.s_ptr, rd.s_loc
+    ok, nch = rd.ok, rd.nch
+    rem, cap_rem = st.rem, st.cap_rem
     for o in range(o_ptr.shape[0] - 1):
         b = o_ptr[o]
         nl = o_ptr[o + 1] - b

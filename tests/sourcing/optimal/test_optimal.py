@@ -19,7 +19,7 @@ from allocator._reference import optimal as naive
 from allocator._reference.sourcing import haversine
 from allocator.exceptions import ValidationError
 from allocator.sourcing import CostModel, Orders, PlanStatus, Service, Sourcer, reserve_plan, source
-from allocator.sourcing.optimal.model import build_model
+from allocator.sourcing.optimal.model import build_model, kernel_model
 
 
 def landed(u: int, km: float, mult: float = 1.0) -> float:
@@ -503,33 +503,31 @@ def test_order_dp_matches_enumeration(seed: int) -> None:
     split = float(rng.choice([0.0, 2.5]))
     open_ = int(rng.integers(0, 2))
     e_con = np.where(np.isinf(price), -1, 0).ravel().astype(np.int64)
-    size = 1 << K.LMAX
-    choice = np.empty(nl, dtype=np.int64)
-    # an open package: one location fewer, and every new package pays the split
-    got = K.order_dp(
-        0,
-        np.array([0, nl]),
-        qty.astype(np.int64),
-        pen,
-        np.array([0, nk]),
-        np.arange(nk, dtype=np.int64),
-        pkg + split * open_,
-        np.arange(nk + 1, dtype=np.int64) * nl,
-        e_con,
-        price.ravel(),
-        max_locs - open_,
-        0.0 if open_ else split,
-        False,
-        np.zeros(1, dtype=np.int64),
-        np.zeros(2, dtype=np.int64),
-        np.zeros(0, dtype=np.int64),
-        np.zeros(1, dtype=np.int64),
-        np.empty(size),
-        np.empty(size, dtype=np.int64),
-        np.empty((K.LMAX + 1, size)),
-        np.empty((K.LMAX + 1, size), dtype=np.int64),
-        choice,
+    m = kernel_model(
+        o_ptr=np.array([0, nl], dtype=np.int64),
+        l_qty=qty.astype(np.int64),
+        l_pen=pen,
+        o_open=np.array([open_], dtype=np.int64),
+        o_fixed=np.zeros(1),
+        c_ptr=np.array([0, nk], dtype=np.int64),
+        c_loc=np.arange(nk, dtype=np.int64),
+        # an open package: one location fewer, and every new package pays the split
+        c_pkg=pkg,
+        c_pkg_split=pkg + split,
+        c_eptr=np.arange(nk + 1, dtype=np.int64) * nl,
+        e_con=e_con,
+        e_pos=e_con,
+        e_cost=np.where(np.isinf(price), 0.0, price).ravel(),
+        e_loc=np.repeat(np.arange(nk, dtype=np.int64), nl),
+        j_ptr=np.zeros(2, dtype=np.int64),
+        j_row=np.zeros(0, dtype=np.int64),
+        max_locs=max_locs,
+        split=split,
     )
+    scr = K.Scratch.allocate(nl, nk, nk * nl)
+    unlimited = K.State(rem=np.zeros(1, dtype=np.int64), cap_rem=np.zeros(1, dtype=np.int64))
+    got = K.order_dp(0, m, price.ravel(), False, unlimited, scr)
+    choice = scr.choice
     want = naive.order_dp(
         qty.tolist(), pen.tolist(), pkg.tolist(), price.tolist(), max_locs, split, open_
     )
@@ -553,19 +551,7 @@ def test_component_labels_match_set_merging(seed: int) -> None:
     con_bind = rng.random(m.num_rows) < 0.5
     loc_bind = rng.random(m.num_locations) < 0.5
     label = np.empty(m.num_orders, dtype=np.int64)
-    count = K.component_labels(
-        m.o_ptr,
-        m.l_qty,
-        m.c_ptr,
-        m.c_loc,
-        m.c_eptr,
-        m.e_con,
-        m.j_ptr,
-        m.j_row,
-        con_bind,
-        loc_bind,
-        label,
-    )
+    count = K.component_labels(m.kernel, con_bind, loc_bind, label)
     joint = {
         int(c): {int(r) for r in m.jm_row[m.jm_con == c]} for c in np.unique(m.jm_con).tolist()
     }

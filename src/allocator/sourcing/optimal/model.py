@@ -7,6 +7,7 @@ Python loop over orders, candidates or entries).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "Model",
     "build_model",
     "joint_rows",
+    "kernel_model",
     "opportunity_per_entry",
     "plan_to_x",
     "shared_stock",
@@ -51,6 +53,8 @@ class Model:
     entries of pick-up orders at their pick-up store (``e_store``) are unusable
     (``e_con = -1``). ``o_open`` (0/1) and ``o_fixed`` are each
     order's fixed package and fixed cost.
+
+    :attr:`kernel` is the same batch as the kernels take it.
     """
 
     num_orders: int
@@ -87,6 +91,12 @@ class Model:
     max_locs: int
     split: float
 
+    @cached_property
+    def kernel(self) -> K.Model:
+        """The arrays the kernels read, as one :class:`~allocator._kernels.optimal.Model`
+        (built on first use, read-only)."""
+        return kernel_model(**{name: getattr(self, name) for name in K.Model._fields})
+
     @property
     def num_entries(self) -> int:
         return int(self.e_con.shape[0])
@@ -115,6 +125,23 @@ class Model:
         con = np.bincount(self.e_con[used], weights=x[used], minlength=self.ncon)
         loc = np.bincount(self.e_loc[used], weights=x[used], minlength=self.num_locations)
         return self.rows_of(con.astype(np.int64)), loc.astype(np.int64)
+
+
+def kernel_model(**fields: Any) -> K.Model:
+    """A :class:`~allocator._kernels.optimal.Model` of ``fields`` (one per field of
+    it), each array a C-contiguous read-only view, ``max_locs`` an int and ``split`` a
+    float: one numba type whatever the flags of the arrays it was given."""
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name == "max_locs":
+            out[name] = int(value)
+        elif name == "split":
+            out[name] = float(value)
+        else:
+            view = np.ascontiguousarray(value).view()
+            view.flags.writeable = False
+            out[name] = view
+    return K.Model(**out)
 
 
 def opportunity_per_entry(problem: SourcingProblem, value: Any, q: np.ndarray) -> np.ndarray:
@@ -309,23 +336,43 @@ def build_model(problem: SourcingProblem, opportunity_cost: Any = None) -> Model
     j_ptr = np.zeros(ncon + 1, dtype=np.int64)
     np.cumsum(np.bincount(jm_con, minlength=ncon), out=j_ptr[1:])
     rem = np.concatenate([con_rhs, j_rhs]).astype(np.int64)
-    # the pick-up rule: each pick-up order first takes what its store has
+    l_pen = costs.line_penalty(net, orders)
+    mult = net.cost_multiplier
+    e_opp = opportunity_per_entry(problem, opportunity_cost, q)
+    e_cost = np.ascontiguousarray(
+        mult[e_loc] * costs.per_unit + cand.ship_per_unit[e_cand] + e_opp, dtype=np.float64
+    )
+    c_pkg = np.ascontiguousarray(mult[c_loc] * costs.per_package, dtype=np.float64)
+    c_pkg_split = np.ascontiguousarray(c_pkg + costs.split_penalty, dtype=np.float64)
+    e_pos = np.where(q >= 0, q * nch + chan, -1).astype(np.int64)
+    max_locs = int(problem.max_locations)
+    split = float(costs.split_penalty)
+    # the pick-up rule: each pick-up order first takes what its store has, in the
+    # model before the rule (full quantities, nothing fixed, the stores usable)
+    before = kernel_model(
+        o_ptr=o_ptr,
+        l_qty=l_full,
+        l_pen=l_pen,
+        o_open=np.zeros(n, dtype=np.int64),
+        o_fixed=np.zeros(n, dtype=np.float64),
+        c_ptr=c_ptr,
+        c_loc=c_loc,
+        c_pkg=c_pkg,
+        c_pkg_split=c_pkg_split,
+        c_eptr=c_eptr,
+        e_con=e_con,
+        e_pos=e_pos,
+        e_cost=e_cost,
+        e_loc=e_loc,
+        j_ptr=j_ptr,
+        j_row=jm_row,
+        max_locs=max_locs,
+        split=split,
+    )
     o_pick = np.asarray(orders.service == Service.PICKUP, dtype=np.bool_)
     fix = np.zeros(q.shape[0], dtype=np.int64)
     K.pickup_first(
-        np.asarray(problem.sequence, dtype=np.int64),
-        o_pick,
-        o_ptr,
-        l_full,
-        c_ptr,
-        c_loc,
-        c_eptr,
-        e_con,
-        rem,
-        j_ptr,
-        jm_row,
-        cap,
-        fix,
+        np.asarray(problem.sequence, dtype=np.int64), o_pick, before, K.State(rem, cap), fix
     )
     # entries of pick-up orders at their store: the first candidate's
     picks = np.flatnonzero(o_pick & (c_ptr[1:] > c_ptr[:-1]))
@@ -337,10 +384,6 @@ def build_model(problem: SourcingProblem, opportunity_cost: Any = None) -> Model
     fixed_e = store_e[fix[store_e] > 0]
     l_qty = l_full.copy()
     l_qty[e_line[fixed_e]] -= fix[fixed_e]
-    mult = net.cost_multiplier
-    e_opp = opportunity_per_entry(problem, opportunity_cost, q)
-    e_cost = mult[e_loc] * costs.per_unit + cand.ship_per_unit[e_cand] + e_opp
-    c_pkg = mult[c_loc] * costs.per_package
     o_open = np.zeros(n, dtype=np.int64)
     o_open[e_order[fixed_e]] = 1
     o_fixed = np.bincount(
@@ -360,16 +403,16 @@ def build_model(problem: SourcingProblem, opportunity_cost: Any = None) -> Model
         num_locations=net.num_locations,
         o_ptr=o_ptr,
         l_qty=l_qty,
-        l_pen=costs.line_penalty(net, orders),
+        l_pen=l_pen,
         c_ptr=c_ptr,
         c_loc=c_loc,
-        c_pkg=np.ascontiguousarray(c_pkg, dtype=np.float64),
-        c_pkg_split=np.ascontiguousarray(c_pkg + costs.split_penalty, dtype=np.float64),
+        c_pkg=c_pkg,
+        c_pkg_split=c_pkg_split,
         c_eptr=c_eptr,
         c_transfer=np.asarray(cand.transfer, dtype=np.bool_),
         e_con=e_con,
-        e_pos=np.where(q >= 0, q * nch + chan, -1).astype(np.int64),
-        e_cost=np.ascontiguousarray(e_cost, dtype=np.float64),
+        e_pos=e_pos,
+        e_cost=e_cost,
         e_loc=e_loc,
         e_order=e_order,
         e_cand=e_cand,
@@ -387,8 +430,8 @@ def build_model(problem: SourcingProblem, opportunity_cost: Any = None) -> Model
         jm_row=jm_row,
         o_open=o_open,
         o_fixed=o_fixed,
-        max_locs=int(problem.max_locations),
-        split=float(costs.split_penalty),
+        max_locs=max_locs,
+        split=split,
     )
 
 

@@ -247,18 +247,7 @@ class _Run:
         n = m.num_orders
         max_lines = int(np.diff(m.o_ptr).max()) if n else 1
         max_cands = int(np.diff(m.c_ptr).max()) if n else 1
-        size = 1 << K.LMAX
-        self.scratch = (
-            np.empty(size),
-            np.empty(size, dtype=np.int64),
-            np.empty((K.LMAX + 1, size)),
-            np.empty((K.LMAX + 1, size), dtype=np.int64),
-            np.empty(max(max_lines, 1), dtype=np.int64),
-        )
-        self.need = np.empty(max(max_lines, 1), dtype=np.int64)
-        self.cap_used = np.empty(max(max_cands, 1), dtype=np.int64)
-        self.xa = np.zeros(m.num_entries, dtype=np.int64)
-        self.xb = np.zeros(m.num_entries, dtype=np.int64)
+        self.scratch = K.Scratch.allocate(max_lines, max_cands, m.num_entries)
         self.p_true = m.true_prices()
         usable = m.e_con >= 0
         q = m.l_qty[m.e_line[usable]]
@@ -267,21 +256,7 @@ class _Run:
         self.con_bind = con_dem > m.s_rhs
         self.loc_bind = loc_dem > m.cap
         self.label = np.empty(n, dtype=np.int64)
-        self.ncomp = int(
-            K.component_labels(
-                m.o_ptr,
-                m.l_qty,
-                m.c_ptr,
-                m.c_loc,
-                m.c_eptr,
-                m.e_con,
-                m.j_ptr,
-                m.j_row,
-                self.con_bind,
-                self.loc_bind,
-                self.label,
-            )
-        )
+        self.ncomp = int(K.component_labels(m.kernel, self.con_bind, self.loc_bind, self.label))
         # component of each binding constraint
         self.con_comp = np.full(m.s_rhs.shape[0], -1, dtype=np.int64)
         sel = usable.copy()
@@ -301,8 +276,7 @@ class _Run:
         self.comp_entries = np.bincount(self.e_comp[usable], minlength=self.ncomp)
         self.comp_lb = np.full(self.ncomp, -np.inf)
         self.comp_exact = np.zeros(self.ncomp, dtype=np.bool_)
-        self.lam = np.zeros(m.s_rhs.shape[0])
-        self.mu = np.zeros(m.num_locations)
+        self.mult = K.Multipliers(lam=np.zeros(m.s_rhs.shape[0]), mu=np.zeros(m.num_locations))
         self.iterations = 0
         self.theta = np.full(self.ncomp, 1.0)
         self.stale = np.zeros(self.ncomp, dtype=np.int64)
@@ -310,6 +284,16 @@ class _Run:
         self.lp_done = False
         self.lp_better = 0
         self.mip_tried = np.zeros(self.ncomp, dtype=np.bool_)
+
+    @property
+    def lam(self) -> np.ndarray:
+        """Prices of the stock rows (updated in place)."""
+        return self.mult.lam
+
+    @property
+    def mu(self) -> np.ndarray:
+        """Prices of the location capacities (updated in place)."""
+        return self.mult.mu
 
     # -- incumbent --------------------------------------------------------------
     def start(self, x: np.ndarray) -> None:
@@ -322,20 +306,7 @@ class _Run:
         """True cost of every order under ``x`` (fixed pick-up parts included)."""
         m = self.m
         out = np.zeros(m.num_orders)
-        K.order_costs(
-            m.o_ptr,
-            m.l_qty,
-            m.l_pen,
-            m.c_ptr,
-            m.c_pkg,
-            m.c_eptr,
-            self.p_true,
-            m.split,
-            m.o_open,
-            m.o_fixed,
-            x,
-            out,
-        )
+        K.order_costs(m.kernel, self.p_true, x, out)
         return out
 
     def repair(self, x_in: np.ndarray) -> tuple[np.ndarray, int]:
@@ -343,23 +314,7 @@ class _Run:
         the number of units dropped."""
         m = self.m
         x = np.zeros(m.num_entries, dtype=np.int64)
-        dropped = K.repair(
-            self.seq,
-            m.o_ptr,
-            m.l_qty,
-            m.c_ptr,
-            m.c_loc,
-            m.c_eptr,
-            m.e_con,
-            m.max_locs,
-            m.o_open,
-            m.s_rhs.copy(),
-            m.j_ptr,
-            m.j_row,
-            m.cap.copy(),
-            x_in,
-            x,
-        )
+        dropped = K.repair(self.seq, m.kernel, self.empty_state(), x_in, x)
         return x, int(dropped)
 
     def total_ub(self) -> float:
@@ -389,134 +344,51 @@ class _Run:
         self.comp_ub[better] = comp[better]
         return int(better.sum())
 
-    def state(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def state(self, x: np.ndarray) -> K.State:
+        """Stock and capacity that plan ``x`` leaves."""
         m = self.m
         con, loc = m.usage(x)
-        return m.s_rhs - con, m.cap - loc
+        return K.State(rem=m.s_rhs - con, cap_rem=m.cap - loc)
+
+    def empty_state(self) -> K.State:
+        """Stock and capacity of the empty plan (fresh arrays)."""
+        return K.State(rem=self.m.s_rhs.copy(), cap_rem=self.m.cap.copy())
 
     # -- kernels ----------------------------------------------------------------
     def construct(self, p: np.ndarray, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         m = self.m
-        x = np.zeros(m.num_entries, dtype=np.int64)
-        val = np.zeros(m.num_orders)
-        rem = m.s_rhs.copy()
-        cap_rem = m.cap.copy()
-        K.construct(
-            seq,
-            m.o_ptr,
-            m.l_qty,
-            m.l_pen,
-            m.c_ptr,
-            m.c_loc,
-            m.c_pkg,
-            m.c_pkg_split,
-            m.c_eptr,
-            m.e_con,
-            p,
-            self.p_true,
-            m.max_locs,
-            m.split,
-            m.o_open,
-            m.o_fixed,
-            rem,
-            m.j_ptr,
-            m.j_row,
-            cap_rem,
-            x,
-            val,
-            self.xa,
-            *self.scratch,
-            self.need,
-            self.cap_used,
-        )
-        self.improve(x, val, rem, cap_rem, seq)
-        return x, val
+        plan = K.Plan(x=np.zeros(m.num_entries, dtype=np.int64), val=np.zeros(m.num_orders))
+        st = self.empty_state()
+        K.construct(seq, m.kernel, p, self.p_true, st, plan, self.scratch)
+        self.improve(plan, st, seq)
+        return plan.x, plan.val
 
-    def improve(
-        self,
-        x: np.ndarray,
-        val: np.ndarray,
-        rem: np.ndarray,
-        cap_rem: np.ndarray,
-        seq: np.ndarray,
-        passes: int = 4,
-    ) -> float:
-        m = self.m
-        return float(
-            K.improve(
-                seq,
-                passes,
-                m.o_ptr,
-                m.l_qty,
-                m.l_pen,
-                m.c_ptr,
-                m.c_loc,
-                m.c_pkg,
-                m.c_pkg_split,
-                m.c_eptr,
-                m.e_con,
-                self.p_true,
-                m.max_locs,
-                m.split,
-                m.o_open,
-                m.o_fixed,
-                rem,
-                m.j_ptr,
-                m.j_row,
-                cap_rem,
-                x,
-                val,
-                self.xb,
-                self.xa,
-                *self.scratch,
-                self.need,
-                self.cap_used,
-            )
-        )
+    def improve(self, plan: K.Plan, st: K.State, seq: np.ndarray, passes: int = 4) -> float:
+        """Local search on ``plan`` and its state ``st`` (both updated in place)."""
+        return float(K.improve(seq, passes, self.m.kernel, self.p_true, st, plan, self.scratch))
 
     def lagrange(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         m = self.m
-        sub = np.empty(m.num_orders)
-        use_con = np.zeros(m.num_rows, dtype=np.int64)
-        use_loc = np.zeros(m.num_locations, dtype=np.int64)
-        line_choice = np.empty(m.l_qty.shape[0], dtype=np.int64)
-        K.lagrange_pass(
-            m.o_ptr,
-            m.l_qty,
-            m.l_pen,
-            m.c_ptr,
-            m.c_loc,
-            m.c_pkg,
-            m.c_pkg_split,
-            m.c_eptr,
-            m.e_con,
-            p,
-            m.max_locs,
-            m.split,
-            m.o_open,
-            m.o_fixed,
-            m.j_ptr,
-            m.j_row,
-            sub,
-            use_con,
-            use_loc,
-            line_choice,
-            *self.scratch,
+        out = K.Subproblems(
+            value=np.empty(m.num_orders),
+            use_con=np.zeros(m.num_rows, dtype=np.int64),
+            use_loc=np.zeros(m.num_locations, dtype=np.int64),
+            line_choice=np.empty(m.l_qty.shape[0], dtype=np.int64),
         )
+        K.lagrange_pass(m.kernel, p, out, self.scratch)
         bc, bl = self.bc, self.bl
-        value = np.bincount(self.label, weights=sub, minlength=self.ncomp)
+        value = np.bincount(self.label, weights=out.value, minlength=self.ncomp)
         value -= np.bincount(
             self.con_comp[bc], weights=self.lam[bc] * self.m.s_rhs[bc], minlength=self.ncomp
         )
         value -= np.bincount(
             self.loc_comp[bl], weights=self.mu[bl] * self.m.cap[bl], minlength=self.ncomp
         )
-        return value, use_con, use_loc
+        return value, out.use_con, out.use_loc
 
     def prices(self) -> np.ndarray:
-        m = self.m
-        p = np.empty(m.num_entries)
-        K.prices(m.e_cost, m.e_con, m.e_loc, self.lam, self.mu, m.j_ptr, m.j_row, p)
+        p = np.empty(self.m.num_entries)
+        K.prices(self.m.kernel, self.mult, p)
         return p
 
     # -- phases -------------------------------------------------------------------
@@ -526,11 +398,9 @@ class _Run:
         or the deadline (``"time"``)."""
         m = self.m
         seq = np.arange(m.num_orders, dtype=np.int64)
-        rem, cap_rem = self.state(self.x)
-        x = self.x.copy()
-        val = self.val.copy()
-        self.improve(x, val, rem, cap_rem, seq)
-        self.adopt(x, val)
+        plan = K.Plan(x=self.x.copy(), val=self.val.copy())
+        self.improve(plan, self.state(self.x), seq)
+        self.adopt(plan.x, plan.val)
         stalled = 0
         rounds = 0
         while True:
@@ -809,35 +679,21 @@ def _plan(
     # the pick-up store's fixed units come first in each order
     rows = np.concatenate([np.flatnonzero(m.e_fix > 0), rows])
     qty = np.where(m.e_fix > 0, m.e_fix, x)[rows]
-    rem, cap_rem = run.state(x)
     orders, net = problem.orders, problem.network
     nch = net.num_channels
     line_reason = np.zeros(nlines, dtype=np.int64)
     ncand = np.diff(m.c_ptr)
-    K.unfilled_reasons(
-        m.o_ptr,
-        m.l_qty,
-        problem.line_sku,
-        orders.channel,
-        orders.service == Service.SAME_DAY,
-        (orders.service == Service.PICKUP) & (ncand == 0),
-        m.c_ptr,
-        m.c_loc,
-        m.c_eptr,
-        m.e_pos,
-        nch,
-        problem.sku_ptr,
-        problem.sku_loc,
-        problem.locations.ok,
-        m.max_locs,
-        m.o_open,
-        rem,
-        m.j_ptr,
-        m.j_row,
-        cap_rem,
-        x,
-        line_reason,
+    reasons = K.ReasonData(
+        l_sku=problem.line_sku,
+        o_chan=orders.channel,
+        o_same_day=orders.service == Service.SAME_DAY,
+        o_unavailable=(orders.service == Service.PICKUP) & (ncand == 0),
+        s_ptr=problem.sku_ptr,
+        s_loc=problem.sku_loc,
+        ok=problem.locations.ok,
+        nch=nch,
     )
+    K.unfilled_reasons(m.kernel, reasons, run.state(x), x, line_reason)
     lb = run.total_lb()
     ub = run.total_ub()
     same_as_greedy = greedy_ok and bool(np.array_equal(x, x_start))
