@@ -261,7 +261,9 @@ def _optimal() -> None:
         return
     network = _network()
     ledger = _stocked(network)
-    source(network, ledger, _orders(network), method="optimal", time_limit=5.0)
+    # a long limit: the first call compiles the kernels inside it, and a limit that ran
+    # out there would leave the later phases (construction, Lagrangian passes) unseen
+    source(network, ledger, _orders(network), method="optimal", time_limit=600.0)
 
 
 def _channels() -> None:

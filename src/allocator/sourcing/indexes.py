@@ -73,8 +73,8 @@ class PositionIndex:
 
 
 def new_scratch(num_locations: int, max_lines: int) -> K.Scratch:
-    """Working buffers of the sourcing kernels (``allocator._kernels.sourcing.Scratch``) for ``num_locations``
-    locations and orders of up to ``max_lines`` lines.
+    """Working buffers of the sourcing kernels (``allocator._kernels.sourcing.Scratch``)
+    for ``num_locations`` locations and orders of up to ``max_lines`` lines.
 
     ``io[1]`` keeps counting across calls, so candidate stamps and the per-order
     distance cache (``stamp``, ``km_tag``) left by earlier calls never match a new
