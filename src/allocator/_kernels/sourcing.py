@@ -522,7 +522,8 @@ def gather_from_skus(
     Returns the number of candidates.
     """
     s_ptr, s_loc = lists.ptr, lists.loc
-    stamp, cslot, cand_loc, cand_pos = sc.stamp, sc.cslot, sc.cand_loc, sc.cand_pos
+    stamp, cslot, cand_loc = sc.stamp, sc.cslot, sc.cand_loc
+    cand_pos = sc.cand_pos
     nc = 0
     for j in range(nl):
         s = l_sku[b + j]
@@ -558,7 +559,8 @@ def gather_same_day(
     found through the grid, holding at least one of the order's SKUs."""
     s_ptr, s_loc = lists.ptr, lists.loc
     loc_lat, loc_lon, loc_sd = sites.lat, sites.lon, sites.same_day_km
-    sd_max, params, g_ptr, g_loc = grid.same_day_max, grid.params, grid.ptr, grid.loc
+    sd_max, params, g_ptr = grid.same_day_max, grid.params, grid.ptr
+    g_loc = grid.loc
     cand_loc, cand_pos, cand_km = sc.cand_loc, sc.cand_pos, sc.cand_km
     nc = 0
     if sd_max <= 0.0:
@@ -617,7 +619,8 @@ def refresh_avail(q: int, wav: np.ndarray, nch: int) -> None:
 def load_entry(q: int, av: Avail) -> None:
     """Read list entry ``q``'s state from ledger row ``rows[q]``."""
     wav, rows = av.wav, av.row
-    on_hand, safety, fence, lcap, reserved = av.stock
+    on_hand, safety, fence = av.stock.on_hand, av.stock.safety, av.stock.fence
+    lcap, reserved = av.stock.cap, av.stock.reserved
     nch = fence.shape[1]
     row = rows[q]
     total = 0
@@ -719,7 +722,8 @@ def take_from(
     """Take all ``loc`` can give of the remaining lines ``rem`` (line order, within its
     pick capacity); ``qsel[j]`` is line ``j``'s list entry at ``loc`` or -1. Rows go to
     ``rows`` from ``io[0]`` on. Returns units."""
-    r_order, r_line, r_loc, r_qty, r_transfer = rows
+    r_order, r_line, r_loc = rows.order, rows.line, rows.loc
+    r_qty, r_transfer = rows.qty, rows.transfer
     budget = cap_rem[loc]
     took = 0
     for j in range(nl):
@@ -803,7 +807,8 @@ def cover(
     Used for same-day orders, whose few candidates come from the grid.
     """
     cand_loc, cand_pos, cand_spu = sc.cand_loc, sc.cand_pos, sc.cand_spu
-    rem, qsel, alt, io = sc.rem, sc.qsel, sc.alt, sc.io
+    rem, qsel, alt = sc.rem, sc.qsel, sc.alt
+    io = sc.io
     loc_mult, c_pkg, c_unit = tariff.mult, tariff.per_package, tariff.per_unit
     first = True
     while total > 0 and used < max_locs:
@@ -889,10 +894,10 @@ def cover_lists(
     so the visiting order does not change the result.
     """
     s_ptr, s_loc = lists.ptr, lists.loc
-    stamp, cslot, cand_loc, cand_pos, cand_ub = (
-        sc.stamp, sc.cslot, sc.cand_loc, sc.cand_pos, sc.cand_ub
-    )  # fmt: skip
-    rem, qsel, alt, io = sc.rem, sc.qsel, sc.alt, sc.io
+    stamp, cslot, cand_loc = sc.stamp, sc.cslot, sc.cand_loc
+    cand_pos, cand_ub = sc.cand_pos, sc.cand_ub
+    rem, qsel, alt = sc.rem, sc.qsel, sc.alt
+    io = sc.io
     km_tag, km_val = sc.km_tag, sc.km_val
     loc_mult, c_pkg, c_unit = tariff.mult, tariff.per_package, tariff.per_unit
     first = True
@@ -1069,9 +1074,9 @@ def greedy(
     o_ptr, l_sku, l_qty = orders.ptr, orders.sku, orders.qty
     s_ptr, s_loc = lists.ptr, lists.loc
     ok_ship, zone_cost = sites.ok, tariff.zone_cost
-    rem, pq, cand_loc, cand_pos, cand_spu, io, alt = (
-        sc.rem, sc.pq, sc.cand_loc, sc.cand_pos, sc.cand_spu, sc.io, sc.alt
-    )  # fmt: skip
+    rem, pq, cand_loc = sc.rem, sc.pq, sc.cand_loc
+    cand_pos, cand_spu, io = sc.cand_pos, sc.cand_spu, sc.io
+    alt = sc.alt
     line_unfilled, line_reason = out.line_unfilled, out.line_reason
     nloc = sites.lat.shape[0]
     use_zone = zone_cost.shape[0] > 0
@@ -1221,13 +1226,18 @@ def candidates(
 ) -> None:
     """Candidate table of every order (two passes: ``fill=False`` only counts into
     ``counts`` = [candidates, line entries])."""
-    o_ptr, l_sku, o_chan, o_service = orders.ptr, orders.sku, orders.channel, orders.service
-    o_lat, o_lon, o_pickup, o_zone = orders.lat, orders.lon, orders.pickup, orders.zone
+    o_ptr, l_sku, o_chan = orders.ptr, orders.sku, orders.channel
+    o_service = orders.service
+    o_lat, o_lon, o_pickup = orders.lat, orders.lon, orders.pickup
+    o_zone = orders.zone
     s_ptr, s_loc = lists.ptr, lists.loc
-    loc_lat, loc_lon, ok, loc_pickup = sites.lat, sites.lon, sites.ok, sites.pickup
+    loc_lat, loc_lon, ok = sites.lat, sites.lon, sites.ok
+    loc_pickup = sites.pickup
     c_km, loc_zone, zone_cost = tariff.per_km, tariff.zone, tariff.zone_cost
     cand_loc, cand_pos, cand_km = sc.cand_loc, sc.cand_pos, sc.cand_km
-    counts, ptr, location, km, spu, transfer, line_ptr, entry = table
+    counts, ptr, location = table.counts, table.ptr, table.location
+    km, spu, transfer = table.km, table.spu, table.transfer
+    line_ptr, entry = table.line_ptr, table.entry
     use_zone = zone_cost.shape[0] > 0
     nk = 0
     ne = 0
@@ -1297,7 +1307,8 @@ def candidates(
 def position_atp(stock: Stock, row: int, c: int) -> int:
     """available(c) of ledger position ``row`` from the ledger's per-position views
     (the parts of :func:`allocator._kernels.atp.atp`)."""
-    on_hand, safety, fence, cap, reserved = stock
+    on_hand, safety, fence = stock.on_hand, stock.safety, stock.fence
+    cap, reserved = stock.cap, stock.reserved
     total = 0
     unused = 0
     for cc in range(fence.shape[1]):
@@ -1334,7 +1345,8 @@ def nearby(
     location index. ``radius < 0`` means no radius.
     """
     s_ptr, s_loc, s_row = lists
-    xyz, loc_sd, loc_lat, loc_lon = sites.xyz, sites.same_day_km, sites.lat, sites.lon
+    xyz, loc_sd, loc_lat = sites.xyz, sites.same_day_km, sites.lat
+    loc_lon = sites.lon
     k = out_loc.shape[1]
     px, py, pz = unit_vector(lat, lon)
     best = np.empty(k, dtype=np.float64)
@@ -1415,10 +1427,14 @@ def price(
     loc_mult, loc_zone, zone_cost = tariff.mult, tariff.zone, tariff.zone_cost
     c_pkg, c_unit, c_km = tariff.per_package, tariff.per_unit, tariff.per_km
     row_km, row_unit, row_ship = row
-    (
-        packages, units, km, package_cost, unit_cost, shipping_cost, split_cost,
-        unfilled_units, unfilled_cost, cost,
-    ) = per  # fmt: skip
+    packages, units, km = per.packages, per.units, per.km
+    package_cost, unit_cost, shipping_cost = per.package_cost, per.unit_cost, per.shipping_cost
+    split_cost, unfilled_units, unfilled_cost = (
+        per.split_cost,
+        per.unfilled_units,
+        per.unfilled_cost,
+    )
+    cost = per.cost
     n = o_ptr.shape[0] - 1
     nloc = loc_lat.shape[0]
     use_zone = zone_cost.shape[0] > 0
