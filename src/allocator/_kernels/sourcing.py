@@ -594,9 +594,9 @@ def gather_same_day(
 # ---------------------------------------------------------------------------
 # greedy
 #
-# Availability is read lazily and kept per list entry ``q`` in ``wav[q]`` (width
+# Availability is read lazily and kept per list entry ``q`` in ``av.wav[q]`` (width
 # ``3C + 1`` for ``C`` channels): ``wav[q, c]`` is the working available(c), -1 until
-# the entry is first read from the ledger's per-position arrays (row ``rows[q]``);
+# the entry is first read from the ledger's per-position arrays (row ``av.row[q]``);
 # ``wav[q, C]`` is ``free = on_hand - reserved - safety``, ``wav[q, C + 1 + c]`` the
 # unused fence of channel ``c`` and ``wav[q, 2C + 1 + c]`` its cap room. Taking units
 # for one channel updates that state as the ledger would on reservation and
@@ -617,7 +617,7 @@ def refresh_avail(q: int, wav: np.ndarray, nch: int) -> None:
 
 @jit
 def load_entry(q: int, av: Avail) -> None:
-    """Read list entry ``q``'s state from ledger row ``rows[q]``."""
+    """Read list entry ``q``'s state from ledger row ``av.row[q]``."""
     wav, rows = av.wav, av.row
     on_hand, safety, fence = av.stock.on_hand, av.stock.safety, av.stock.fence
     lcap, reserved = av.stock.cap, av.stock.reserved
@@ -1225,7 +1225,7 @@ def candidates(
     fill: bool,
 ) -> None:
     """Candidate table of every order (two passes: ``fill=False`` only counts into
-    ``counts`` = [candidates, line entries])."""
+    ``table.counts`` = [candidates, line entries])."""
     o_ptr, l_sku, o_chan = orders.ptr, orders.sku, orders.channel
     o_service = orders.service
     o_lat, o_lon, o_pickup = orders.lat, orders.lon, orders.pickup
