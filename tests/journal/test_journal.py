@@ -551,20 +551,35 @@ def test_replay_equals_snapshot_for_random_histories(
     horizon: int | None,
 ) -> None:
     path = tmp_path_factory.mktemp("h") / "j.db"
-    net = make_small_network()
-    ledger = open_ledger(path, net, snapshot_every=snapshot_every, horizon=horizon)
+    _check_reopen_verify_replay(path, history, snapshot_every, horizon, checkpoint=True)
+
+
+def _check_reopen_verify_replay(
+    target: Any,
+    history: list[list[tuple]],
+    snapshot_every: int | None,
+    horizon: int | None,
+    *,
+    checkpoint: bool,
+) -> None:
+    """Journal ``history`` at ``target``; reopening, verifying and replaying it must all
+    give the state the ledger had."""
+    ledger = open_ledger(
+        target, make_small_network(), snapshot_every=snapshot_every, horizon=horizon
+    )
     for t, batch in enumerate(history):
         ledger.apply(_batch(batch, t))
-    ledger.checkpoint()
+    if checkpoint:
+        ledger.checkpoint()
     digest = ledger.state_digest()
     seq = ledger.seq
     ledger.close()
-    with open_ledger(path, horizon=horizon) as again:
+    with open_ledger(target, horizon=horizon) as again:
         assert again.state_digest() == digest and again.seq == seq
-    report = verify_journal(path)
+    report = verify_journal(target)
     assert report.ok, report.summary()
     assert report.digest == digest
-    assert replay_journal(path).state_digest() == digest
+    assert replay_journal(target).state_digest() == digest
 
 
 def _batch(spec: list[tuple], t: int) -> Events:
@@ -608,19 +623,7 @@ def test_replay_equals_snapshot_for_random_histories_postgres(
     import uuid
 
     url = pg_server.url(f"h_{uuid.uuid4().hex[:16]}")
-    net = make_small_network()
-    ledger = open_ledger(url, net, snapshot_every=snapshot_every, horizon=horizon)
-    for t, batch in enumerate(history):
-        ledger.apply(_batch(batch, t))
-    digest = ledger.state_digest()
-    seq = ledger.seq
-    ledger.close()
-    with open_ledger(url, horizon=horizon) as again:
-        assert again.state_digest() == digest and again.seq == seq
-    report = verify_journal(url)
-    assert report.ok, report.summary()
-    assert report.digest == digest
-    assert replay_journal(url).state_digest() == digest
+    _check_reopen_verify_replay(url, history, snapshot_every, horizon, checkpoint=False)
 
 
 def test_read_and_replay_a_range(target: Any) -> None:
